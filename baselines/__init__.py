@@ -1,0 +1,7 @@
+"""Closed-form Bayes estimators (float64, numpy/scipy) and the metrics that compare predictors."""
+
+from baselines.dmmse import dmmse_predictions
+from baselines.metrics import delta, loss_vs_noiseless, loss_vs_noisy
+from baselines.ridge import ridge_predictions
+
+__all__ = ["delta", "dmmse_predictions", "loss_vs_noiseless", "loss_vs_noisy", "ridge_predictions"]

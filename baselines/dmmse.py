@@ -1,0 +1,125 @@
+"""Discrete MMSE estimator: the posterior mean under the uniform prior on a finite task pool.
+
+Paper Eq. 2: at position k the estimate is
+
+    w_hat_k = sum_i softmax_i( -1/(2 sigma^2) sum_{j<k} (y_j - w_i . x_j)^2 ) w_i,
+
+and the prediction is x_k . w_hat_k (the pool mean at k = 1, where the context is empty).
+
+Why it is written this way: at M = 2^20 tasks the log-weights of all (sequence, prefix, task)
+triples would be hundreds of GiB, and the per-prefix loop takes an hour on two cores. Expanding the
+square, the part of the log-weight that depends on the task is
+
+    ( 2 b_k . w_i - w_i^T G_k w_i ) / (2 sigma^2),   G_k = sum_{j<k} x_j x_j^T,  b_k = sum_{j<k} y_j x_j,
+
+which is linear in the task features phi(w) = [w, w_a w_b (a <= b)]. So the log-weights of every prefix
+of a block of sequences against a chunk of the pool are one matrix product, and the softmax is
+accumulated over pool chunks with a running maximum (log-sum-exp), exact even when every likelihood
+underflows. Memory is bounded by the chunk sizes, independent of M.
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from baselines.checks import as_context, as_pool
+from baselines.prefix import prefix_moments
+
+# Sizes picked by measurement (benchmarks/bench_baselines.py): a (ROWS, POOL_CHUNK) float64 block
+# (4 MiB) stays in cache, and the matrix products are large enough for BLAS to be efficient.
+ROWS = 512
+POOL_CHUNK = 1024
+# Log-weights further than this below the running maximum are set to exactly zero before exp:
+# exp(-700) is 1e-304, far below float64 resolution of any sum, and it keeps exp from producing
+# denormal numbers, which are about 10x slower in the products that follow.
+FLOOR = -700.0
+
+
+def dmmse_predictions(xs, ys, *, pool, noise_scale, workers=2):
+    """Posterior-mean predictions under the uniform prior on `pool` (paper Eq. 2), every prefix.
+
+    Position k (0-based) is predicted from the k pairs before it and x_k; `workers` threads share
+    the sequences. Shapes: xs (B, K, D), ys (B, K), pool (M, D) -> (B, K), float64.
+    """
+    xs, ys = as_context(xs, ys)
+    pool = as_pool(pool, xs.shape[2])
+    if not np.isfinite(noise_scale) or noise_scale <= 0:
+        raise ValueError(f"noise_scale must be a positive finite number, got {noise_scale!r}")
+    if int(workers) != workers or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    features = _prefix_features(xs, ys, noise_scale)  # (B*K, F)
+    w_hat = np.empty((features.shape[0], xs.shape[2]))
+    blocks = [slice(i, min(i + ROWS, len(features))) for i in range(0, len(features), ROWS)]
+    shares = [blocks[i::workers] for i in range(workers)]
+    # Threads, each with single-threaded BLAS: numpy's exp and max release the GIL but run on one
+    # core, so this keeps both cores busy in them too; two threads each asking a multi-threaded
+    # BLAS for both cores are slower than one thread (measured in benchmarks/).
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as executor:
+        list(executor.map(lambda share: _posterior_means(features, pool, share, w_hat), shares))
+    w_hat = w_hat.reshape(xs.shape)
+    return np.einsum("bkd,bkd->bk", xs, w_hat)
+
+
+def _prefix_features(xs, ys, noise_scale):
+    """Per-prefix coefficients f_k with f_k . phi(w) = (2 b_k.w - w^T G_k w) / (2 sigma^2).
+
+    Shapes: xs (B, K, D), ys (B, K) -> (B*K, D + D(D+1)/2); row (b, k) uses pairs j < k only.
+    """
+    n_dims = xs.shape[2]
+    gram, b = prefix_moments(xs, ys)  # (B, K, D, D), (B, K, D)
+    rows, cols = np.triu_indices(n_dims)
+    # Off-diagonal entries appear twice in w^T G w.
+    quad = gram[..., rows, cols] * np.where(rows == cols, 1.0, 2.0)
+    features = np.concatenate([2.0 * b, -quad], axis=-1) / (2.0 * noise_scale**2)
+    return features.reshape(-1, features.shape[-1])
+
+
+def _task_features(pool):
+    """[phi(w), 1] with phi(w) = [w, w_a w_b for a <= b] as in `_prefix_features`.
+
+    The trailing 1 multiplies each row's -shift, so the product already subtracts the running
+    maximum and saves a pass over the logits. Shapes: (M, D) -> (F + 1, M).
+    """
+    rows, cols = np.triu_indices(pool.shape[1])
+    ones = np.ones((len(pool), 1))
+    return np.ascontiguousarray(np.concatenate([pool, pool[:, rows] * pool[:, cols], ones], axis=1).T)
+
+
+def _posterior_means(features, pool, blocks, out):
+    """Softmax-weighted pool means for the prefix rows in `blocks`, streaming over the pool.
+
+    Per row it keeps [f, -m] (m: the largest log-weight so far) and, relative to m, the running
+    sums [sum_i e_i w_i, sum_i e_i] of the weighted tasks and of the weights.
+    """
+    scaled = [np.concatenate([features[b], np.zeros((b.stop - b.start, 1))], axis=1) for b in blocks]
+    acc = [np.zeros((b.stop - b.start, pool.shape[1] + 1)) for b in blocks]
+    logits = np.empty((max((len(s) for s in scaled), default=0), POOL_CHUNK))
+    for start in range(0, len(pool), POOL_CHUNK):
+        tasks = pool[start : start + POOL_CHUNK]
+        phi_t = _task_features(tasks)  # (F + 1, Mc)
+        tasks1 = np.concatenate([tasks, np.ones((len(tasks), 1))], axis=1)  # (Mc, D + 1)
+        for f, a in zip(scaled, acc, strict=True):
+            lg = logits[: len(f), : len(tasks)]
+            np.matmul(f, phi_t, out=lg)  # (R, F + 1) @ (F + 1, Mc) -> (R, Mc)
+            _accumulate(lg, tasks1, f[:, -1], a, first=start == 0)
+    for b, a in zip(blocks, acc, strict=True):
+        out[b] = a[:, :-1] / a[:, -1:]
+
+
+def _accumulate(logits, tasks1, neg_shift, acc, *, first):
+    """Fold one chunk of shifted log-weights into the running log-sum-exp state (in place).
+
+    Shapes: logits (R, Mc) is overwritten, tasks1 (Mc, D + 1), neg_shift (R,), acc (R, D + 1).
+    """
+    chunk_max = logits.max(axis=1)
+    # The first chunk sets the shift; later, rows whose maximum moved up are rescaled to it.
+    grow = np.ones(len(logits), bool) if first else chunk_max > 0
+    if grow.any():
+        up = chunk_max[grow]
+        logits[grow] -= up[:, None]
+        acc[grow] *= np.exp(-up)[:, None]
+        neg_shift[grow] -= up
+    np.maximum(logits, FLOOR, out=logits)
+    np.exp(logits, out=logits)
+    acc += logits @ tasks1  # (R, Mc) @ (Mc, D + 1) -> (R, D + 1)

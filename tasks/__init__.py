@@ -1,0 +1,20 @@
+"""What the data is: task pools, seeded training batches, fixed evaluation sets."""
+
+from tasks.evalsets import EvalSet, make_eval_set
+from tasks.pool import TaskPool, load_pool, make_pool, parse_n_tasks, pool_digest, save_pool
+from tasks.sampling import BatchSpec, sample_batch
+from tasks.streams import stream_seed
+
+__all__ = [
+    "BatchSpec",
+    "EvalSet",
+    "TaskPool",
+    "load_pool",
+    "make_eval_set",
+    "make_pool",
+    "parse_n_tasks",
+    "pool_digest",
+    "sample_batch",
+    "save_pool",
+    "stream_seed",
+]

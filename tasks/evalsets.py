@@ -1,0 +1,60 @@
+"""Fixed evaluation sets for the two task distributions of the paper.
+
+- T_Pretrain: tasks drawn uniformly from the training pool, fresh x and noise.
+- T_True: a fresh w ~ N(0, task_scale^2 I_D) per sequence (the original code calls it "Latent").
+They use their own seeds and stream ids, so they share no draw with any training batch, and numpy
+generators on the CPU, so they are the same on every device. Values are float32, the precision the
+transformer reads; estimators cast the same values to float64.
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+
+from tasks.streams import numpy_rng
+
+KINDS = ("pretrain", "true")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalSet:
+    """One fixed evaluation set. Shapes: xs (N, K, D), ws (N, D), ys (N, K), float32."""
+
+    xs: np.ndarray
+    ws: np.ndarray
+    ys: np.ndarray
+
+
+def make_eval_set(
+    kind,
+    pool,
+    *,
+    n_eval,
+    n_points,
+    noise_scale,
+    data_scale=1.0,
+    eval_data_seed=104,
+    eval_task_seed=105,
+    eval_noise_seed=106,
+):
+    """The evaluation set of `kind` ('pretrain' or 'true') for `pool` (a `tasks.TaskPool`)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if kind == "pretrain" and pool.n_tasks == math.inf:
+        raise ValueError("kind='pretrain' needs a finite pool, got n_tasks=inf")
+    for name, value in (("n_eval", n_eval), ("n_points", n_points)):
+        if isinstance(value, bool) or int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    index = KINDS.index(kind)
+    shape = (int(n_eval), int(n_points), pool.n_dims)
+    xs = data_scale * numpy_rng(eval_data_seed, "eval_data", index).standard_normal(shape)
+    task_rng = numpy_rng(eval_task_seed, "eval_task", index)
+    if kind == "pretrain":
+        ws = pool.tasks[task_rng.integers(len(pool.tasks), size=shape[0])].astype(np.float64)
+    else:
+        ws = pool.task_scale * task_rng.standard_normal((shape[0], shape[2]))
+    xs, ws = xs.astype(np.float32), ws.astype(np.float32)
+    noise = noise_scale * numpy_rng(eval_noise_seed, "eval_noise", index).standard_normal(shape[:2])
+    ys = np.einsum("nkd,nd->nk", xs.astype(np.float64), ws.astype(np.float64)) + noise
+    return EvalSet(xs, ws, ys.astype(np.float32))

@@ -1,0 +1,114 @@
+"""Task pools: M linear-regression tasks w ~ N(0, task_scale^2 I_D) drawn once (paper Sec. 2).
+
+M = infinity is the limit of unbounded diversity: there is no pool and every sequence gets a fresh
+task, so its `tasks` array is None. A pool is saved as one `.npz` file holding the tasks and a JSON
+header with its shape, its parameters and the SHA-256 digest of the tasks, which `load_pool` checks.
+"""
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from tasks.streams import numpy_rng
+
+FORMAT = "icl-task-pool/1"
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskPool:
+    """A task pool and how it was drawn. Shapes: tasks (M, D) float32, or None when M = inf."""
+
+    tasks: np.ndarray | None
+    n_tasks: float  # an int, or math.inf
+    n_dims: int
+    seed: int
+    task_scale: float
+
+    @property
+    def digest(self):
+        return pool_digest(self.tasks, self.n_dims)
+
+
+def parse_n_tasks(value):
+    """M from user input: a positive integer, or inf (also 'inf', 'infinity')."""
+    text = str(value).strip().lower()
+    if text in ("inf", "infinity", "+inf"):
+        return math.inf
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError(f"n_tasks must be a positive integer or inf, got {value!r}") from None
+    if number == math.inf:
+        return math.inf
+    if not number.is_integer() or number < 1:
+        raise ValueError(f"n_tasks must be a positive integer or inf, got {value!r}")
+    return int(number)
+
+
+def make_pool(n_tasks, n_dims, *, seed, task_scale=1.0):
+    """Draw M tasks from N(0, task_scale^2 I_D) with the pool stream of `seed`."""
+    n_tasks = parse_n_tasks(n_tasks)
+    if isinstance(n_dims, bool) or int(n_dims) != n_dims or n_dims < 1:
+        raise ValueError(f"n_dims must be a positive integer, got {n_dims!r}")
+    if not math.isfinite(task_scale) or task_scale <= 0:
+        raise ValueError(f"task_scale must be a positive finite number, got {task_scale!r}")
+    tasks = None
+    if n_tasks != math.inf:
+        draws = numpy_rng(seed, "pool").standard_normal((n_tasks, int(n_dims)))
+        tasks = (task_scale * draws).astype(np.float32)
+    return TaskPool(tasks, n_tasks, int(n_dims), int(seed), float(task_scale))
+
+
+def pool_digest(tasks, n_dims):
+    """SHA-256 of the pool's shape and float32 little-endian bytes (an empty pool when M = inf)."""
+    data = np.zeros((0, n_dims), "<f4") if tasks is None else np.ascontiguousarray(tasks, "<f4")
+    return hashlib.sha256(f"{data.shape}".encode() + data.tobytes()).hexdigest()
+
+
+def save_pool(pool, path):
+    """Write `pool` to `path` atomically: readers never see a half-written file."""
+    header = {
+        "format": FORMAT,
+        "n_tasks": "inf" if pool.n_tasks == math.inf else pool.n_tasks,
+        "n_dims": pool.n_dims,
+        "shape": [0 if pool.tasks is None else len(pool.tasks), pool.n_dims],
+        "seed": pool.seed,
+        "task_scale": pool.task_scale,
+        "sha256": pool.digest,
+    }
+    tasks = np.zeros((0, pool.n_dims), np.float32) if pool.tasks is None else pool.tasks
+    folder = os.path.dirname(os.path.abspath(path))
+    with tempfile.NamedTemporaryFile(dir=folder, suffix=".tmp", delete=False) as f:
+        np.savez(f, tasks=tasks, header=np.array(json.dumps(header)))
+    os.replace(f.name, path)
+
+
+def load_pool(path):
+    """Read a pool file, checking its format, shape and digest; a bad file raises ValueError."""
+    if not os.path.isfile(path):
+        raise ValueError(f"pool file {path!r} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            header = json.loads(str(data["header"]))
+            tasks = data["tasks"]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, json.JSONDecodeError) as error:
+        raise ValueError(f"pool file {path!r} is not a readable task pool ({error})") from None
+    if header.get("format") != FORMAT:
+        raise ValueError(f"pool file {path!r} has format {header.get('format')!r}, expected {FORMAT!r}")
+    if list(tasks.shape) != header["shape"]:
+        raise ValueError(f"pool file {path!r} holds shape {list(tasks.shape)} but records {header['shape']}")
+    n_tasks = parse_n_tasks(header["n_tasks"])
+    if len(tasks) != (0 if n_tasks == math.inf else n_tasks):
+        raise ValueError(f"pool file {path!r} records n_tasks={header['n_tasks']} but holds {len(tasks)} tasks")
+    pool = TaskPool(
+        None if n_tasks == math.inf else tasks, n_tasks, header["n_dims"], header["seed"], header["task_scale"]
+    )
+    if pool.digest != header["sha256"]:
+        raise ValueError(f"pool file {path!r} is corrupted: sha256 {pool.digest} != recorded {header['sha256']}")
+    return pool

@@ -1,0 +1,39 @@
+"""Collision-free seeds for every random stream.
+
+Each draw is keyed by (seed, stream, index): the user's seed for that stream, the stream's fixed id
+below, and the step (training) or the evaluation set (evaluation). numpy's SeedSequence hashes the
+key, so two different keys give unrelated generators even when their seeds coincide: the eval data
+never repeats a training batch, and step s never reuses step s+1's draws (the `seed + step` trap).
+"""
+
+import numpy as np
+import torch
+
+STREAMS = {
+    "pool": 0,
+    "data": 1,
+    "task": 2,
+    "noise": 3,
+    "eval_data": 4,
+    "eval_task": 5,
+    "eval_noise": 6,
+}
+
+
+def stream_seed(seed, stream, index=0):
+    """A 63-bit seed for draw `index` of `stream` under the user's `seed` (all non-negative ints)."""
+    for name, value in (("seed", seed), ("index", index)):
+        if isinstance(value, bool) or int(value) != value or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    state = np.random.SeedSequence([int(seed), STREAMS[stream], int(index)]).generate_state(2, np.uint32)
+    return (int(state[0]) << 31) ^ int(state[1])
+
+
+def numpy_rng(seed, stream, index=0):
+    """A numpy Generator for one keyed draw (used for pools and evaluation sets, device-independent)."""
+    return np.random.Generator(np.random.PCG64(stream_seed(seed, stream, index)))
+
+
+def torch_generator(seed, stream, index=0, device="cpu"):
+    """A torch Generator on `device` for one keyed draw (used for training batches)."""
+    return torch.Generator(device=device).manual_seed(stream_seed(seed, stream, index))
