@@ -1,0 +1,1 @@
+"""Entry points: click scripts that run the library under MLflow tracking."""
