@@ -1,0 +1,86 @@
+"""Scoring on the fixed evaluation sets: estimator predictions, loss/D and Delta, with stable keys.
+
+Metric keys are the same in every run so the MLflow UI can chart and compare them across runs:
+  {dist}/{predictor}/loss_noiseless   loss/D against x.w        (dist: pretrain | true)
+  {dist}/{predictor}/loss_noisy       loss/D against noisy y    (predictor: pt | dmmse | ridge)
+  {dist}/delta_{a}_{b}                Delta_{a,b} (paper Eq. 4)
+Each is a mean over positions; `_by_k` variants hold the per-position curve with step = k (1-based).
+"""
+
+import json
+import math
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import torch
+
+from baselines import delta, dmmse_predictions, loss_vs_noiseless, loss_vs_noisy, ridge_predictions
+from tasks import make_eval_set
+
+EVAL_KEYS = ("n_eval", "n_points", "noise_scale", "data_scale", "eval_data_seed", "eval_task_seed", "eval_noise_seed")
+PAIRS = (("pt", "dmmse"), ("pt", "ridge"), ("dmmse", "ridge"))
+
+
+def distributions(pool):
+    """T_Pretrain and T_True; with M = inf they coincide, so only T_True is scored."""
+    return ("true",) if pool.n_tasks == math.inf else ("pretrain", "true")
+
+
+def build_eval_sets(pool, settings):
+    """The fixed evaluation sets of `pool` under `settings` (the EVAL_KEYS entries)."""
+    kwargs = {key: settings[key] for key in EVAL_KEYS}
+    return {dist: make_eval_set(dist, pool, **kwargs) for dist in distributions(pool)}
+
+
+def estimator_predictions(pool, eval_set, noise_scale):
+    """Ridge (lambda = sigma^2 / tau^2) and, for a finite pool, dMMSE on one eval set. Shapes: (N, K) each."""
+    preds = {"ridge": ridge_predictions(eval_set.xs, eval_set.ys, lam=noise_scale**2 / pool.task_scale**2)}
+    if pool.tasks is not None:
+        preds["dmmse"] = dmmse_predictions(eval_set.xs, eval_set.ys, pool=pool.tasks, noise_scale=noise_scale)
+    return preds
+
+
+@torch.no_grad()
+def transformer_predictions(model, eval_set, *, device, chunk=4096):
+    """The transformer's predictions on an eval set, in chunks. Shapes: -> (N, K) float64."""
+    model.eval()
+    out = []
+    for start in range(0, len(eval_set.xs), chunk):
+        xs = torch.from_numpy(eval_set.xs[start : start + chunk]).to(device)
+        ys = torch.from_numpy(eval_set.ys[start : start + chunk]).to(device)
+        out.append(model(xs, ys).double().cpu().numpy())
+    model.train()
+    return np.concatenate(out)
+
+
+def score(dist, eval_set, preds):
+    """Per-position curves of every metric for the predictors in `preds` on one distribution."""
+    n_dims = eval_set.xs.shape[2]
+    curves = {}
+    for name, p in preds.items():
+        curves[f"{dist}/{name}/loss_noiseless"] = loss_vs_noiseless(p, eval_set.xs, eval_set.ws)
+        curves[f"{dist}/{name}/loss_noisy"] = loss_vs_noisy(p, eval_set.ys, n_dims=n_dims)
+    for a, b in PAIRS:
+        if a in preds and b in preds:
+            curves[f"{dist}/delta_{a}_{b}"] = delta(preds[a], preds[b], n_dims=n_dims)
+    return curves
+
+
+def log_curves(curves, *, step=None, by_position=True):
+    """Log each curve's mean (at `step`) and, if asked, the curve itself with step = position."""
+    mlflow.log_metrics({key: float(curve.mean()) for key, curve in curves.items()}, step=step)
+    if by_position:
+        for key, curve in curves.items():
+            for k, value in enumerate(curve, start=1):
+                mlflow.log_metric(f"{key}_by_k", float(value), step=k)
+
+
+def save_eval_sets(folder, eval_sets, preds, settings, pool):
+    """Write eval sets with cached predictions (eval/{dist}.npz) and how they were made (settings.json)."""
+    folder = Path(folder)
+    for dist, eval_set in eval_sets.items():
+        arrays = {"xs": eval_set.xs, "ws": eval_set.ws, "ys": eval_set.ys, **preds[dist]}
+        np.savez(folder / f"{dist}.npz", **arrays)
+    record = {key: settings[key] for key in EVAL_KEYS} | {"pool_sha256": pool.digest}
+    (folder / "settings.json").write_text(json.dumps(record, indent=2))

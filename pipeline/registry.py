@@ -1,0 +1,87 @@
+"""The trained transformer in the MLflow registry: logging, registering, aliasing and reloading.
+
+Versions of one registered model carry tags (n_tasks, n_dims, n_points, total_steps, seeds, pool
+digest) and each pool size has an alias, m<M> or minf, on the newest version trained on it, so
+`models:/<name>@m1024` reloads in any fresh process.
+"""
+
+import tempfile
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import torch
+from mlflow.models import ModelSignature
+from mlflow.tracking import MlflowClient
+from mlflow.types import Schema, TensorSpec
+
+import models
+from models import load_model_files, save_model_files
+from models.files import CONFIG_FILE, WEIGHTS_FILE
+from pipeline.cli import pool_label
+from pipeline.tracking import local_copy
+
+PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
+TAG_KEYS = (
+    "n_dims",
+    "n_points",
+    "total_steps",
+    "batch_size",
+    "n_layer",
+    "n_embd",
+    "n_head",
+    "data_seed",
+    "task_seed",
+    "noise_seed",
+    "model_seed",
+)
+
+
+def signature(n_dims):
+    inputs = Schema(
+        [TensorSpec(np.dtype(np.float32), (-1, -1, n_dims), "xs"), TensorSpec(np.dtype(np.float32), (-1, -1), "ys")]
+    )
+    return ModelSignature(inputs=inputs, outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1))]))
+
+
+def log_and_register(model, settings, pool, name="model"):
+    """Log `model` as a pyfunc on the active run, register it with its tags and point the pool size's
+    alias at it. Called last in a run; if registering fails half-way, the new version is deleted."""
+    n_points, n_dims = model.config.n_points, model.config.n_dims
+    example = {"xs": np.zeros((1, n_points, n_dims), np.float32), "ys": np.zeros((1, n_points), np.float32)}
+    with tempfile.TemporaryDirectory() as folder:
+        config_path, weights_path = save_model_files(model, folder)
+        info = mlflow.pyfunc.log_model(
+            name=name,
+            python_model=str(PYFUNC_FILE),
+            artifacts={"config": str(config_path), "state_dict": str(weights_path)},
+            code_paths=[str(Path(models.__file__).parent)],
+            signature=signature(n_dims),
+            input_example=example,
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}", "numpy"],
+        )
+    tags = {key: settings[key] for key in TAG_KEYS}
+    tags |= {"n_tasks": pool.n_tasks, "pool_seed": pool.seed, "pool_sha256": pool.digest}
+    tags["run_id"] = mlflow.active_run().info.run_id
+    registered = mlflow.register_model(
+        info.model_uri, settings["model_name"], tags={k: _tag(v) for k, v in tags.items()}
+    )
+    try:
+        MlflowClient().set_registered_model_alias(settings["model_name"], pool_label(pool.n_tasks), registered.version)
+    except Exception:
+        MlflowClient().delete_model_version(settings["model_name"], registered.version)
+        raise
+    return registered.version
+
+
+def _tag(value):
+    return "inf" if value == float("inf") else str(value)
+
+
+def load_registered(uri, device="cpu"):
+    """The transformer behind a `models:/` or `runs:/` model URI, as a torch module on `device`."""
+    with local_copy(uri, name="model") as folder:
+        artifacts = Path(folder, "artifacts")
+        if not artifacts.is_dir():
+            raise ValueError(f"model={uri!r} is not a model logged by this project (no artifacts/ folder)")
+        return load_model_files(artifacts / CONFIG_FILE, artifacts / WEIGHTS_FILE, device)
