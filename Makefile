@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-slow bench lint clean
+.PHONY: setup test test-slow demo bench lint clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,10 @@ test: lint
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -q -m slow
+
+# The demo sweep (pipeline/presets.py "demo") into the embedded store: mlflow.db + mlartifacts/ here.
+demo: $(STAMP)
+	$(BIN)/python -m pipeline.main --preset demo
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

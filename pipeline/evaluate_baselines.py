@@ -34,7 +34,7 @@ def evaluate_baselines(params):
         raise ValueError(
             f"n_points={params['n_points']} exceeds the model's context of {transformer.config.n_points} points"
         )
-    with tracked_run(f"baselines-{pool_label(pool.n_tasks)}") as run:
+    with tracked_run(f"baselines-{pool_label(pool.n_tasks)}", "evaluate_baselines") as run:
         log_params_once(params | {"n_tasks": pool.n_tasks})
         mlflow.set_tag("pool_sha256", pool.digest)
         eval_sets = build_eval_sets(pool, params)

@@ -18,7 +18,7 @@ POOL_ARTIFACT = "pool/pool.npz"
 def generate_pool(params):
     """Run generate_pool with `params` (n_tasks, n_dims, task_scale, pool_seed); returns the run id."""
     pool = make_pool(params["n_tasks"], params["n_dims"], seed=params["pool_seed"], task_scale=params["task_scale"])
-    with tracked_run(f"pool-{pool_label(pool.n_tasks)}") as run:
+    with tracked_run(f"pool-{pool_label(pool.n_tasks)}", "generate_pool") as run:
         log_params_once(params)
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder, "pool.npz")

@@ -1,36 +1,41 @@
-"""Entry point: a task-diversity sweep. For each pool size M of the preset's grid (or -P n_tasks=...),
-generate_pool -> evaluate_baselines -> train run as child runs of this run.
+"""Entry point: the task-diversity sweep. For each pool size M of the grid (and each data scale),
+generate_pool -> evaluate_baselines -> train run as child runs of this run; finished children with
+the same params are reused. Then the summary: a table (MLflow table + CSV), the Fig. 2-style figure
+and the threshold estimate, on this run.
 
 Every option overrides the preset (pipeline/presets.py); left empty, the preset's value is used.
+batch_size or total_steps may hold two comma-separated values: the two data scales of the paper's
+threshold rule (warmup_steps is then scaled in proportion to total_steps).
 """
 
 import math
+import tempfile
+from pathlib import Path
 
 import click
 import mlflow
+from mlflow.tracking import MlflowClient
 
-from pipeline import evaluate_baselines, generate_pool, train
+from pipeline import summary
 from pipeline.cli import EntryCommand, entry_point
-from pipeline.generate_pool import POOL_ARTIFACT
-from pipeline.options import NTasksList, option, options
+from pipeline.figures import sweep_figure
+from pipeline.options import SPECS, NTasksList, option, options
 from pipeline.presets import PRESETS, resolve
+from pipeline.sweep import job_label, run_chains
 from pipeline.tracking import log_params_once, tracked_run
 
-STAGES = (generate_pool, evaluate_baselines, train)
 OVERRIDABLE = (
     "n_dims",
     "n_points",
     "noise_scale",
     "task_scale",
     "data_scale",
-    "batch_size",
     "n_layer",
     "n_embd",
     "n_head",
     "lr",
     "schedule",
     "warmup_steps",
-    "total_steps",
     "weight_decay",
     "pool_seed",
     "data_seed",
@@ -44,39 +49,104 @@ OVERRIDABLE = (
     "n_eval",
     "device",
     "model_name",
+    "workers",
 )
 
 
-def stage_params(stage, settings, **extra):
-    """The subset of `settings` that a stage's click command declares, plus `extra`."""
-    names = {p.name for p in stage.main.params}
-    return {key: value for key, value in settings.items() if key in names} | extra
+def data_scales(settings):
+    """[(label, settings)] per data scale: one, or two when batch_size or total_steps lists two values."""
+    batches, totals = settings["batch_size"], settings["total_steps"]
+    if len(batches) > 1 and len(totals) > 1:
+        raise ValueError(f"give two values for batch_size or for total_steps, not both: {batches}, {totals}")
+    if max(len(batches), len(totals)) > 2:
+        raise ValueError(f"at most two data scales, got batch_size={batches}, total_steps={totals}")
+    if len(batches) == 2:
+        return [(f"B{b}", settings | {"batch_size": b, "total_steps": totals[0]}) for b in batches]
+    if len(totals) == 2:
+        warmup = settings["warmup_steps"] / totals[0]
+        return [
+            (f"T{t}", settings | {"total_steps": t, "batch_size": batches[0], "warmup_steps": round(warmup * t)})
+            for t in totals
+        ]
+    return [("", settings | {"batch_size": batches[0], "total_steps": totals[0]})]
 
 
 def sweep(preset, overrides):
-    """Run the sweep; returns the parent run id."""
+    """Run the sweep and its summary; returns the parent run id."""
     settings = resolve(preset, overrides)
-    with tracked_run(f"sweep-{preset}") as run:
-        log_params_once({"preset": preset} | {k: v for k, v in overrides.items() if v is not None})
-        mlflow.set_tag("n_tasks_grid", ",".join(_label(m) for m in settings["n_tasks"]))
-        for n_tasks in settings["n_tasks"]:
-            click.echo(f"--- M = {_label(n_tasks)} ---")
-            pool_run = generate_pool.generate_pool(stage_params(generate_pool, settings, n_tasks=n_tasks))
-            pool_uri = f"runs:/{pool_run}/{POOL_ARTIFACT}"
-            baselines_run = evaluate_baselines.evaluate_baselines(
-                stage_params(evaluate_baselines, settings, pool=pool_uri, model="")
-            )
-            train.train(stage_params(train, settings, pool=pool_uri, baselines=f"runs:/{baselines_run}"))
+    for key in ("batch_size", "total_steps"):
+        settings[key] = settings[key] if isinstance(settings[key], list) else [settings[key]]
+    scales = data_scales(settings)
+    with tracked_run(f"sweep-{preset}", "main") as run:
+        # Under `mlflow run`, the launcher has logged the options as given ("" = from the preset), so
+        # the resolved settings also go to settings.json; run directly, they are the params.
+        resolved = {k: ",".join(map(_text, v)) if isinstance(v, list) else v for k, v in settings.items()}
+        log_params_once({"preset": preset} | resolved)
+        mlflow.log_dict(resolved, "settings.json")
+        grid = [(m, scale, s) for scale, s in scales for m in settings["n_tasks"]]
+        jobs = [(s, m, job_label(m, scale)) for m, scale, s in grid]
+        click.echo(
+            f"sweep {preset}: {len(jobs)} trainings ({', '.join(j[2] for j in jobs)}), {settings['workers']} at a time"
+        )
+        chains = run_chains(jobs, run.info.run_id, settings["workers"])
+        rows = [_row(chain, m, scale) for chain, (m, scale, _) in zip(chains, grid, strict=True)]
+        _log_summary(rows)
     return run.info.run_id
 
 
-def _label(n_tasks):
-    return "inf" if n_tasks == math.inf else str(n_tasks)
+def _row(chain, n_tasks, scale):
+    client = MlflowClient()
+    baselines = client.get_run(chain["evaluate_baselines"]).data.metrics
+    trained = client.get_run(chain["train"]).data.metrics
+    return summary.summary_row(n_tasks, scale, baselines, trained)
+
+
+def _log_summary(rows):
+    log2_m, rule = summary.threshold(rows)
+    mlflow.set_tag("threshold_rule", rule)
+    if math.isfinite(log2_m):
+        mlflow.log_metric("threshold_log2_n_tasks", log2_m)
+    mlflow.log_table(summary.summary_table(rows), "summary/summary.json")
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, "summary.csv").write_text(summary.summary_csv(rows))
+        mlflow.log_artifact(str(Path(folder, "summary.csv")), "summary")
+    mlflow.log_figure(sweep_figure(rows, log2_m, rule), "summary/sweep.png")
+    click.echo(summary.summary_csv(rows))
+    found = f"M* ~ 2^{log2_m:.2f}" if math.isfinite(log2_m) else "no threshold inside the grid"
+    click.echo(f"{found} ({rule})")
+    click.echo(f"summary figure: {mlflow.get_artifact_uri('summary/sweep.png')}")
+    click.echo(f"summary table:  {mlflow.get_artifact_uri('summary/summary.csv')}")
+    click.echo(f"open the MLflow UI on these runs: {ui_command()}")
+
+
+def ui_command():
+    """The command that serves this tracking store in the MLflow UI (one worker: 2-core machines)."""
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith("sqlite:///"):
+        return f"mlflow server --backend-store-uri {uri} --workers 1 --port 5000  # then open http://127.0.0.1:5000"
+    return f"open {uri} in a browser"
+
+
+def _text(value):
+    return "inf" if value == math.inf else str(value)
+
+
+class IntList(click.ParamType):
+    """Comma-separated positive integers (one or two data scales)."""
+
+    name = "ints"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        items = [click.IntRange(min=1).convert(item, param, ctx) for item in str(value).split(",")]
+        return items
 
 
 @click.command(
     cls=EntryCommand,
-    help="Task-diversity sweep: for each M, generate_pool -> evaluate_baselines -> train as child runs.",
+    help="Task-diversity sweep: for each M, generate_pool -> evaluate_baselines -> train "
+    "as child runs, then the summary table, figure and threshold estimate.",
 )
 @option(
     "preset",
@@ -90,6 +160,13 @@ def _label(n_tasks):
     unset=True,
     help="grid of pool sizes M, comma-separated (e.g. 2,8,32,inf); empty: the preset's grid.",
 )
+@option(
+    "batch_size",
+    type=IntList(),
+    unset=True,
+    help=SPECS["batch_size"][1] + " Two values (e.g. 256,512) make two data scales.",
+)
+@option("total_steps", type=IntList(), unset=True, help=SPECS["total_steps"][1] + " Two values make two data scales.")
 @options(*OVERRIDABLE, unset=True)
 @entry_point
 def main(preset, **overrides):

@@ -94,6 +94,7 @@ SPECS = {
     "eval_every": (POSITIVE, "training steps between evaluations on the fixed eval sets."),
     "n_eval": (POSITIVE, "sequences in each evaluation set (T_Pretrain and T_True)."),
     "device": (Device(), "torch device for training: auto, cpu, cuda or cuda:N."),
+    "workers": (POSITIVE, "chains of a sweep run at once, each in its own process (2 suits 2 cores for small models)."),
     "model_name": (click.STRING, "registered model name; versions get an alias per pool size (m1024, minf)."),
 }
 

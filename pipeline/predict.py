@@ -33,7 +33,7 @@ def predict(params):
         )
     task_scale = pool.task_scale if pool is not None else 1.0
     scale_pool = pool or TaskPool(None, float("inf"), model.config.n_dims, 0, task_scale)
-    with tracked_run("predict") as run:
+    with tracked_run("predict", "predict") as run:
         log_params_once(params)
         preds = estimator_predictions(scale_pool, prompts, params["noise_scale"])
         preds["pt"] = transformer_predictions(model, prompts, device="cpu")

@@ -14,7 +14,7 @@ import torch
 from models import load_model_files
 
 # The input schema is the explicit tensor signature given when logging, not type hints.
-warnings.filterwarnings("ignore", message="Add type hints to the `predict` method")
+warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
 
 
 class InContextRegressorModel(mlflow.pyfunc.PythonModel):

@@ -22,30 +22,44 @@ DEFAULT_EXPERIMENT = "icl-task-diversity"
 def setup_tracking():
     """Point MLflow at the configured store and experiment (MLFLOW_EXPERIMENT_NAME, or the default)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    embedded = not os.environ.get("MLFLOW_TRACKING_URI")
-    if embedded:
-        mlflow.set_tracking_uri(f"sqlite:///{PROJECT_DIR / 'mlflow.db'}")
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{PROJECT_DIR / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
     if os.environ.get("MLFLOW_RUN_ID") or os.environ.get("MLFLOW_EXPERIMENT_ID") or mlflow.active_run():
         return  # `mlflow run` or a parent run chose the experiment
     name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
     experiment = MlflowClient().get_experiment_by_name(name)
     if experiment is None:
-        # Explicit artifact folder beside the store; a server keeps its own artifact root.
-        location = (PROJECT_DIR / "mlartifacts" / name).as_uri() if embedded else None
+        # A local SQLite store gets its artifact folder beside it (not ./mlruns of whatever the cwd
+        # is); a server keeps its own artifact root.
+        local = uri.startswith("sqlite:///")
+        store_dir = Path(uri.removeprefix("sqlite:///")).resolve().parent
+        location = (store_dir / "mlartifacts" / name).as_uri() if local else None
         experiment_id = MlflowClient().create_experiment(name, artifact_location=location)
     else:
         experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)
 
 
+_parent_run_id = None  # set in sweep worker processes, which have no active parent run of their own
+
+
+def nest_under(run_id):
+    """Make runs started in this process children of `run_id` (for sweep workers)."""
+    global _parent_run_id
+    _parent_run_id = run_id
+
+
 @contextlib.contextmanager
-def tracked_run(run_name):
-    """A run for one entry point: continues the `mlflow run` launcher's run, or nests under an active one.
+def tracked_run(run_name, stage):
+    """A run for one entry point: continues the `mlflow run` launcher's run, or nests under an active one
+    (or under the run given to `nest_under`). Tagged `stage` so sweeps can find it again.
 
     An exception inside marks the run FAILED and is re-raised.
     """
-    nested = mlflow.active_run() is not None
-    with mlflow.start_run(run_name=run_name, nested=nested) as run:
+    nested = mlflow.active_run() is not None or _parent_run_id is not None
+    parent = None if mlflow.active_run() else _parent_run_id
+    with mlflow.start_run(run_name=run_name, nested=nested, parent_run_id=parent) as run:
+        mlflow.set_tag("stage", stage)
         yield run
 
 

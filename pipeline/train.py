@@ -38,13 +38,17 @@ from tasks import BatchSpec, EvalSet, sample_batch
 LOSS_EVERY = 50  # steps between training-loss points (each costs a device sync)
 
 
-def train(params):
-    """Run train with `params`; returns the run id."""
+def train(params, *, on_eval=None, label=""):
+    """Run train with `params`; returns the run id.
+
+    `on_eval()` is called at each evaluation (sweeps rebalance threads there); `label` prefixes the
+    progress lines, which replace the live status line when set (several trainings share a terminal).
+    """
     pool = open_pool(params["pool"], params["n_dims"])
     if params["warmup_steps"] >= params["total_steps"]:
         raise ValueError(f"warmup_steps={params['warmup_steps']} must be below total_steps={params['total_steps']}")
     device = _device(params["device"])
-    with tracked_run(f"train-{pool_label(pool.n_tasks)}") as run:
+    with tracked_run(f"train-{pool_label(pool.n_tasks)}", "train") as run:
         log_params_once(params | {"n_tasks": pool.n_tasks, "task_scale": pool.task_scale})
         mlflow.set_tag("pool_sha256", pool.digest)
         evaluation = _evaluation(params, pool)
@@ -55,9 +59,8 @@ def train(params):
         n_params = sum(p.numel() for p in model.parameters())
         log_params_once({"n_params": n_params})
         click.echo(f"training {n_params:,} parameters on {device} for {params['total_steps']} steps, M={pool.n_tasks}")
-        _train_loop(model, params, pool, evaluation, device)
-        curves = _evaluate(model, evaluation, device)
-        log_curves(curves, step=params["total_steps"], by_position=True)
+        progress = Progress(params["total_steps"], label)
+        curves = _train_loop(model, params, pool, evaluation, device, progress, on_eval)
         mlflow.log_figure(
             per_position_figure(curves, list(evaluation), f"M = {pool.n_tasks}"), "figures/per_position.png"
         )
@@ -69,7 +72,8 @@ def train(params):
     return run.info.run_id
 
 
-def _train_loop(model, params, pool, evaluation, device):
+def _train_loop(model, params, pool, evaluation, device, progress, on_eval):
+    """Train for total_steps; returns the metric curves of the final evaluation."""
     spec = BatchSpec(
         params["batch_size"],
         params["n_points"],
@@ -84,7 +88,7 @@ def _train_loop(model, params, pool, evaluation, device):
     pool_tensor = None if pool.tasks is None else torch.from_numpy(pool.tasks).to(device)
     optimizer = make_optimizer(model, lr=params["lr"], weight_decay=params["weight_decay"])
     schedule = SCHEDULES[params["schedule"]]
-    total, progress = params["total_steps"], Progress(params["total_steps"])
+    total = params["total_steps"]
     running = torch.zeros((), device=device)
     for step in range(total):
         lr = schedule(step, lr=params["lr"], warmup_steps=params["warmup_steps"], total_steps=total)
@@ -100,10 +104,13 @@ def _train_loop(model, params, pool, evaluation, device):
             progress.update(done, loss)
         if done % params["eval_every"] == 0 or done == total:
             curves = _evaluate(model, evaluation, device)
-            log_curves(curves, step=done, by_position=False)
+            log_curves(curves, step=done, by_position=done == total)
             _save_checkpoint(model, optimizer, done)
             progress.report(done, curves)
+            if on_eval is not None:
+                on_eval()
     progress.close()
+    return curves
 
 
 def _evaluate(model, evaluation, device):
@@ -161,9 +168,9 @@ def _device(name):
 class Progress:
     """A live status line on a terminal; on a pipe or log file, one line per evaluation instead."""
 
-    def __init__(self, total):
-        self.total, self.start, self.live = total, time.perf_counter(), sys.stdout.isatty()
-        self.last_draw = 0.0
+    def __init__(self, total, label=""):
+        self.total, self.start, self.label = total, time.perf_counter(), label
+        self.live, self.last_draw = sys.stdout.isatty() and not label, 0.0
 
     def rate(self, step):
         return step / max(time.perf_counter() - self.start, 1e-9)
@@ -184,7 +191,7 @@ class Progress:
             for key in sorted(curves)
             if key.endswith("/pt/loss_noiseless") or "delta_pt" in key
         ]
-        click.echo(f"step {step}/{self.total} ({self.rate(step):.1f} steps/s): " + ", ".join(parts))
+        click.echo(f"{self.label}step {step}/{self.total} ({self.rate(step):.1f} steps/s): " + ", ".join(parts))
 
     def close(self):
         if self.live:

@@ -155,3 +155,18 @@ def test_bad_input_raises_value_error_naming_the_value(call, message):
     xs, ys, pool = rng.standard_normal((4, 5, 3)), rng.standard_normal((4, 5)), rng.standard_normal((6, 3))
     with pytest.raises(ValueError, match=message):
         call(xs, ys, pool)
+
+
+def test_dmmse_memory_stays_bounded_at_a_million_tasks():
+    import tracemalloc
+
+    rng = np.random.default_rng(9)
+    pool = rng.standard_normal((2**20, 8))
+    xs, ys = regression_data(rng, 256, 16, 8, 0.5, pool)
+    tracemalloc.start()
+    preds = dmmse_predictions(xs, ys, pool=pool, noise_scale=0.5)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert np.isfinite(preds).all()
+    assert peak < 2 * 2**30, f"peak {peak / 2**20:.0f} MiB"  # the acceptance bound; measured ~100 MiB
+    # a (B, K, M) log-weight tensor would be 256 * 16 * 2^20 * 8 bytes = 32 GiB

@@ -1,0 +1,56 @@
+"""Shared fixtures: a temporary SQLite tracking store with one smoke sweep in it, made once per run."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import mlflow
+import pytest
+from click.testing import CliRunner
+from mlflow.tracking import MlflowClient
+
+PROJECT = Path(__file__).resolve().parents[1]
+MODEL_NAME = "test-model"
+
+
+def invoke(command, *args):
+    """Run a click entry point in-process, as its console command would (no exception swallowing)."""
+    return CliRunner().invoke(command, [str(a) for a in args], catch_exceptions=False, standalone_mode=True)
+
+
+def run_cli(*args, cwd, env=None):
+    """Run a command with the project's Python first on PATH (as `mlflow run` needs)."""
+    env = {**os.environ, **(env or {})}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    for key in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID"):
+        env.pop(key, None)
+    return subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory):
+    """A fresh SQLite store in a temporary folder, used as the cwd too (nothing lands in the project)."""
+    folder = tmp_path_factory.mktemp("store")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder}/mlflow.db")
+        patch.setenv("MLFLOW_EXPERIMENT_NAME", "tests")
+        patch.delenv("MLFLOW_RUN_ID", raising=False)
+        patch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+        patch.chdir(folder)
+        yield SimpleNamespace(folder=folder, uri=f"sqlite:///{folder}/mlflow.db", client=MlflowClient())
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture(scope="session")
+def sweep(store):
+    """The smoke preset over M = 4 and inf, run through `main` once; returns its runs by name."""
+    from pipeline import main
+
+    result = invoke(main.main, "--preset", "smoke", "--n_tasks", "4,inf", "--model_name", MODEL_NAME)
+    assert result.exit_code == 0, result.output
+    experiment = store.client.get_experiment_by_name("tests")
+    parent = store.client.search_runs([experiment.experiment_id], "attributes.run_name = 'sweep-smoke'")[0]
+    children = store.client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    return SimpleNamespace(parent=parent, runs={r.info.run_name: r for r in children}, output=result.output)
