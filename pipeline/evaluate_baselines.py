@@ -63,7 +63,7 @@ def evaluate_baselines(params):
 @click.command(
     cls=EntryCommand, help="Score ridge, dMMSE (and a trained transformer) on fixed T_Pretrain and T_True sets."
 )
-@option("pool", type=click.STRING, default="", help="task pool: a pool.npz path or runs:/<run_id>/pool/pool.npz.")
+@option("pool")
 @options(
     "n_dims", "n_points", "noise_scale", "data_scale", "n_eval", "eval_data_seed", "eval_task_seed", "eval_noise_seed"
 )

@@ -20,37 +20,12 @@ from pipeline import summary
 from pipeline.cli import EntryCommand, entry_point
 from pipeline.figures import sweep_figure
 from pipeline.options import SPECS, NTasksList, option, options
-from pipeline.presets import PRESETS, resolve
+from pipeline.presets import DEFAULTS, PRESETS, resolve
 from pipeline.sweep import job_label, run_chains
 from pipeline.tracking import log_params_once, tracked_run
 
-OVERRIDABLE = (
-    "n_dims",
-    "n_points",
-    "noise_scale",
-    "task_scale",
-    "data_scale",
-    "n_layer",
-    "n_embd",
-    "n_head",
-    "lr",
-    "schedule",
-    "warmup_steps",
-    "weight_decay",
-    "pool_seed",
-    "data_seed",
-    "task_seed",
-    "noise_seed",
-    "model_seed",
-    "eval_data_seed",
-    "eval_task_seed",
-    "eval_noise_seed",
-    "eval_every",
-    "n_eval",
-    "device",
-    "model_name",
-    "workers",
-)
+# Options that override one setting each; n_tasks, batch_size and total_steps take lists (below).
+OVERRIDABLE = [name for name in DEFAULTS if name not in ("n_tasks", "batch_size", "total_steps")]
 
 
 def data_scales(settings):

@@ -95,6 +95,7 @@ SPECS = {
     "n_eval": (POSITIVE, "sequences in each evaluation set (T_Pretrain and T_True)."),
     "device": (Device(), "torch device for training: auto, cpu, cuda or cuda:N."),
     "workers": (POSITIVE, "chains of a sweep run at once, each in its own process (2 suits 2 cores for small models)."),
+    "pool": (click.STRING, "task pool: a pool.npz path, or runs:/<run_id>/pool/pool.npz of a generate_pool run."),
     "model_name": (click.STRING, "registered model name; versions get an alias per pool size (m1024, minf)."),
 }
 
@@ -105,7 +106,7 @@ def option(name, *, default=..., unset=False, help=None, type=None):
     param_type = type or param_type
     if unset:
         return click.option(f"--{name}", type=Unset(param_type), default=None, help=help or text)
-    default = DEFAULTS.get(name) if default is ... else default
+    default = DEFAULTS.get(name, "") if default is ... else default
     return click.option(f"--{name}", type=param_type, default=default, show_default=True, help=help or text)
 
 

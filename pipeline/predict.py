@@ -19,7 +19,7 @@ from pipeline.evaluation import build_eval_sets, estimator_predictions, score, t
 from pipeline.options import option, options
 from pipeline.registry import load_registered
 from pipeline.tracking import log_params_once, tracked_run
-from tasks import EvalSet, TaskPool
+from tasks import EvalSet, make_pool
 
 
 def predict(params):
@@ -31,11 +31,11 @@ def predict(params):
         raise ValueError(
             f"n_points={prompts.xs.shape[1]} exceeds the model's context of {model.config.n_points} points"
         )
-    task_scale = pool.task_scale if pool is not None else 1.0
-    scale_pool = pool or TaskPool(None, float("inf"), model.config.n_dims, 0, task_scale)
+    # Without a pool, the prior is the Gaussian one (task_scale 1): ridge only, as at M = inf.
+    prior = pool if pool is not None else make_pool("inf", model.config.n_dims, seed=0)
     with tracked_run("predict", "predict") as run:
         log_params_once(params)
-        preds = estimator_predictions(scale_pool, prompts, params["noise_scale"])
+        preds = estimator_predictions(prior, prompts, params["noise_scale"])
         preds["pt"] = transformer_predictions(model, prompts, device="cpu")
         results = _scores(params["kind"], prompts, preds)
         mlflow.log_metrics(results)
@@ -92,12 +92,7 @@ def _scores(kind, prompts, preds):
     help="the model: models:/<name>@<alias>, models:/<name>/<version> or runs:/<run_id>/model.",
 )
 @option("prompts", type=click.STRING, default="", help="optional .npz with xs (N, K, D), ys (N, K) [, ws (N, D)].")
-@option(
-    "pool",
-    type=click.STRING,
-    default="",
-    help="task pool (path or runs:/ URI): dMMSE's prior, and where prompts are sampled from when none are given.",
-)
+@option("pool", help="task pool (path or runs:/ URI): dMMSE's prior, and where prompts are sampled from if none given.")
 @option(
     "kind",
     type=click.Choice(["true", "pretrain"]),

@@ -93,28 +93,29 @@ def run_chains(jobs, parent_run_id, workers):
         return [run_chain(settings, n_tasks) for settings, n_tasks, _ in jobs]
     context = multiprocessing.get_context("spawn")
     running = context.Value("i", 0)
-    init = (os.environ["MLFLOW_TRACKING_URI"], _experiment_id(), parent_run_id, running)
+    init = (os.environ["MLFLOW_TRACKING_URI"], _experiment_id(), parent_run_id, running, workers)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=init) as executor:
         futures = [executor.submit(_worker_chain, settings, n_tasks, label) for settings, n_tasks, label in jobs]
         return [future.result() for future in futures]
 
 
-_running = None
+_running = None  # in worker processes: the shared count of chains running now
 
 
-def _init_worker(tracking_uri, experiment_id, parent_run_id, running):
+def _init_worker(tracking_uri, experiment_id, parent_run_id, running, workers):
     global _running
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     os.environ["MLFLOW_EXPERIMENT_ID"] = experiment_id
     setup_tracking()
     nest_under(parent_run_id)
     _running = running
+    # Start from an even share; a chain that outlives the others takes their cores at its next eval.
+    torch.set_num_threads(max(1, _cores() // workers))
 
 
 def _worker_chain(settings, n_tasks, label):
     with _running.get_lock():
         _running.value += 1
-    _rebalance_threads()
     try:
         return run_chain(settings, n_tasks, label=f"[{label}] ", on_eval=_rebalance_threads)
     finally:
@@ -123,8 +124,11 @@ def _worker_chain(settings, n_tasks, label):
 
 
 def _rebalance_threads():
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    torch.set_num_threads(max(1, cores // max(1, _running.value)))
+    torch.set_num_threads(max(1, _cores() // max(1, _running.value)))
+
+
+def _cores():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def job_label(n_tasks, scale):

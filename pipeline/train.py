@@ -202,7 +202,7 @@ class Progress:
     cls=EntryCommand,
     help="Pretrain the in-context regression transformer on a task pool (paper Sec. 2) and register it.",
 )
-@option("pool", type=click.STRING, default="", help="task pool: a pool.npz path or runs:/<run_id>/pool/pool.npz.")
+@option("pool")
 @option(
     "baselines",
     type=click.STRING,

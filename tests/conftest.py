@@ -29,6 +29,14 @@ def run_cli(*args, cwd, env=None):
     return subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
+def mlflow_run(entry, *params, cwd):
+    """`mlflow run <project> -e entry --env-manager local -P ...`, as a user types it."""
+    args = [sys.executable, "-m", "mlflow", "run", PROJECT, "-e", entry, "--env-manager", "local"]
+    for param in params:
+        args += ["-P", param]
+    return run_cli(*args, cwd=cwd)
+
+
 @pytest.fixture(scope="session")
 def store(tmp_path_factory):
     """A fresh SQLite store in a temporary folder, used as the cwd too (nothing lands in the project)."""

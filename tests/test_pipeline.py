@@ -6,7 +6,7 @@ import sys
 
 import mlflow
 import numpy as np
-from conftest import MODEL_NAME, PROJECT, invoke, run_cli
+from conftest import MODEL_NAME, invoke, mlflow_run, run_cli
 
 from pipeline import evaluate_baselines, generate_pool, main, predict, train
 from pipeline.registry import load_registered
@@ -140,39 +140,11 @@ def test_predict_scores_against_ridge_and_dmmse(sweep, tmp_path):
 
 
 def test_entry_points_run_through_mlflow_run(store, tmp_path):
-    ok = run_cli(
-        sys.executable,
-        "-m",
-        "mlflow",
-        "run",
-        PROJECT,
-        "-e",
-        "generate_pool",
-        "--env-manager",
-        "local",
-        "-P",
-        "n_tasks=8",
-        "-P",
-        "n_dims=3",
-        cwd=tmp_path,
-    )
+    ok = mlflow_run("generate_pool", "n_tasks=8", "n_dims=3", cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
     run = mlflow.search_runs(search_all_experiments=True, filter_string="params.n_dims = '3'", output_format="list")[0]
     assert run.info.status == "FINISHED" and run.data.tags["pool_sha256"]
-    bad = run_cli(
-        sys.executable,
-        "-m",
-        "mlflow",
-        "run",
-        PROJECT,
-        "-e",
-        "generate_pool",
-        "--env-manager",
-        "local",
-        "-P",
-        "n_tasks=-3",
-        cwd=tmp_path,
-    )
+    bad = mlflow_run("generate_pool", "n_tasks=-3", cwd=tmp_path)
     assert bad.returncode != 0
     assert "Error: Invalid value for '--n_tasks': n_tasks must be a positive integer or inf, got '-3'" in bad.stderr
     failed = mlflow.search_runs(
@@ -272,3 +244,21 @@ def test_infinite_pool_label_and_settings_artifact(sweep):
             mlflow.artifacts.download_artifacts(f"runs:/{sweep.runs['pool-minf'].info.run_id}/pool/pool.npz")
         ).n_tasks
     )
+
+
+def test_main_through_mlflow_run_nests_its_children_under_the_launcher_run(store, tmp_path):
+    result = mlflow_run("main", "preset=smoke", "n_tasks=8", "model_name=launched", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    parent = mlflow.search_runs(
+        search_all_experiments=True, filter_string="params.model_name = 'launched'", output_format="list"
+    )
+    parent = [r for r in parent if r.data.tags.get("stage") == "main"][0]
+    assert parent.info.status == "FINISHED"
+    children = mlflow.search_runs(
+        search_all_experiments=True,
+        output_format="list",
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+    )
+    assert sorted(r.data.tags["stage"] for r in children) == ["evaluate_baselines", "generate_pool", "train"]
+    assert all(r.info.status == "FINISHED" for r in children)
+    assert store.client.get_model_version_by_alias("launched", "m8").run_id in {r.info.run_id for r in children}
