@@ -18,47 +18,53 @@ accumulated over pool chunks with a running maximum (log-sum-exp), exact even wh
 underflows. Memory is bounded by the chunk sizes, independent of M.
 """
 
+import functools
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from baselines.checks import as_context, as_pool
-from baselines.prefix import prefix_moments
+from baselines.prefix import prefix_moments, sequence_blocks
 
-# Sizes picked by measurement (benchmarks/bench_baselines.py): a (ROWS, POOL_CHUNK) float64 block
+# Sizes picked by measurement (benchmarks/run.py): a (ROWS, POOL_CHUNK) float64 block
 # (4 MiB) stays in cache, and the matrix products are large enough for BLAS to be efficient.
 ROWS = 512
 POOL_CHUNK = 1024
-# Log-weights further than this below the running maximum are set to exactly zero before exp:
-# exp(-700) is 1e-304, far below float64 resolution of any sum, and it keeps exp from producing
-# denormal numbers, which are about 10x slower in the products that follow.
+# Log-weights further than this below the running maximum are clamped to it before exp: e^-700 is
+# 1e-304, so the bias is at most M * 1e-304 relative, and exp never has to produce a denormal or an
+# underflow, which numpy's vectorised exp handles about 8x slower (measured in benchmarks/).
 FLOOR = -700.0
 
 
-def dmmse_predictions(xs, ys, *, pool, noise_scale, workers=2):
+def dmmse_predictions(xs, ys, *, pool, noise_scale, workers=None):
     """Posterior-mean predictions under the uniform prior on `pool` (paper Eq. 2), every prefix.
 
-    Position k (0-based) is predicted from the k pairs before it and x_k; `workers` threads share
-    the sequences. Shapes: xs (B, K, D), ys (B, K), pool (M, D) -> (B, K), float64.
+    Position k (0-based) is predicted from the k pairs before it and x_k; `workers` threads (default:
+    one per available core) share the sequences. Shapes: xs (B, K, D), ys (B, K), pool (M, D) -> (B, K),
+    float64.
     """
     xs, ys = as_context(xs, ys)
     pool = as_pool(pool, xs.shape[2])
     if not np.isfinite(noise_scale) or noise_scale <= 0:
         raise ValueError(f"noise_scale must be a positive finite number, got {noise_scale!r}")
-    if int(workers) != workers or workers < 1:
+    workers = _available_cores() if workers is None else workers
+    if isinstance(workers, bool) or int(workers) != workers or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
-    features = _prefix_features(xs, ys, noise_scale)  # (B*K, F)
-    w_hat = np.empty((features.shape[0], xs.shape[2]))
-    blocks = [slice(i, min(i + ROWS, len(features))) for i in range(0, len(features), ROWS)]
-    shares = [blocks[i::workers] for i in range(workers)]
+    preds = np.empty(ys.shape)
     # Threads, each with single-threaded BLAS: numpy's exp and max release the GIL but run on one
-    # core, so this keeps both cores busy in them too; two threads each asking a multi-threaded
-    # BLAS for both cores are slower than one thread (measured in benchmarks/).
+    # core, so this keeps every core busy in them too; threads that each ask a multi-threaded BLAS
+    # for all cores are slower than one thread (measured in benchmarks/).
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as executor:
-        list(executor.map(lambda share: _posterior_means(features, pool, share, w_hat), shares))
-    w_hat = w_hat.reshape(xs.shape)
-    return np.einsum("bkd,bkd->bk", xs, w_hat)
+        for block in sequence_blocks(xs):
+            features = _prefix_features(xs[block], ys[block], noise_scale)  # (b*K, F)
+            w_hat = np.empty((features.shape[0], xs.shape[2]))
+            rows = [slice(i, min(i + ROWS, len(features))) for i in range(0, len(features), ROWS)]
+            shares = [rows[i::workers] for i in range(workers)]
+            list(executor.map(functools.partial(_posterior_means, features, pool, out=w_hat), shares))
+            preds[block] = np.einsum("bkd,bkd->bk", xs[block], w_hat.reshape(xs[block].shape))
+    return preds
 
 
 def _prefix_features(xs, ys, noise_scale):
@@ -113,13 +119,20 @@ def _accumulate(logits, tasks1, neg_shift, acc, *, first):
     Shapes: logits (R, Mc) is overwritten, tasks1 (Mc, D + 1), neg_shift (R,), acc (R, D + 1).
     """
     chunk_max = logits.max(axis=1)
-    # The first chunk sets the shift; later, rows whose maximum moved up are rescaled to it.
-    grow = np.ones(len(logits), bool) if first else chunk_max > 0
-    if grow.any():
-        up = chunk_max[grow]
-        logits[grow] -= up[:, None]
-        acc[grow] *= np.exp(-up)[:, None]
-        neg_shift[grow] -= up
+    if first:  # the first chunk sets the shift (nothing accumulated yet to rescale)
+        logits -= chunk_max[:, None]
+        neg_shift -= chunk_max
+    else:  # rows whose maximum moved up: rescale what they accumulated to the new maximum
+        grow = chunk_max > 0
+        if grow.any():
+            up = chunk_max[grow]
+            logits[grow] -= up[:, None]
+            acc[grow] *= np.exp(-up)[:, None]
+            neg_shift[grow] -= up
     np.maximum(logits, FLOOR, out=logits)
     np.exp(logits, out=logits)
     acc += logits @ tasks1  # (R, Mc) @ (Mc, D + 1) -> (R, D + 1)
+
+
+def _available_cores():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

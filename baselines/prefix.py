@@ -7,6 +7,17 @@ sum instead of a loop over k.
 
 import numpy as np
 
+# The Gram matrices of a block of sequences stay under this many bytes (64 MiB), whatever N is.
+BLOCK_BYTES = 2**26
+
+
+def sequence_blocks(xs):
+    """Slices over the sequences of xs (B, K, D) small enough that their (b, K, D, D) Gram stack fits
+    in BLOCK_BYTES: the estimators' memory then does not grow with the number of sequences."""
+    _, n_points, n_dims = xs.shape
+    size = max(1, BLOCK_BYTES // (n_points * n_dims * n_dims * 8))
+    return [slice(start, start + size) for start in range(0, len(xs), size)]
+
 
 def prefix_moments(xs, ys):
     """Gram matrices and moments of the pairs before each position.

@@ -11,7 +11,7 @@ at once from the prefix sums of `baselines.prefix`, one batched (D, D) solve per
 import numpy as np
 
 from baselines.checks import as_context
-from baselines.prefix import prefix_moments
+from baselines.prefix import prefix_moments, sequence_blocks
 
 
 def ridge_predictions(xs, ys, *, lam):
@@ -22,8 +22,10 @@ def ridge_predictions(xs, ys, *, lam):
     xs, ys = as_context(xs, ys)
     if not np.isfinite(lam) or lam <= 0:
         raise ValueError(f"lam must be a positive finite number, got {lam!r}")
-    n_dims = xs.shape[2]
-    gram, moment = prefix_moments(xs, ys)  # (B, K, D, D), (B, K, D)
-    gram += lam * np.eye(n_dims)
-    w_hat = np.linalg.solve(gram, moment[..., None])[..., 0]  # (B, K, D)
-    return np.einsum("bkd,bkd->bk", xs, w_hat)
+    preds = np.empty(ys.shape)
+    for block in sequence_blocks(xs):
+        gram, moment = prefix_moments(xs[block], ys[block])  # (b, K, D, D), (b, K, D)
+        gram += lam * np.eye(xs.shape[2])
+        w_hat = np.linalg.solve(gram, moment[..., None])[..., 0]  # (b, K, D)
+        preds[block] = np.einsum("bkd,bkd->bk", xs[block], w_hat)
+    return preds

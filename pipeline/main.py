@@ -28,22 +28,37 @@ from pipeline.tracking import log_params_once, tracked_run
 OVERRIDABLE = [name for name in DEFAULTS if name not in ("n_tasks", "batch_size", "total_steps")]
 
 
-def data_scales(settings):
-    """[(label, settings)] per data scale: one, or two when batch_size or total_steps lists two values."""
+def data_scales(settings, warmup_fraction):
+    """[(label, settings)] per data scale: one, or two when batch_size or total_steps lists two values.
+
+    Each scale warms up for `warmup_fraction` of its total_steps; a bad combination fails here, before
+    any run starts.
+    """
     batches, totals = settings["batch_size"], settings["total_steps"]
     if len(batches) > 1 and len(totals) > 1:
         raise ValueError(f"give two values for batch_size or for total_steps, not both: {batches}, {totals}")
     if max(len(batches), len(totals)) > 2:
         raise ValueError(f"at most two data scales, got batch_size={batches}, total_steps={totals}")
-    if len(batches) == 2:
-        return [(f"B{b}", settings | {"batch_size": b, "total_steps": totals[0]}) for b in batches]
-    if len(totals) == 2:
-        warmup = settings["warmup_steps"] / totals[0]
-        return [
-            (f"T{t}", settings | {"total_steps": t, "batch_size": batches[0], "warmup_steps": round(warmup * t)})
-            for t in totals
-        ]
-    return [("", settings | {"batch_size": batches[0], "total_steps": totals[0]})]
+    label = "B" if len(batches) == 2 else "T"
+    scales = []
+    for batch_size in batches:
+        for total in totals:
+            value = batch_size if label == "B" else total
+            name = f"{label}{value}" if len(batches) + len(totals) > 2 else ""
+            warmup = round(warmup_fraction * total)
+            if not 0 <= warmup < total:
+                raise ValueError(f"warmup_steps={warmup} must be below total_steps={total}")
+            scales.append((name, settings | {"batch_size": batch_size, "total_steps": total, "warmup_steps": warmup}))
+    return scales
+
+
+def warmup_fraction(preset, overrides, settings):
+    """The share of training spent warming up: as given (warmup_steps over the first total_steps), or
+    the preset's own share, so overriding only total_steps keeps the preset's schedule shape."""
+    if overrides.get("warmup_steps") is not None:
+        return settings["warmup_steps"] / settings["total_steps"][0]
+    preset_only = resolve(preset, {})
+    return preset_only["warmup_steps"] / preset_only["total_steps"]
 
 
 def sweep(preset, overrides):
@@ -51,7 +66,7 @@ def sweep(preset, overrides):
     settings = resolve(preset, overrides)
     for key in ("batch_size", "total_steps"):
         settings[key] = settings[key] if isinstance(settings[key], list) else [settings[key]]
-    scales = data_scales(settings)
+    scales = data_scales(settings, warmup_fraction(preset, overrides, settings))
     with tracked_run(f"sweep-{preset}", "main") as run:
         # Under `mlflow run`, the launcher has logged the options as given ("" = from the preset), so
         # the resolved settings also go to settings.json; run directly, they are the params.
@@ -73,7 +88,7 @@ def _row(chain, n_tasks, scale):
     client = MlflowClient()
     baselines = client.get_run(chain["evaluate_baselines"]).data.metrics
     trained = client.get_run(chain["train"]).data.metrics
-    return summary.summary_row(n_tasks, scale, baselines, trained)
+    return summary.summary_row(n_tasks, scale, baselines, trained, runs=chain)
 
 
 def _log_summary(rows):

@@ -58,7 +58,7 @@ class Unset(click.ParamType):
 
 
 POSITIVE = click.IntRange(min=1)
-SEED = click.IntRange(min=0)
+SEED = click.IntRange(min=0, max=2**63 - 1)
 POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
 
 SPECS = {

@@ -16,11 +16,13 @@ import numpy as np
 
 LOSSES = [f"{dist}/{name}/loss_noiseless" for dist in ("pretrain", "true") for name in ("pt", "dmmse", "ridge")]
 DELTAS = [f"{dist}/delta_{pair}" for dist in ("pretrain", "true") for pair in ("pt_dmmse", "pt_ridge", "dmmse_ridge")]
-COLUMNS = ["n_tasks", "log2_n_tasks", "scale", *LOSSES, *DELTAS]
+RUNS = ["generate_pool_run", "evaluate_baselines_run", "train_run"]
+COLUMNS = ["n_tasks", "log2_n_tasks", "scale", *LOSSES, *DELTAS, *RUNS]
 
 
-def summary_row(n_tasks, scale, baseline_metrics, train_metrics):
-    """One row from the final metrics of an evaluate_baselines run and of its train run."""
+def summary_row(n_tasks, scale, baseline_metrics, train_metrics, runs=None):
+    """One row from the final metrics of an evaluate_baselines run and of its train run; `runs` maps
+    each stage to the id of the run that made it (a rerun's reused runs belong to an older sweep)."""
     metrics = baseline_metrics | train_metrics
     if n_tasks == math.inf:  # T_Pretrain is T_True: every sequence has a fresh task
         metrics |= {key.replace("true/", "pretrain/", 1): value for key, value in metrics.items()}
@@ -29,6 +31,7 @@ def summary_row(n_tasks, scale, baseline_metrics, train_metrics):
         "scale": scale,
         "log2_n_tasks": math.inf if n_tasks == math.inf else math.log2(n_tasks),
     }
+    row |= {f"{stage}_run": run_id for stage, run_id in (runs or {}).items()}
     return row | {key: metrics.get(key, math.nan) for key in LOSSES + DELTAS}
 
 
@@ -48,6 +51,8 @@ def threshold(rows):
 
 
 def _first_sign_change(xs, ys):
+    points = [(x, y) for x, y in zip(xs, ys, strict=True) if math.isfinite(y)]  # a failed metric is no crossing
+    xs, ys = [x for x, _ in points], [y for _, y in points]
     for (x0, y0), (x1, y1) in zip(zip(xs, ys, strict=True), zip(xs[1:], ys[1:], strict=True), strict=False):
         if y0 == 0:
             return x0
@@ -67,7 +72,7 @@ def summary_table(rows):
 def summary_csv(rows):
     lines = [",".join(COLUMNS)]
     for row in rows:
-        lines.append(",".join(_cell(row[column]) for column in COLUMNS))
+        lines.append(",".join(_cell(row.get(column, "")) for column in COLUMNS))
     return "\n".join(lines) + "\n"
 
 

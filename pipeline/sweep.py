@@ -8,6 +8,7 @@
   faster as two single-thread processes than as one two-thread process (PAPER.md cost facts).
 """
 
+import math
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -49,14 +50,23 @@ def same_params(stage, logged, wanted):
 
 
 def finished_run(stage, params):
-    """The newest FINISHED run of `stage` with these params in the active experiment, or None."""
+    """The newest FINISHED run of `stage` with these params and only finite metrics in the active
+    experiment, or None (a run whose metrics hold NaN is recomputed, not trusted)."""
     experiment = mlflow.get_experiment(_experiment_id())
     runs = MlflowClient().search_runs(
         [experiment.experiment_id],
         f"tags.stage = '{stage}' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"],
     )
-    return next((run for run in runs if same_params(stage, run.data.params, params)), None)
+    return next(
+        (
+            run
+            for run in runs
+            if same_params(stage, run.data.params, params)
+            and all(math.isfinite(value) for value in run.data.metrics.values())
+        ),
+        None,
+    )
 
 
 def _experiment_id():

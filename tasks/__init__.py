@@ -3,9 +3,10 @@
 from tasks.evalsets import EvalSet, make_eval_set
 from tasks.pool import TaskPool, load_pool, make_pool, parse_n_tasks, pool_digest, save_pool
 from tasks.sampling import BatchSpec, sample_batch
-from tasks.streams import stream_seed
+from tasks.streams import STREAMS, stream_seed
 
 __all__ = [
+    "STREAMS",
     "BatchSpec",
     "EvalSet",
     "TaskPool",

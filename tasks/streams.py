@@ -21,11 +21,14 @@ STREAMS = {
 
 
 def stream_seed(seed, stream, index=0):
-    """A 63-bit seed for draw `index` of `stream` under the user's `seed` (all non-negative ints)."""
+    """A 63-bit seed for draw `index` of `stream` under the user's `seed`."""
     for name, value in (("seed", seed), ("index", index)):
-        if isinstance(value, bool) or int(value) != value or value < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-    state = np.random.SeedSequence([int(seed), STREAMS[stream], int(index)]).generate_state(2, np.uint32)
+        if isinstance(value, bool) or int(value) != value or not 0 <= value < 2**63:
+            raise ValueError(f"{name} must be an integer in [0, 2^63), got {value!r}")
+    # The seed is the entropy and (stream, index) the spawn key: numpy pads the entropy to a fixed
+    # width before appending the key, so no seed can impersonate another (seed, stream) pair.
+    sequence = np.random.SeedSequence(int(seed), spawn_key=(STREAMS[stream], int(index)))
+    state = sequence.generate_state(2, np.uint32)
     return (int(state[0]) << 31) ^ int(state[1])
 
 

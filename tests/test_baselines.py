@@ -6,6 +6,7 @@ import scipy.linalg
 from scipy.special import logsumexp
 
 import baselines.dmmse
+import baselines.prefix
 from baselines import dmmse_predictions, ridge_predictions
 
 RTOL = 1e-10
@@ -59,7 +60,10 @@ CASES = [  # D, K, M, noise_scale
 
 
 @pytest.mark.parametrize("n_dims, n_points, n_tasks, noise_scale", CASES)
-def test_ridge_equals_per_prefix_solve(n_dims, n_points, n_tasks, noise_scale):
+@pytest.mark.parametrize("block_bytes", [None, 4096])
+def test_ridge_equals_per_prefix_solve(n_dims, n_points, n_tasks, noise_scale, block_bytes, monkeypatch):
+    if block_bytes:  # a few sequences per block: the block loop must stitch results in order
+        monkeypatch.setattr(baselines.prefix, "BLOCK_BYTES", block_bytes)
     rng = np.random.default_rng(n_dims * 100 + n_points)
     xs, ys = regression_data(rng, 6, n_points, n_dims, noise_scale, rng.standard_normal((n_tasks, n_dims)))
     lam = noise_scale**2
@@ -75,6 +79,7 @@ def test_dmmse_equals_per_prefix_softmax(n_dims, n_points, n_tasks, noise_scale,
     if chunks:  # tiny blocks and pool chunks exercise the streaming log-sum-exp across many chunks
         monkeypatch.setattr(baselines.dmmse, "ROWS", chunks[0])
         monkeypatch.setattr(baselines.dmmse, "POOL_CHUNK", chunks[1])
+        monkeypatch.setattr(baselines.prefix, "BLOCK_BYTES", 4096)
     rng = np.random.default_rng(n_dims * 100 + n_tasks)
     pool = rng.standard_normal((n_tasks, n_dims))
     xs, ys = regression_data(rng, 5, n_points, n_dims, noise_scale, pool)
@@ -138,6 +143,19 @@ def test_dmmse_is_exact_when_every_likelihood_underflows():
     assert_close(preds, dmmse_reference(xs, ys, pool, 0.5), rtol=1e-9)
 
 
+def test_dmmse_is_exact_when_every_log_weight_is_far_below_zero(monkeypatch):
+    # y = 0 against large pool tasks: every log-weight of the first chunk is below -709, so exp of
+    # minus the first maximum overflows; the running state must not multiply it into anything.
+    monkeypatch.setattr(baselines.dmmse, "POOL_CHUNK", 16)
+    rng = np.random.default_rng(11)
+    pool = 30.0 * rng.standard_normal((64, 3))
+    xs = 3.0 * rng.standard_normal((4, 12, 3))
+    ys = np.zeros((4, 12))
+    preds = dmmse_predictions(xs, ys, pool=pool, noise_scale=0.5)
+    assert np.isfinite(preds).all()
+    assert_close(preds, dmmse_reference(xs, ys, pool, 0.5), rtol=1e-9)
+
+
 @pytest.mark.parametrize(
     "call, message",
     [
@@ -170,3 +188,14 @@ def test_dmmse_memory_stays_bounded_at_a_million_tasks():
     assert np.isfinite(preds).all()
     assert peak < 2 * 2**30, f"peak {peak / 2**20:.0f} MiB"  # the acceptance bound; measured ~100 MiB
     # a (B, K, M) log-weight tensor would be 256 * 16 * 2^20 * 8 bytes = 32 GiB
+
+
+@pytest.mark.slow
+def test_dmmse_at_paper_scale_equals_the_per_prefix_softmax():
+    # D = 8, K = 16, M = 2^18: many pool chunks, row blocks in both threads, denormal-range weights.
+    rng = np.random.default_rng(10)
+    pool = rng.standard_normal((2**18, 8))
+    xs, ys = regression_data(rng, 40, 16, 8, 0.5, pool)
+    fresh_xs, fresh_ys = regression_data(rng, 40, 16, 8, 0.5, rng.standard_normal((40, 8)))
+    xs, ys = np.concatenate([xs, fresh_xs]), np.concatenate([ys, fresh_ys])
+    assert_close(dmmse_predictions(xs, ys, pool=pool, noise_scale=0.5), dmmse_reference(xs, ys, pool, 0.5))

@@ -38,7 +38,8 @@ def test_same_seed_same_weights_and_init_scales():
         assert torch.equal(pa, pb), name
         assert pa.ndim == 1 or not torch.equal(pa, pc), name
     assert abs(a.blocks[0].mlp.c_fc.weight.std() - 0.02) < 0.001
-    assert abs(a.blocks[0].mlp.c_proj.weight.std() - 0.02 / math.sqrt(4)) < 0.0005
+    for projection in (a.blocks[0].mlp.c_proj, a.blocks[1].attn.c_proj):  # residual writers: scaled down
+        assert abs(projection.weight.std() - 0.02 / math.sqrt(4)) < 0.0005
     assert torch.all(a.blocks[1].attn.c_attn.bias == 0) and torch.all(a.ln_f.weight == 1)
 
 

@@ -10,7 +10,10 @@ import pytest
 from conftest import MODEL_NAME, invoke
 
 from pipeline import main
+from pipeline.main import data_scales, warmup_fraction
+from pipeline.presets import resolve
 from pipeline.summary import COLUMNS, summary_row, threshold
+from pipeline.sweep import same_params
 
 
 def runs_of_stage(store, stage):
@@ -99,3 +102,23 @@ def test_two_scales_of_both_kinds_are_refused(store):
     result = invoke(main.main, "--preset", "smoke", "--batch_size", "16,32", "--total_steps", "40,80")
     assert result.exit_code != 0
     assert "give two values for batch_size or for total_steps, not both" in result.output
+
+
+def test_params_compare_by_type_not_text():
+    logged = {"lr": "1e-3", "n_tasks": "1e3", "n_layer": "4", "schedule": "triangle", "pool": "runs:/a/pool/pool.npz"}
+    wanted = {"lr": 0.001, "n_tasks": 1000, "n_layer": 4, "schedule": "triangle", "pool": "runs:/a/pool/pool.npz"}
+    assert same_params("generate_pool", logged, {"n_tasks": 1000})
+    assert same_params("train", logged, {k: v for k, v in wanted.items() if k != "n_tasks"})
+    assert not same_params("train", logged, {"lr": 0.002})
+    assert not same_params("train", logged, {"batch_size": 64})  # not logged: not the same run
+    assert same_params("generate_pool", {"n_tasks": "inf"}, {"n_tasks": math.inf})
+
+
+def test_warmup_follows_total_steps_unless_given():
+    smoke = resolve("smoke", {})  # 30 of 60 steps
+    settings = smoke | {"batch_size": [16], "total_steps": [20, 40]}
+    scales = data_scales(settings, warmup_fraction("smoke", {"total_steps": [20, 40]}, settings))
+    assert [(name, s["total_steps"], s["warmup_steps"]) for name, s in scales] == [("T20", 20, 10), ("T40", 40, 20)]
+    settings = smoke | {"batch_size": [16], "total_steps": [20], "warmup_steps": 30}
+    with pytest.raises(ValueError, match="warmup_steps=30 must be below total_steps=20"):
+        data_scales(settings, warmup_fraction("smoke", {"warmup_steps": 30}, settings))

@@ -8,7 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from tasks import BatchSpec, load_pool, make_eval_set, make_pool, parse_n_tasks, sample_batch, save_pool
+from tasks import (
+    STREAMS,
+    BatchSpec,
+    load_pool,
+    make_eval_set,
+    make_pool,
+    parse_n_tasks,
+    sample_batch,
+    save_pool,
+    stream_seed,
+)
 
 
 def test_pool_is_seeded_and_scaled():
@@ -111,7 +121,7 @@ def test_infinite_pool_draws_a_fresh_task_per_sequence():
 
 def test_batches_are_reproducible_across_processes():
     code = (
-        "import torch; from tasks import BatchSpec, sample_batch;"
+        "import torch; from tasks import STREAMS, BatchSpec, sample_batch;"
         "xs, ws, ys = sample_batch(BatchSpec(64, 6, 3, 0.5), 11);"
         "print(repr(float(xs.sum())), repr(float(ws.sum())), repr(float(ys.sum())))"
     )
@@ -152,5 +162,10 @@ def test_bad_batch_spec_and_pool_are_named():
         BatchSpec(0, 6, 3, 0.5)
     with pytest.raises(ValueError, match=r"pool must have shape \(M, 3\) with M > 0, got \(4, 2\)"):
         sample_batch(SPEC, 0, pool=torch.zeros(4, 2))
-    with pytest.raises(ValueError, match="seed must be a non-negative integer, got -1"):
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\^63\), got -1"):
         sample_batch(BatchSpec(4, 6, 3, 0.5, data_seed=-1), 0)
+
+
+def test_stream_seeds_do_not_collide_across_seeds_streams_and_steps():
+    keys = [(seed, stream, index) for seed in (0, 1, 5, 2**32 + 5, 2**62) for stream in STREAMS for index in range(50)]
+    assert len({stream_seed(*key) for key in keys}) == len(keys)
