@@ -7,6 +7,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 STYLE = {"pt": ("transformer", "C0"), "dmmse": ("dMMSE", "C1"), "ridge": ("ridge", "C2")}
 TITLES = {"pretrain": "T_Pretrain (pool tasks)", "true": "T_True (fresh tasks)"}
+PANELS = {"loss": "loss / D", "delta_pt_dmmse": r"$\Delta_{PT,dMMSE}$", "delta_pt_ridge": r"$\Delta_{PT,Ridge}$"}
 
 
 def per_position_figure(curves, dists, title):
@@ -49,7 +50,7 @@ def sweep_figure(rows, log2_threshold, rule):
                         if r["scale"] == scale and r[key] == r[key]
                     )
                     label, color = STYLE[name]
-                    label = label if kind == "loss" else f"Delta_PT,{'dMMSE' if 'dmmse' in kind else 'Ridge'}"
+                    label = label if kind == "loss" else PANELS[kind]
                     ax.plot(
                         *zip(*points, strict=True),
                         marker="os^v"[s],
@@ -59,13 +60,13 @@ def sweep_figure(rows, log2_threshold, rule):
                     )
             if log2_threshold == log2_threshold:  # not NaN
                 ax.axvline(log2_threshold, color="grey", ls=":", label=f"M* = 2^{log2_threshold:.1f}")
-            ax.set(yscale="log", title=f"{TITLES[dist]}: {'loss / D' if kind == 'loss' else kind}")
+            ax.set(yscale="log", title=f"{TITLES[dist]}: {PANELS[kind]}")
             ax.set_xticks([*sorted(set(finite)), inf_x], [*(f"{x:g}" for x in sorted(set(finite))), "inf"])
             ax.grid(alpha=0.3)
             if i == 1:
                 ax.set_xlabel("log2 M (number of pretraining tasks)")
         axes[i, 0].legend(fontsize=8)
         axes[i, 2].legend(fontsize=8)
-    fig.suptitle(f"Task-diversity sweep; threshold rule: {rule}")
+    fig.suptitle(f"Task-diversity sweep (loss against noiseless targets); threshold: {rule}")
     fig.tight_layout()
     return fig
