@@ -5,16 +5,11 @@ the architecture as JSON (models/files.py). Input: {"xs": float32 (B, K, D), "ys
 output: float32 (B, K), the prediction of each y_k from x_1, y_1, ..., x_k.
 """
 
-import warnings
-
 import mlflow
 import numpy as np
 import torch
 
 from models import load_model_files
-
-# The input schema is the explicit tensor signature given when logging, not type hints.
-warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
 
 
 class InContextRegressorModel(mlflow.pyfunc.PythonModel):
