@@ -55,11 +55,13 @@ def transformer_predictions(model, eval_set, *, device, chunk=4096):
 
 
 def score(dist, eval_set, preds):
-    """Per-position curves of every metric for the predictors in `preds` on one distribution."""
+    """Per-position curves of every metric for the predictors in `preds` on one distribution (loss
+    against the noiseless targets only when the eval set knows its tasks ws)."""
     n_dims = eval_set.xs.shape[2]
     curves = {}
     for name, p in preds.items():
-        curves[f"{dist}/{name}/loss_noiseless"] = loss_vs_noiseless(p, eval_set.xs, eval_set.ws)
+        if eval_set.ws is not None:
+            curves[f"{dist}/{name}/loss_noiseless"] = loss_vs_noiseless(p, eval_set.xs, eval_set.ws)
         curves[f"{dist}/{name}/loss_noisy"] = loss_vs_noisy(p, eval_set.ys, n_dims=n_dims)
     for a, b in PAIRS:
         if a in preds and b in preds:
@@ -71,9 +73,9 @@ def log_curves(curves, *, step=None, by_position=True):
     """Log each curve's mean (at `step`) and, if asked, the curve itself with step = position."""
     mlflow.log_metrics({key: float(curve.mean()) for key, curve in curves.items()}, step=step)
     if by_position:
-        for key, curve in curves.items():
-            for k, value in enumerate(curve, start=1):
-                mlflow.log_metric(f"{key}_by_k", float(value), step=k)
+        n_points = len(next(iter(curves.values())))
+        for k in range(1, n_points + 1):
+            mlflow.log_metrics({f"{key}_by_k": float(curve[k - 1]) for key, curve in curves.items()}, step=k)
 
 
 def save_eval_sets(folder, eval_sets, preds, settings, pool):

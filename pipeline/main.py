@@ -19,10 +19,10 @@ from mlflow.tracking import MlflowClient
 from pipeline import summary
 from pipeline.cli import EntryCommand, entry_point
 from pipeline.figures import sweep_figure
-from pipeline.options import SPECS, NTasksList, option, options
+from pipeline.options import POSITIVE, SPECS, CommaList, NTasks, option, options
 from pipeline.presets import DEFAULTS, PRESETS, resolve
 from pipeline.sweep import job_label, run_chains
-from pipeline.tracking import log_params_once, tracked_run
+from pipeline.tracking import as_text, log_params_once, tracked_run
 
 # Options that override one setting each; n_tasks, batch_size and total_steps take lists (below).
 OVERRIDABLE = [name for name in DEFAULTS if name not in ("n_tasks", "batch_size", "total_steps")]
@@ -70,7 +70,7 @@ def sweep(preset, overrides):
     with tracked_run(f"sweep-{preset}", "main") as run:
         # Under `mlflow run`, the launcher has logged the options as given ("" = from the preset), so
         # the resolved settings also go to settings.json; run directly, they are the params.
-        resolved = {k: ",".join(map(_text, v)) if isinstance(v, list) else v for k, v in settings.items()}
+        resolved = {k: ",".join(map(as_text, v)) if isinstance(v, list) else v for k, v in settings.items()}
         log_params_once({"preset": preset} | resolved)
         mlflow.log_dict(resolved, "settings.json")
         grid = [(m, scale, s) for scale, s in scales for m in settings["n_tasks"]]
@@ -117,22 +117,6 @@ def ui_command():
     return f"open {uri} in a browser"
 
 
-def _text(value):
-    return "inf" if value == math.inf else str(value)
-
-
-class IntList(click.ParamType):
-    """Comma-separated positive integers (one or two data scales)."""
-
-    name = "ints"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, list):
-            return value
-        items = [click.IntRange(min=1).convert(item, param, ctx) for item in str(value).split(",")]
-        return items
-
-
 @click.command(
     cls=EntryCommand,
     help="Task-diversity sweep: for each M, generate_pool -> evaluate_baselines -> train "
@@ -146,17 +130,22 @@ class IntList(click.ParamType):
 )
 @option(
     "n_tasks",
-    type=NTasksList(),
+    type=CommaList(NTasks()),
     unset=True,
     help="grid of pool sizes M, comma-separated (e.g. 2,8,32,inf); empty: the preset's grid.",
 )
 @option(
     "batch_size",
-    type=IntList(),
+    type=CommaList(POSITIVE),
     unset=True,
     help=SPECS["batch_size"][1] + " Two values (e.g. 256,512) make two data scales.",
 )
-@option("total_steps", type=IntList(), unset=True, help=SPECS["total_steps"][1] + " Two values make two data scales.")
+@option(
+    "total_steps",
+    type=CommaList(POSITIVE),
+    unset=True,
+    help=SPECS["total_steps"][1] + " Two values make two data scales.",
+)
 @options(*OVERRIDABLE, unset=True)
 @entry_point
 def main(preset, **overrides):

@@ -21,15 +21,17 @@ class NTasks(click.ParamType):
             self.fail(str(error), param, ctx)
 
 
-class NTasksList(click.ParamType):
-    """A comma-separated grid of pool sizes, e.g. 2,8,32,inf."""
+class CommaList(click.ParamType):
+    """Comma-separated values of another type: a grid of pool sizes (2,8,32,inf), two data scales."""
 
-    name = "n_tasks list"
+    def __init__(self, inner):
+        self.inner = inner
+        self.name = f"{inner.name} list"
 
     def convert(self, value, param, ctx):
         if isinstance(value, list):
             return value
-        return [NTasks().convert(item, param, ctx) for item in str(value).split(",")]
+        return [self.inner.convert(item, param, ctx) for item in str(value).split(",")]
 
 
 class Device(click.ParamType):

@@ -13,7 +13,6 @@ import click
 import mlflow
 import numpy as np
 
-from baselines import delta, loss_vs_noisy
 from pipeline.cli import EntryCommand, entry_point, open_pool
 from pipeline.evaluation import build_eval_sets, estimator_predictions, score, transformer_predictions
 from pipeline.options import option, options
@@ -37,7 +36,7 @@ def predict(params):
         log_params_once(params)
         preds = estimator_predictions(prior, prompts, params["noise_scale"])
         preds["pt"] = transformer_predictions(model, prompts, device="cpu")
-        results = _scores(params["kind"], prompts, preds)
+        results = {key: float(curve.mean()) for key, curve in score(params["kind"], prompts, preds).items()}
         mlflow.log_metrics(results)
         with tempfile.TemporaryDirectory() as folder:
             np.savez(Path(folder, "predictions.npz"), **preds)
@@ -68,20 +67,6 @@ def _prompts(params, pool, n_dims):
     if params["kind"] not in eval_sets:
         raise ValueError(f"kind={params['kind']!r} needs a finite pool, got n_tasks={pool.n_tasks}")
     return eval_sets[params["kind"]]
-
-
-def _scores(kind, prompts, preds):
-    if prompts.ws is not None:
-        return {key: float(curve.mean()) for key, curve in score(kind, prompts, preds).items()}
-    n_dims = prompts.xs.shape[2]
-    results = {
-        f"{kind}/{name}/loss_noisy": float(loss_vs_noisy(p, prompts.ys, n_dims=n_dims).mean())
-        for name, p in preds.items()
-    }
-    for other in ("ridge", "dmmse"):
-        if other in preds:
-            results[f"{kind}/delta_pt_{other}"] = float(delta(preds["pt"], preds[other], n_dims=n_dims).mean())
-    return results
 
 
 @click.command(cls=EntryCommand, help="Score a registered transformer on prompts against ridge and dMMSE.")

@@ -19,7 +19,7 @@ import models
 from models import load_model_files, save_model_files
 from models.files import CONFIG_FILE, WEIGHTS_FILE
 from pipeline.cli import pool_label
-from pipeline.tracking import local_copy
+from pipeline.tracking import as_text, local_copy
 
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
 TAG_KEYS = (
@@ -64,7 +64,7 @@ def log_and_register(model, settings, pool, name="model"):
     tags |= {"n_tasks": pool.n_tasks, "pool_seed": pool.seed, "pool_sha256": pool.digest}
     tags["run_id"] = mlflow.active_run().info.run_id
     registered = mlflow.register_model(
-        info.model_uri, settings["model_name"], tags={k: _tag(v) for k, v in tags.items()}
+        info.model_uri, settings["model_name"], tags={k: as_text(v) for k, v in tags.items()}
     )
     try:
         MlflowClient().set_registered_model_alias(settings["model_name"], pool_label(pool.n_tasks), registered.version)
@@ -72,10 +72,6 @@ def log_and_register(model, settings, pool, name="model"):
         MlflowClient().delete_model_version(settings["model_name"], registered.version)
         raise
     return registered.version
-
-
-def _tag(value):
-    return "inf" if value == float("inf") else str(value)
 
 
 def load_registered(uri, device="cpu"):

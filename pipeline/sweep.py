@@ -14,7 +14,6 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 
 import click
-import mlflow
 import torch
 from mlflow.tracking import MlflowClient
 
@@ -52,9 +51,8 @@ def same_params(stage, logged, wanted):
 def finished_run(stage, params):
     """The newest FINISHED run of `stage` with these params and only finite metrics in the active
     experiment, or None (a run whose metrics hold NaN is recomputed, not trusted)."""
-    experiment = mlflow.get_experiment(_experiment_id())
     runs = MlflowClient().search_runs(
-        [experiment.experiment_id],
+        [_experiment_id()],
         f"tags.stage = '{stage}' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"],
     )

@@ -67,15 +67,16 @@ def log_params_once(params):
     """Log params not already on the active run: `mlflow run` pre-logs the declared ones as typed."""
     run = mlflow.active_run()
     existing = MlflowClient().get_run(run.info.run_id).data.params
-    fresh = {key: _param_text(value) for key, value in params.items() if key not in existing}
+    fresh = {key: as_text(value) for key, value in params.items() if key not in existing}
     if fresh:
         mlflow.log_params(fresh)
 
 
-def _param_text(value):
-    if isinstance(value, float) and value == float("inf"):
-        return "inf"
-    return "" if value is None else str(value)
+def as_text(value):
+    """A setting as MLflow stores it (params, tags): inf as "inf", None as ""."""
+    if value is None:
+        return ""
+    return "inf" if value == float("inf") else str(value)
 
 
 @contextlib.contextmanager
