@@ -19,7 +19,7 @@ from scipy.special import softmax
 
 from baselines import dmmse_predictions, ridge_predictions
 from models import ModelConfig, build_model, make_optimizer, train_step
-from tasks import BatchSpec, make_pool, sample_batch
+from tasks import DataSettings, make_pool, sample_batch
 
 N_DIMS, N_POINTS, NOISE = 8, 16, 0.5
 
@@ -60,14 +60,14 @@ def dmmse_loop(xs, ys, *, pool, noise_scale):
 def training_rate(size, batch_size, steps):
     model = build_model(ModelConfig.of_size(size, n_dims=N_DIMS, n_points=N_POINTS), seed=0)
     optimizer = make_optimizer(model, lr=1e-4)
-    spec = BatchSpec(batch_size, N_POINTS, N_DIMS, NOISE)
-    pool = torch.from_numpy(make_pool(1024, N_DIMS, seed=0).tasks)
+    spec = DataSettings(batch_size, N_POINTS, N_DIMS, NOISE, 1.0, 101, 102, 103)
+    pool = torch.from_numpy(make_pool(1024, N_DIMS, seed=0, task_scale=1.0).tasks)
     for step in range(3):  # warm-up: allocator, first-call overheads
-        xs, _, ys = sample_batch(spec, step, pool=pool)
+        xs, _, ys = sample_batch(spec, step, pool=pool, task_scale=1.0)
         train_step(model, optimizer, xs, ys, 1e-4)
     start = time.perf_counter()
     for step in range(steps):
-        xs, _, ys = sample_batch(spec, step, pool=pool)
+        xs, _, ys = sample_batch(spec, step, pool=pool, task_scale=1.0)
         train_step(model, optimizer, xs, ys, 1e-4)
     return steps / (time.perf_counter() - start)
 

@@ -1,22 +1,35 @@
-"""What learns: the GPT-2 style in-context regression transformer, its optimiser and schedules."""
+"""What learns and how: the transformer, its optimiser and schedules, the training loop, checkpoints."""
 
+from models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from models.files import load_model_files, save_model_files
-from models.optim import SCHEDULES, cosine, make_optimizer, param_groups, train_step, triangle
+from models.optim import SCHEDULES, OptimSettings, cosine, make_optimizer, param_groups, train_step, triangle
+from models.progress import Progress
 from models.tokens import at_x_tokens, to_tokens
+from models.training import LOG_EVERY, Checkpointing, Hook, TrainingDiverged, train
 from models.transformer import SIZES, InContextRegressor, ModelConfig, build_model
 
 __all__ = [
+    "LOG_EVERY",
     "SCHEDULES",
     "SIZES",
+    "Checkpointing",
+    "Hook",
     "InContextRegressor",
     "ModelConfig",
+    "OptimSettings",
+    "Progress",
+    "TrainingDiverged",
     "at_x_tokens",
     "build_model",
     "cosine",
+    "load_checkpoint",
     "load_model_files",
     "make_optimizer",
+    "model_from_checkpoint",
     "param_groups",
+    "save_checkpoint",
     "save_model_files",
+    "train",
     "train_step",
     "triangle",
     "to_tokens",

@@ -5,6 +5,7 @@ matrices inside the transformer blocks (not read-in/out, positions, LayerNorms o
 weight_decay = 0 the AdamW update is exactly Adam's. Schedules are pure functions of the step.
 """
 
+import dataclasses
 import math
 
 import torch
@@ -60,11 +61,34 @@ def cosine(step, *, lr, warmup_steps, total_steps):
 SCHEDULES = {"triangle": triangle, "cosine": cosine}
 
 
+@dataclasses.dataclass(frozen=True)
+class OptimSettings:
+    """How a training optimises: peak lr, schedule by name, warm-up, length and weight decay (no defaults)."""
+
+    lr: float
+    schedule: str
+    warmup_steps: int
+    total_steps: int
+    weight_decay: float
+
+    def __post_init__(self):
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {sorted(SCHEDULES)}, got {self.schedule!r}")
+        _check(self.warmup_steps, self.total_steps)
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive finite number, got {self.lr!r}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be a non-negative finite number, got {self.weight_decay!r}")
+
+    def lr_at(self, step):
+        """The learning rate of the update made at `step` (0-based)."""
+        schedule = SCHEDULES[self.schedule]
+        return schedule(step, lr=self.lr, warmup_steps=self.warmup_steps, total_steps=self.total_steps)
+
+
 def _check(warmup_steps, total_steps):
     if not 0 <= warmup_steps < total_steps:
-        raise ValueError(
-            f"need 0 <= warmup_steps < total_steps, got warmup_steps={warmup_steps}, total_steps={total_steps}"
-        )
+        raise ValueError(f"warmup_steps={warmup_steps} must be in [0, total_steps={total_steps})")
 
 
 def train_step(model, optimizer, xs, ys, lr):

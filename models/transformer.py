@@ -21,13 +21,14 @@ SIZES = {"small": (4, 64, 2), "base": (8, 128, 2), "large": (12, 256, 4)}  # n_l
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Shape of the transformer. n_points is K, the context length it can read (2K positions)."""
+    """Shape of the transformer. n_points is K, the context length it can read (2K positions).
+    No defaults here: the caller's settings (or `of_size`) give every value."""
 
     n_dims: int
     n_points: int
-    n_layer: int = 8
-    n_embd: int = 128
-    n_head: int = 2
+    n_layer: int
+    n_embd: int
+    n_head: int
 
     def __post_init__(self):
         for field in dataclasses.fields(self):

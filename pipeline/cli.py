@@ -1,27 +1,49 @@
-"""What every entry point shares: tracking set-up, one-line errors, pool loading."""
+"""What every entry point shares: its click options from the one definition, tracking set-up, errors,
+pool loading."""
 
 import functools
 from pathlib import Path
 
 import click
 
+from pipeline.settings import OPTIONS
 from pipeline.tracking import local_copy, setup_tracking
+from pipeline.types import CommaList, InputError, Unset
 from tasks import load_pool
 
 
-def entry_point(command):
-    """Set up tracking, then turn a ValueError into a one-line `Error: ...` and exit status 1.
+def options(*names, sweep=False):
+    """Decorator adding `--name` for each option name, in order, with its one type, default and help.
 
-    The failing run itself is marked FAILED by `tracked_run` before the error gets here.
+    `sweep=True` (for `main`): each option is optional (empty: the preset's value) and takes a comma
+    list, whose values become an axis of the sweep's grid.
+    """
+
+    def apply(command):
+        for name in reversed(names):
+            spec = OPTIONS[name]
+            if sweep:
+                text = spec.help + " A comma list makes it an axis of the sweep."
+                command = click.option(f"--{name}", type=Unset(CommaList(spec.type)), default=None, help=text)(command)
+            else:
+                command = click.option(
+                    f"--{name}", type=spec.type, default=spec.default, show_default=True, help=spec.help
+                )(command)
+        return command
+
+    return apply
+
+
+def entry_point(command):
+    """Set up tracking and pass its handle to `command` as `tracking`.
+
+    A user's bad value raises InputError, which click prints as one line; anything else (a bug, a
+    numerical failure) keeps its traceback. The failing run itself is marked FAILED by `tracked_run`.
     """
 
     @functools.wraps(command)
     def wrapper(**params):
-        setup_tracking()
-        try:
-            return command(**params)
-        except ValueError as error:
-            raise click.ClickException(str(error)) from None
+        return command(setup_tracking(), **params)
 
     return wrapper
 
@@ -29,12 +51,15 @@ def entry_point(command):
 def open_pool(uri, n_dims=None):
     """The TaskPool behind a pool file path or URI (a folder holding pool.npz also works)."""
     if not uri:
-        raise ValueError("pool is required: pass the pool file or its runs:/<run_id>/pool/pool.npz URI")
+        raise InputError("pool is required: pass the pool file or its runs:/<run_id>/pool/pool.npz URI")
     with local_copy(uri, name="pool") as path:
         path = Path(path) / "pool.npz" if Path(path).is_dir() else path
-        pool = load_pool(path)
+        try:
+            pool = load_pool(path)
+        except ValueError as error:  # the file the user pointed at is not a good pool
+            raise InputError(str(error)) from None
     if n_dims is not None and pool.n_dims != n_dims:
-        raise ValueError(f"pool has D={pool.n_dims} but n_dims={n_dims}")
+        raise InputError(f"pool has D={pool.n_dims} but n_dims={n_dims}")
     return pool
 
 

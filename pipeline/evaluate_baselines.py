@@ -9,9 +9,8 @@ import tempfile
 import time
 
 import click
-import mlflow
 
-from pipeline.cli import EntryCommand, entry_point, open_pool, pool_label
+from pipeline.cli import EntryCommand, entry_point, open_pool, options, pool_label
 from pipeline.evaluation import (
     build_eval_sets,
     estimator_predictions,
@@ -21,27 +20,30 @@ from pipeline.evaluation import (
     transformer_predictions,
 )
 from pipeline.figures import per_position_figure
-from pipeline.options import option, options
 from pipeline.registry import load_registered
-from pipeline.tracking import log_params_once, tracked_run
+from pipeline.settings import BaselinesSettings, build, flat
+from pipeline.tracking import tracked_run
+from pipeline.types import InputError
 
 
-def evaluate_baselines(params):
-    """Run evaluate_baselines with `params`; returns the run id."""
-    pool = open_pool(params["pool"], params["n_dims"])
-    transformer = load_registered(params["model"]) if params["model"] else None
-    if transformer is not None and transformer.config.n_points < params["n_points"]:
-        raise ValueError(
-            f"n_points={params['n_points']} exceeds the model's context of {transformer.config.n_points} points"
+def evaluate_baselines(tracking, settings, *, parent=None, label=None):
+    """Run evaluate_baselines with BaselinesSettings `settings`; returns the run id."""
+    pool = open_pool(settings.pool, settings.n_dims)
+    evaluation = settings.evaluation
+    transformer = load_registered(settings.model) if settings.model else None
+    if transformer is not None and transformer.config.n_points < evaluation.n_points:
+        raise InputError(
+            f"n_points={evaluation.n_points} exceeds the model's context of {transformer.config.n_points} points"
         )
-    with tracked_run(f"baselines-{pool_label(pool.n_tasks)}", "evaluate_baselines") as run:
-        log_params_once(params | {"n_tasks": pool.n_tasks})
-        mlflow.set_tag("pool_sha256", pool.digest)
-        eval_sets = build_eval_sets(pool, params)
+    name = f"baselines-{label or pool_label(pool.n_tasks)}"
+    with tracked_run(tracking, name, "evaluate_baselines", parent) as run:
+        run.log_params(flat(settings) | {"n_tasks": pool.n_tasks})
+        run.set_tag("pool_sha256", pool.digest)
+        eval_sets = build_eval_sets(pool, evaluation)
         preds, curves = {}, {}
         for dist, eval_set in eval_sets.items():
             start = time.perf_counter()
-            preds[dist] = estimator_predictions(pool, eval_set, params["noise_scale"])
+            preds[dist] = estimator_predictions(pool, eval_set, evaluation.noise_scale)
             click.echo(
                 f"{dist}: estimators on {len(eval_set.xs)} sequences, M={pool.n_tasks}: "
                 f"{time.perf_counter() - start:.1f} s"
@@ -49,33 +51,34 @@ def evaluate_baselines(params):
             if transformer is not None:
                 preds[dist]["pt"] = transformer_predictions(transformer, eval_set, device="cpu")
             curves |= score(dist, eval_set, preds[dist])
-        log_curves(curves)
+        log_curves(run, curves)
         with tempfile.TemporaryDirectory() as folder:
-            save_eval_sets(folder, eval_sets, preds, params, pool)
-            mlflow.log_artifacts(folder, artifact_path="eval")
-        figure = per_position_figure(curves, list(eval_sets), f"M = {pool.n_tasks}")
-        mlflow.log_figure(figure, "figures/per_position.png")
+            save_eval_sets(folder, eval_sets, preds, evaluation, pool)
+            run.log_artifacts(folder, "eval")
+        run.log_figure(per_position_figure(curves, list(eval_sets), f"M = {pool.n_tasks}"), "figures/per_position.png")
         for key in sorted(k for k in curves if "delta" in k or "loss_noiseless" in k):
             click.echo(f"  {key:32s} {curves[key].mean():.4f}")
-    return run.info.run_id
+    return run.id
 
 
 @click.command(
     cls=EntryCommand, help="Score ridge, dMMSE (and a trained transformer) on fixed T_Pretrain and T_True sets."
 )
-@option("pool")
 @options(
-    "n_dims", "n_points", "noise_scale", "data_scale", "n_eval", "eval_data_seed", "eval_task_seed", "eval_noise_seed"
-)
-@option(
+    "pool",
+    "n_dims",
+    "n_points",
+    "noise_scale",
+    "data_scale",
+    "n_eval",
+    "eval_data_seed",
+    "eval_task_seed",
+    "eval_noise_seed",
     "model",
-    type=click.STRING,
-    default="",
-    help="optional trained transformer to score too: models:/<name>@<alias> or runs:/<run_id>/model.",
 )
 @entry_point
-def main(**params):
-    evaluate_baselines(params)
+def main(tracking, **params):
+    evaluate_baselines(tracking, build(BaselinesSettings, params))
 
 
 if __name__ == "__main__":

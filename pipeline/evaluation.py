@@ -7,18 +7,17 @@ Metric keys are the same in every run so the MLflow UI can chart and compare the
 Each is a mean over positions; `_by_k` variants hold the per-position curve with step = k (1-based).
 """
 
+import dataclasses
 import json
 import math
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import torch
 
 from baselines import delta, dmmse_predictions, loss_vs_noiseless, loss_vs_noisy, ridge_predictions
 from tasks import make_eval_set
 
-EVAL_KEYS = ("n_eval", "n_points", "noise_scale", "data_scale", "eval_data_seed", "eval_task_seed", "eval_noise_seed")
 PAIRS = (("pt", "dmmse"), ("pt", "ridge"), ("dmmse", "ridge"))
 
 
@@ -28,9 +27,8 @@ def distributions(pool):
 
 
 def build_eval_sets(pool, settings):
-    """The fixed evaluation sets of `pool` under `settings` (the EVAL_KEYS entries)."""
-    kwargs = {key: settings[key] for key in EVAL_KEYS}
-    return {dist: make_eval_set(dist, pool, **kwargs) for dist in distributions(pool)}
+    """The fixed evaluation sets of `pool` under EvalSettings `settings`."""
+    return {dist: make_eval_set(dist, pool, settings) for dist in distributions(pool)}
 
 
 def estimator_predictions(pool, eval_set, noise_scale):
@@ -69,20 +67,21 @@ def score(dist, eval_set, preds):
     return curves
 
 
-def log_curves(curves, *, step=None, by_position=True):
-    """Log each curve's mean (at `step`) and, if asked, the curve itself with step = position."""
-    mlflow.log_metrics({key: float(curve.mean()) for key, curve in curves.items()}, step=step)
+def log_curves(run, curves, *, step=None, by_position=True):
+    """Log each curve's mean on `run` (at `step`) and, if asked, the curve itself with step = position."""
+    run.log_metrics({key: float(curve.mean()) for key, curve in curves.items()}, step=step)
     if by_position:
         n_points = len(next(iter(curves.values())))
         for k in range(1, n_points + 1):
-            mlflow.log_metrics({f"{key}_by_k": float(curve[k - 1]) for key, curve in curves.items()}, step=k)
+            run.log_metrics({f"{key}_by_k": float(curve[k - 1]) for key, curve in curves.items()}, step=k)
 
 
 def save_eval_sets(folder, eval_sets, preds, settings, pool):
-    """Write eval sets with cached predictions (eval/{dist}.npz) and how they were made (settings.json)."""
+    """Write eval sets with cached predictions (eval/{dist}.npz) and how they were made (settings.json:
+    the EvalSettings `settings` and the pool digest)."""
     folder = Path(folder)
     for dist, eval_set in eval_sets.items():
         arrays = {"xs": eval_set.xs, "ws": eval_set.ws, "ys": eval_set.ys, **preds[dist]}
         np.savez(folder / f"{dist}.npz", **arrays)
-    record = {key: settings[key] for key in EVAL_KEYS} | {"pool_sha256": pool.digest}
+    record = dataclasses.asdict(settings) | {"pool_sha256": pool.digest}
     (folder / "settings.json").write_text(json.dumps(record, indent=2))

@@ -1,9 +1,10 @@
-"""Figures logged to MLflow: per-position loss curves of the predictors on each distribution."""
+"""Figures logged to MLflow: per-position loss curves of the predictors, and the sweep's Fig. 2."""
 
-import matplotlib
+import math
 
-matplotlib.use("Agg")  # no display on servers and CI
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # not pyplot: no display needed, nothing kept alive after logging
+
+from pipeline.summary import curve_label, group_label
 
 STYLE = {"pt": ("transformer", "C0"), "dmmse": ("dMMSE", "C1"), "ridge": ("ridge", "C2")}
 TITLES = {"pretrain": "T_Pretrain (pool tasks)", "true": "T_True (fresh tasks)"}
@@ -12,7 +13,8 @@ PANELS = {"loss": "loss / D", "delta_pt_dmmse": r"$\Delta_{PT,dMMSE}$", "delta_p
 
 def per_position_figure(curves, dists, title):
     """loss/D (noiseless targets) against context position k, one panel per distribution."""
-    fig, axes = plt.subplots(1, len(dists), figsize=(5 * len(dists), 3.8), squeeze=False)
+    fig = Figure(figsize=(5 * len(dists), 3.8))
+    axes = fig.subplots(1, len(dists), squeeze=False)
     for ax, dist in zip(axes[0], dists, strict=True):
         for name, (label, color) in STYLE.items():
             curve = curves.get(f"{dist}/{name}/loss_noiseless")
@@ -26,47 +28,54 @@ def per_position_figure(curves, dists, title):
     return fig
 
 
-def sweep_figure(rows, log2_threshold, rule):
+def sweep_figure(rows, axes, found):
     """Paper Fig. 2 style: rows T_Pretrain / T_True; columns loss/D, Delta_PT,dMMSE, Delta_PT,Ridge vs M.
 
-    log2 M on the x axis, M = inf drawn two units right of the largest finite M; one line style per
-    data scale; the threshold estimate as a dashed vertical line.
+    log2 M on the x axis, M = inf drawn two units right of the largest finite M; one curve per value of
+    every axis other than M (line style and marker per curve; on the loss panels, colour per predictor);
+    each group's threshold estimate (`found`: summary.thresholds) as a dotted vertical line.
     """
-    finite = [r["log2_n_tasks"] for r in rows if r["log2_n_tasks"] != float("inf")]
+    finite = sorted({r["log2_n_tasks"] for r in rows if r["log2_n_tasks"] != math.inf})
     inf_x = max(finite, default=0) + 2
-    scales = sorted({r["scale"] for r in rows})
-    fig, axes = plt.subplots(2, 3, figsize=(14, 7.5), sharex=True)
+    curves = list(dict.fromkeys(curve_label(r, axes) for r in rows))
+    fig = Figure(figsize=(14, 7.5))
+    axes_grid = fig.subplots(2, 3, sharex=True)
     for i, dist in enumerate(("pretrain", "true")):
         for j, (kind, names) in enumerate(
             (("loss", ("pt", "dmmse", "ridge")), ("delta_pt_dmmse", ("pt",)), ("delta_pt_ridge", ("pt",)))
         ):
-            ax = axes[i, j]
-            for s, scale in enumerate(scales):
+            ax = axes_grid[i, j]
+            for c, curve in enumerate(curves):
                 for name in names:
                     key = f"{dist}/{name}/loss_noiseless" if kind == "loss" else f"{dist}/{kind}"
                     points = sorted(
-                        (inf_x if r["log2_n_tasks"] == float("inf") else r["log2_n_tasks"], r[key])
+                        (inf_x if r["log2_n_tasks"] == math.inf else r["log2_n_tasks"], r[key])
                         for r in rows
-                        if r["scale"] == scale and r[key] == r[key]
+                        if curve_label(r, axes) == curve and r[key] == r[key]
                     )
+                    if not points:
+                        continue
                     label, color = STYLE[name]
                     label = label if kind == "loss" else PANELS[kind]
                     ax.plot(
                         *zip(*points, strict=True),
-                        marker="os^v"[s],
-                        ls=("-", "--")[s % 2],
-                        color=color,
-                        label=f"{label} {scale}".strip(),
+                        marker="os^vDP*X"[c % 8],
+                        ls=("-", "--", "-.", ":")[c % 4],
+                        color=color if kind == "loss" or len(curves) == 1 else f"C{c % 10}",
+                        label=f"{label} {curve}".strip(),
                     )
-            if log2_threshold == log2_threshold:  # not NaN
-                ax.axvline(log2_threshold, color="grey", ls=":", label=f"M* = 2^{log2_threshold:.1f}")
+            for g, (group, log2_m, _) in enumerate(found):
+                if log2_m == log2_m:  # not NaN
+                    text = f"M* = 2^{log2_m:.1f}" + (f" ({group_label(group)})" if group else "")
+                    ax.axvline(log2_m, color="grey" if len(found) == 1 else f"C{g % 10}", ls=":", label=text)
             ax.set(yscale="log", title=f"{TITLES[dist]}: {PANELS[kind]}")
-            ax.set_xticks([*sorted(set(finite)), inf_x], [*(f"{x:g}" for x in sorted(set(finite))), "inf"])
+            ax.set_xticks([*finite, inf_x], [*(f"{x:g}" for x in finite), "inf"])
             ax.grid(alpha=0.3)
             if i == 1:
                 ax.set_xlabel("log2 M (number of pretraining tasks)")
-        axes[i, 0].legend(fontsize=8)
-        axes[i, 2].legend(fontsize=8)
-    fig.suptitle(f"Task-diversity sweep (loss against noiseless targets); threshold: {rule}")
+        axes_grid[i, 0].legend(fontsize=7)
+        axes_grid[i, 2].legend(fontsize=7)
+    rules = sorted({rule for _, _, rule in found})
+    fig.suptitle(f"Task-diversity sweep (loss against noiseless targets); threshold: {'; '.join(rules)}")
     fig.tight_layout()
     return fig

@@ -7,29 +7,29 @@ import click
 import mlflow
 import numpy as np
 
-from pipeline.cli import EntryCommand, entry_point, pool_label
-from pipeline.options import options
-from pipeline.tracking import log_params_once, tracked_run
-from tasks import make_pool, save_pool
+from pipeline.cli import EntryCommand, entry_point, options, pool_label
+from pipeline.settings import build, flat
+from pipeline.tracking import tracked_run
+from tasks import PoolSettings, make_pool, save_pool
 
 POOL_ARTIFACT = "pool/pool.npz"
 
 
-def generate_pool(params):
-    """Run generate_pool with `params` (n_tasks, n_dims, task_scale, pool_seed); returns the run id."""
-    pool = make_pool(params["n_tasks"], params["n_dims"], seed=params["pool_seed"], task_scale=params["task_scale"])
-    with tracked_run(f"pool-{pool_label(pool.n_tasks)}", "generate_pool") as run:
-        log_params_once(params)
+def generate_pool(tracking, settings, *, parent=None):
+    """Draw and log the pool of PoolSettings `settings` (under run id `parent` if given); returns the run id."""
+    pool = make_pool(settings.n_tasks, settings.n_dims, seed=settings.pool_seed, task_scale=settings.task_scale)
+    with tracked_run(tracking, f"pool-{pool_label(pool.n_tasks)}", "generate_pool", parent) as run:
+        run.log_params(flat(settings))
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder, "pool.npz")
             save_pool(pool, path)
-            mlflow.log_artifact(str(path), artifact_path="pool")
-        mlflow.set_tag("pool_sha256", pool.digest)
+            run.log_artifact(path, "pool")
+        run.set_tag("pool_sha256", pool.digest)
         tasks = pool.tasks if pool.tasks is not None else np.zeros((0, pool.n_dims), np.float32)
         dataset = mlflow.data.from_numpy(tasks, name=f"task-pool-{pool_label(pool.n_tasks)}", digest=pool.digest[:16])
-        mlflow.log_input(dataset, context="pool")
-        click.echo(f"pool: runs:/{run.info.run_id}/{POOL_ARTIFACT}  (sha256 {pool.digest[:12]}...)")
-    return run.info.run_id
+        run.log_dataset(dataset, context="pool")
+        click.echo(f"pool: runs:/{run.id}/{POOL_ARTIFACT}  (sha256 {pool.digest[:12]}...)")
+    return run.id
 
 
 @click.command(
@@ -37,8 +37,8 @@ def generate_pool(params):
 )
 @options("n_tasks", "n_dims", "task_scale", "pool_seed")
 @entry_point
-def main(**params):
-    generate_pool(params)
+def main(tracking, **params):
+    generate_pool(tracking, build(PoolSettings, params))
 
 
 if __name__ == "__main__":

@@ -1,44 +1,13 @@
-"""Settings: one source of truth for every entry point's defaults and for `main`'s presets.
+"""Presets of `main`: named sets of overrides on the defaults (pipeline/settings.py OPTIONS).
 
-DEFAULTS are the paper's base setting (Raventos et al. 2023, Sec. 2: base transformer, D = 8, K = 16,
-noise_scale 0.5, batch 256, 500k steps, triangle schedule with lr 1e-3 and 50% warm-up, the original
-code's seeds), except the evaluation size: the original scores 2 x 2^20 sequences every 1000 steps;
-the default here is 4096 per distribution. MLproject repeats these defaults (a test keeps them equal).
-A preset is a set of overrides on DEFAULTS; `n_tasks` in a preset is the sweep's grid of pool sizes.
+A value may be a list: it is then an axis of the sweep's grid (`n_tasks` always is one). Every option
+stays overridable on the command line (`-P weight_decay=0,1e-3` adds an axis).
 """
 
 import math
 
-DEFAULTS = {
-    "n_tasks": 1024,
-    "n_dims": 8,
-    "n_points": 16,
-    "noise_scale": 0.5,
-    "task_scale": 1.0,
-    "data_scale": 1.0,
-    "batch_size": 256,
-    "n_layer": 8,
-    "n_embd": 128,
-    "n_head": 2,
-    "lr": 1e-3,
-    "schedule": "triangle",
-    "warmup_steps": 250_000,
-    "total_steps": 500_000,
-    "weight_decay": 0.0,
-    "pool_seed": 102,
-    "data_seed": 101,
-    "task_seed": 102,
-    "noise_seed": 103,
-    "model_seed": 100,
-    "eval_data_seed": 104,
-    "eval_task_seed": 105,
-    "eval_noise_seed": 106,
-    "eval_every": 1000,
-    "n_eval": 4096,
-    "device": "auto",
-    "model_name": "icl-transformer",
-    "workers": 1,
-}
+from pipeline.settings import DEFAULTS
+from pipeline.types import InputError
 
 PRESETS = {
     # The paper's grid M = 2^1 ... 2^20 and inf at its base setting, evaluated as the original code does
@@ -57,6 +26,7 @@ PRESETS = {
         "total_steps": 12000,
         "eval_every": 1000,
         "n_eval": 2048,
+        "executor": "process",
         "workers": 2,
         "model_name": "icl-demo",
     },
@@ -78,13 +48,19 @@ PRESETS = {
     },
 }
 
+# Options of `main`: every setting of a chain, and how the sweep runs. The last four take one value.
+SWEEP_OPTIONS = [name for name in DEFAULTS if name not in ("pool", "baselines", "model", "prompts", "kind")]
+SINGLE = ("device", "model_name", "executor", "workers")
+
 
 def resolve(preset, overrides):
-    """The settings of `preset` with `overrides` (None values are ignored) on top of DEFAULTS."""
+    """{option: [values]}: DEFAULTS, then `preset`, then `overrides` (None values are ignored)."""
     if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    settings = {**DEFAULTS, **PRESETS[preset]}
-    settings.update({key: value for key, value in overrides.items() if value is not None})
-    if not isinstance(settings["n_tasks"], list):
-        settings["n_tasks"] = [settings["n_tasks"]]
+        raise InputError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    settings = {name: DEFAULTS[name] for name in SWEEP_OPTIONS} | PRESETS[preset]
+    settings |= {key: value for key, value in overrides.items() if value is not None}
+    settings = {key: list(value) if isinstance(value, list) else [value] for key, value in settings.items()}
+    for name in SINGLE:
+        if len(settings[name]) > 1:
+            raise InputError(f"{name} takes one value, got {','.join(map(str, settings[name]))}")
     return settings

@@ -11,7 +11,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import torch
-from mlflow.models import ModelSignature
+from mlflow.models import Model, ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import Schema, TensorSpec
 
@@ -19,7 +19,9 @@ import models
 from models import load_model_files, save_model_files
 from models.files import CONFIG_FILE, WEIGHTS_FILE
 from pipeline.cli import pool_label
+from pipeline.settings import flat
 from pipeline.tracking import as_text, local_copy
+from pipeline.types import InputError
 
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
 TAG_KEYS = (
@@ -44,15 +46,19 @@ def signature(n_dims):
     return ModelSignature(inputs=inputs, outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1))]))
 
 
-def log_and_register(model, settings, pool, name="model"):
-    """Log `model` as a pyfunc on the active run, register it with its tags and point the pool size's
-    alias at it. Called last in a run; if registering fails half-way, the new version is deleted."""
+def log_and_register(run, model, settings, pool, name="model"):
+    """Log `model` as a pyfunc on `run`, register it with its tags and point the pool size's alias at
+    it. Called last in a run; if registering fails half-way, the new version is deleted."""
     n_points, n_dims = model.config.n_points, model.config.n_dims
     example = {"xs": np.zeros((1, n_points, n_dims), np.float32), "ys": np.zeros((1, n_points), np.float32)}
     with tempfile.TemporaryDirectory() as folder:
         config_path, weights_path = save_model_files(model, folder)
-        info = mlflow.pyfunc.log_model(
+        # Model.log with an explicit run id: no fluent active run is needed (trainings may share a process).
+        info = Model.log(
+            artifact_path=None,
             name=name,
+            flavor=mlflow.pyfunc,
+            run_id=run.id,
             python_model=str(PYFUNC_FILE),
             artifacts={"config": str(config_path), "state_dict": str(weights_path)},
             code_paths=[str(Path(models.__file__).parent)],
@@ -60,16 +66,15 @@ def log_and_register(model, settings, pool, name="model"):
             input_example=example,
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}", "numpy"],
         )
-    tags = {key: settings[key] for key in TAG_KEYS}
-    tags |= {"n_tasks": pool.n_tasks, "pool_seed": pool.seed, "pool_sha256": pool.digest}
-    tags["run_id"] = mlflow.active_run().info.run_id
-    registered = mlflow.register_model(
-        info.model_uri, settings["model_name"], tags={k: as_text(v) for k, v in tags.items()}
-    )
+    values = flat(settings)
+    tags = {key: values[key] for key in TAG_KEYS}
+    tags |= {"n_tasks": pool.n_tasks, "pool_seed": pool.seed, "pool_sha256": pool.digest, "run_id": run.id}
+    model_name = settings.model_name
+    registered = mlflow.register_model(info.model_uri, model_name, tags={k: as_text(v) for k, v in tags.items()})
     try:
-        MlflowClient().set_registered_model_alias(settings["model_name"], pool_label(pool.n_tasks), registered.version)
+        MlflowClient().set_registered_model_alias(model_name, pool_label(pool.n_tasks), registered.version)
     except Exception:
-        MlflowClient().delete_model_version(settings["model_name"], registered.version)
+        MlflowClient().delete_model_version(model_name, registered.version)
         raise
     return registered.version
 
@@ -79,5 +84,5 @@ def load_registered(uri, device="cpu"):
     with local_copy(uri, name="model") as folder:
         artifacts = Path(folder, "artifacts")
         if not artifacts.is_dir():
-            raise ValueError(f"model={uri!r} is not a model logged by this project (no artifacts/ folder)")
+            raise InputError(f"model={uri!r} is not a model logged by this project (no artifacts/ folder)")
         return load_model_files(artifacts / CONFIG_FILE, artifacts / WEIGHTS_FILE, device)

@@ -1,53 +1,92 @@
-"""The sweep's summary: one row per (M, data scale), Fig. 2-style plots and the threshold estimate.
+"""The sweep's summary: one row per grid point, Fig. 2-style plots and the threshold estimate per group.
 
-Rows hold loss/D (noiseless targets) on T_Pretrain and T_True for the transformer (pt), dMMSE and
-ridge, and Delta_{PT,dMMSE}, Delta_{PT,Ridge}, Delta_{dMMSE,Ridge} on both. At M = inf the two
-distributions coincide (every task is fresh), so the T_True numbers fill both and dMMSE is absent
-(it tends to ridge).
+Rows hold the point's axis values, loss/D (noiseless targets) on T_Pretrain and T_True for the
+transformer (pt), dMMSE and ridge, and Delta_{PT,dMMSE}, Delta_{PT,Ridge}, Delta_{dMMSE,Ridge} on both.
+At M = inf the two distributions coincide (every task is fresh), so the T_True numbers fill both and
+dMMSE is absent (it tends to ridge).
 
-Threshold M*: with two data scales, where their Delta^{T_True}_{PT,Ridge} curves cross (the paper's
-rule); with one, where the transformer becomes closer to ridge than to dMMSE on T_True. Both are
-interpolated linearly in log2 M between grid points.
+Threshold M*, per group (all axes but M and the data scale fixed): with two or more data scales, where
+the Delta^{T_True}_{PT,Ridge} curves of the smallest and largest cross (the paper's rule); with one,
+where the transformer becomes closer to ridge than to dMMSE on T_True. Both are interpolated linearly in
+log2 M between grid points.
 """
 
 import math
 
 import numpy as np
 
+from pipeline.sweep.grid import DATA_SCALE, SHORT
+from pipeline.tracking import as_text
+
 LOSSES = [f"{dist}/{name}/loss_noiseless" for dist in ("pretrain", "true") for name in ("pt", "dmmse", "ridge")]
 DELTAS = [f"{dist}/delta_{pair}" for dist in ("pretrain", "true") for pair in ("pt_dmmse", "pt_ridge", "dmmse_ridge")]
 RUNS = ["generate_pool_run", "evaluate_baselines_run", "train_run"]
-COLUMNS = ["n_tasks", "log2_n_tasks", "scale", *LOSSES, *DELTAS, *RUNS]
+CLOSER_TO_RIDGE = "PT closer to ridge than to dMMSE on T_True"
 
 
-def summary_row(n_tasks, scale, baseline_metrics, train_metrics, runs=None):
-    """One row from the final metrics of an evaluate_baselines run and of its train run; `runs` maps
-    each stage to the id of the run that made it (a rerun's reused runs belong to an older sweep)."""
+def columns(axes):
+    """The table's columns for a sweep over `axes` (n_tasks first)."""
+    return ["n_tasks", "log2_n_tasks", *axes[1:], *LOSSES, *DELTAS, *RUNS]
+
+
+def summary_row(values, axes, baseline_metrics, train_metrics, runs=None):
+    """One row from a point's `values` on `axes` and the final metrics of its evaluate_baselines and train
+    runs; `runs` maps each stage to the id of the run that made it (reused runs belong to older sweeps)."""
+    n_tasks = values["n_tasks"]
     metrics = baseline_metrics | train_metrics
     if n_tasks == math.inf:  # T_Pretrain is T_True: every sequence has a fresh task
         metrics |= {key.replace("true/", "pretrain/", 1): value for key, value in metrics.items()}
-    row = {
-        "n_tasks": "inf" if n_tasks == math.inf else n_tasks,
-        "scale": scale,
-        "log2_n_tasks": math.inf if n_tasks == math.inf else math.log2(n_tasks),
-    }
+    row = {"n_tasks": "inf" if n_tasks == math.inf else n_tasks, "log2_n_tasks": math.log2(n_tasks)}
+    row |= {axis: values[axis] for axis in axes[1:]}
     row |= {f"{stage}_run": run_id for stage, run_id in (runs or {}).items()}
     return row | {key: metrics.get(key, math.nan) for key in LOSSES + DELTAS}
 
 
-def threshold(rows):
-    """(log2 M*, rule) from the rows, or (nan, rule) when the grid shows no crossing."""
-    scales = sorted({row["scale"] for row in rows})
+def group_axes(axes):
+    return [axis for axis in axes[1:] if axis not in DATA_SCALE]
+
+
+def group_label(group):
+    """'' for the only group, else weight_decay=0.001, n_embd=64."""
+    return ", ".join(f"{axis}={as_text(value)}" for axis, value in group)
+
+
+def groups(rows, axes):
+    """[(group, rows)] in order of first appearance; a group is ((axis, value), ...) of group_axes."""
+    found = {}
+    for row in rows:
+        found.setdefault(tuple((axis, row[axis]) for axis in group_axes(axes)), []).append(row)
+    return list(found.items())
+
+
+def curve_label(row, axes):
+    """The row's values on every axis but M: one curve of the sweep figure (B512, weight_decay=0.001)."""
+    return ", ".join(f"{SHORT[a]}{as_text(row[a])}" if a in SHORT else f"{a}={as_text(row[a])}" for a in axes[1:])
+
+
+def scale_label(row, axes):
+    return "-".join(f"{SHORT[axis]}{row[axis]}" for axis in axes[1:] if axis in DATA_SCALE)
+
+
+def thresholds(rows, axes):
+    """[(group, log2 M*, rule)] per group; log2 M* is nan where the grid shows no crossing."""
+    return [(group, *threshold(members, axes)) for group, members in groups(rows, axes)]
+
+
+def threshold(rows, axes):
+    """(log2 M*, rule) of one group's rows."""
     finite = sorted((r for r in rows if math.isfinite(r["log2_n_tasks"])), key=lambda r: r["log2_n_tasks"])
-    if len(scales) == 2:
-        a = {r["log2_n_tasks"]: r["true/delta_pt_ridge"] for r in finite if r["scale"] == scales[0]}
-        b = {r["log2_n_tasks"]: r["true/delta_pt_ridge"] for r in finite if r["scale"] == scales[1]}
+    scales = list(dict.fromkeys(scale_label(r, axes) for r in rows))
+    if len(scales) >= 2:
+        small, large = scales[0], scales[-1]
+        a = {r["log2_n_tasks"]: r["true/delta_pt_ridge"] for r in finite if scale_label(r, axes) == small}
+        b = {r["log2_n_tasks"]: r["true/delta_pt_ridge"] for r in finite if scale_label(r, axes) == large}
         xs = sorted(set(a) & set(b))
-        rule = f"crossing of Delta^True_PT,Ridge for {scales[0]} and {scales[1]}"
+        rule = f"crossing of Delta^True_PT,Ridge for {small} and {large}"
         return _first_sign_change(xs, [a[x] - b[x] for x in xs]), rule
     xs = [r["log2_n_tasks"] for r in finite]
     gaps = [r["true/delta_pt_ridge"] - r["true/delta_pt_dmmse"] for r in finite]
-    return _first_sign_change(xs, gaps), "PT closer to ridge than to dMMSE on T_True"
+    return _first_sign_change(xs, gaps), CLOSER_TO_RIDGE
 
 
 def _first_sign_change(xs, ys):
@@ -61,19 +100,20 @@ def _first_sign_change(xs, ys):
     return math.nan
 
 
-def summary_table(rows):
-    """Columns -> lists, the shape `mlflow.log_table` takes."""
-    return {
-        column: [row[column] if column != "log2_n_tasks" or math.isfinite(row[column]) else "inf" for row in rows]
-        for column in COLUMNS
-    }
+def summary_table(rows, axes):
+    """Columns -> lists, the shape `mlflow.log_table` takes (inf as text)."""
+    return {column: [_table_cell(row.get(column, "")) for row in rows] for column in columns(axes)}
 
 
-def summary_csv(rows):
-    lines = [",".join(COLUMNS)]
+def summary_csv(rows, axes):
+    lines = [",".join(columns(axes))]
     for row in rows:
-        lines.append(",".join(_cell(row.get(column, "")) for column in COLUMNS))
+        lines.append(",".join(_cell(row.get(column, "")) for column in columns(axes)))
     return "\n".join(lines) + "\n"
+
+
+def _table_cell(value):
+    return "inf" if isinstance(value, float) and value == math.inf else value
 
 
 def _cell(value):

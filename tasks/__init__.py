@@ -1,14 +1,16 @@
 """What the data is: task pools, seeded training batches, fixed evaluation sets."""
 
-from tasks.evalsets import EvalSet, make_eval_set
-from tasks.pool import TaskPool, load_pool, make_pool, parse_n_tasks, pool_digest, save_pool
-from tasks.sampling import BatchSpec, sample_batch
+from tasks.evalsets import EvalSet, EvalSettings, make_eval_set
+from tasks.pool import PoolSettings, TaskPool, load_pool, make_pool, parse_n_tasks, pool_digest, save_pool
+from tasks.sampling import DataSettings, sample_batch
 from tasks.streams import STREAMS, stream_seed
 
 __all__ = [
     "STREAMS",
-    "BatchSpec",
+    "DataSettings",
     "EvalSet",
+    "EvalSettings",
+    "PoolSettings",
     "TaskPool",
     "load_pool",
     "make_eval_set",

@@ -26,35 +26,41 @@ class EvalSet:
     ys: np.ndarray
 
 
-def make_eval_set(
-    kind,
-    pool,
-    *,
-    n_eval,
-    n_points,
-    noise_scale,
-    data_scale=1.0,
-    eval_data_seed=104,
-    eval_task_seed=105,
-    eval_noise_seed=106,
-):
-    """The evaluation set of `kind` ('pretrain' or 'true') for `pool` (a `tasks.TaskPool`)."""
+@dataclasses.dataclass(frozen=True)
+class EvalSettings:
+    """How the fixed evaluation sets are drawn: their size, sequence shape and seeds (no defaults here)."""
+
+    n_eval: int
+    n_points: int
+    noise_scale: float
+    data_scale: float
+    eval_data_seed: int
+    eval_task_seed: int
+    eval_noise_seed: int
+
+    def __post_init__(self):
+        for name in ("n_eval", "n_points"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def make_eval_set(kind, pool, settings):
+    """The evaluation set of `kind` ('pretrain' or 'true') for `pool` (a `tasks.TaskPool`) under
+    EvalSettings `settings`."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if kind == "pretrain" and pool.n_tasks == math.inf:
         raise ValueError("kind='pretrain' needs a finite pool, got n_tasks=inf")
-    for name, value in (("n_eval", n_eval), ("n_points", n_points)):
-        if isinstance(value, bool) or int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
     index = KINDS.index(kind)
-    shape = (int(n_eval), int(n_points), pool.n_dims)
-    xs = data_scale * numpy_rng(eval_data_seed, "eval_data", index).standard_normal(shape)
-    task_rng = numpy_rng(eval_task_seed, "eval_task", index)
+    shape = (int(settings.n_eval), int(settings.n_points), pool.n_dims)
+    xs = settings.data_scale * numpy_rng(settings.eval_data_seed, "eval_data", index).standard_normal(shape)
+    task_rng = numpy_rng(settings.eval_task_seed, "eval_task", index)
     if kind == "pretrain":
         ws = pool.tasks[task_rng.integers(len(pool.tasks), size=shape[0])].astype(np.float64)
     else:
         ws = pool.task_scale * task_rng.standard_normal((shape[0], shape[2]))
     xs, ws = xs.astype(np.float32), ws.astype(np.float32)
-    noise = noise_scale * numpy_rng(eval_noise_seed, "eval_noise", index).standard_normal(shape[:2])
+    noise = settings.noise_scale * numpy_rng(settings.eval_noise_seed, "eval_noise", index).standard_normal(shape[:2])
     ys = np.einsum("nkd,nd->nk", xs.astype(np.float64), ws.astype(np.float64)) + noise
     return EvalSet(xs, ws, ys.astype(np.float32))

@@ -51,9 +51,21 @@ def parse_n_tasks(value):
     return int(number)
 
 
-def make_pool(n_tasks, n_dims, *, seed, task_scale=1.0):
-    """Draw M tasks from N(0, task_scale^2 I_D) with the pool stream of `seed`."""
-    n_tasks = parse_n_tasks(n_tasks)
+@dataclasses.dataclass(frozen=True)
+class PoolSettings:
+    """How a pool is drawn: M (an int, or math.inf), D, the prior's scale and the seed (no defaults here)."""
+
+    n_tasks: float
+    n_dims: int
+    task_scale: float
+    pool_seed: int
+
+
+def make_pool(n_tasks, n_dims, *, seed, task_scale):
+    """Draw M tasks from N(0, task_scale^2 I_D) with the pool stream of `seed`; `n_tasks` is a positive
+    int or math.inf (text is parsed once, at the boundary, by `parse_n_tasks`)."""
+    if n_tasks != math.inf and (isinstance(n_tasks, bool) or not isinstance(n_tasks, int) or n_tasks < 1):
+        raise ValueError(f"n_tasks must be a positive integer or inf, got {n_tasks!r}")
     if isinstance(n_dims, bool) or int(n_dims) != n_dims or n_dims < 1:
         raise ValueError(f"n_dims must be a positive integer, got {n_dims!r}")
     if not math.isfinite(task_scale) or task_scale <= 0:

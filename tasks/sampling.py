@@ -14,33 +14,35 @@ from tasks.streams import torch_generator
 
 
 @dataclasses.dataclass(frozen=True)
-class BatchSpec:
-    """What a training batch looks like; the seeds are those of the data, task and noise streams."""
+class DataSettings:
+    """What a training batch looks like; the seeds are those of the data, task and noise streams.
+
+    No defaults here: every value comes from the caller's settings.
+    """
 
     batch_size: int
     n_points: int
     n_dims: int
     noise_scale: float
-    data_scale: float = 1.0
-    task_scale: float = 1.0
-    data_seed: int = 101
-    task_seed: int = 102
-    noise_seed: int = 103
+    data_scale: float
+    data_seed: int
+    task_seed: int
+    noise_seed: int
 
     def __post_init__(self):
         for name in ("batch_size", "n_points", "n_dims"):
             value = getattr(self, name)
             if isinstance(value, bool) or int(value) != value or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("data_scale", "task_scale"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if not self.data_scale > 0:
+            raise ValueError(f"data_scale must be positive, got {self.data_scale!r}")
         if not self.noise_scale >= 0:
             raise ValueError(f"noise_scale must be non-negative, got {self.noise_scale!r}")
 
 
-def sample_batch(spec, step, *, pool=None, device="cpu"):
-    """The training batch at `step`, drawn on `device`; `pool` is a (M, D) tensor there, or None (M = inf).
+def sample_batch(spec, step, *, pool, task_scale, device="cpu"):
+    """The training batch of DataSettings `spec` at `step`, drawn on `device`. The tasks come from `pool`,
+    a (M, D) tensor there, or fresh from N(0, task_scale^2 I) when `pool` is None (M = inf).
 
     Shapes: -> xs (B, K, D), ws (B, D), ys (B, K), float32.
     """
@@ -51,7 +53,7 @@ def sample_batch(spec, step, *, pool=None, device="cpu"):
     xs = spec.data_scale * torch.randn(shape, generator=data, device=device)
     task = torch_generator(spec.task_seed, "task", step, device)
     if pool is None:
-        ws = spec.task_scale * torch.randn(shape[0], shape[2], generator=task, device=device)
+        ws = task_scale * torch.randn(shape[0], shape[2], generator=task, device=device)
     else:
         ws = pool[torch.randint(len(pool), (shape[0],), generator=task, device=device)]
     noise = torch_generator(spec.noise_seed, "noise", step, device)

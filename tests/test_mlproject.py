@@ -1,45 +1,52 @@
-"""MLproject and the click scripts agree: same parameters, same defaults, every parameter passed on."""
+"""MLproject is generated from the click options, and every option is written once."""
 
-import importlib
+import math
 
-import click
 import pytest
 import yaml
+from click.testing import CliRunner
 from conftest import PROJECT
 
-from pipeline.presets import DEFAULTS, PRESETS, resolve
+from pipeline import mlproject
+from pipeline.presets import PRESETS, SWEEP_OPTIONS, resolve
+from pipeline.settings import DEFAULTS, OPTIONS
+from pipeline.types import InputError
 
-ENTRY_POINTS = ("generate_pool", "evaluate_baselines", "train", "main", "predict")
 SPEC = yaml.safe_load((PROJECT / "MLproject").read_text())
 
 
-def test_mlproject_declares_exactly_the_entry_points():
-    assert set(SPEC["entry_points"]) == set(ENTRY_POINTS)
-    assert SPEC["conda_env"] == "conda.yaml"
+def test_mlproject_is_generated_from_the_options():
+    result = CliRunner().invoke(mlproject.main, ["--check"])
+    assert result.exit_code == 0, result.output
+    assert set(SPEC["entry_points"]) == set(mlproject.ENTRY_POINTS) and SPEC["conda_env"] == "conda.yaml"
 
 
-@pytest.mark.parametrize("entry", ENTRY_POINTS)
-def test_parameters_match_the_click_options(entry):
-    declared = SPEC["entry_points"][entry]["parameters"]
-    command = importlib.import_module(f"pipeline.{entry}").main
-    assert list(declared) == [p.name for p in command.params]
-    for param in command.params:
-        spec = declared[param.name]
-        assert "type" in spec and "default" in spec, param.name
-        default = "" if param.default is None else param.default
-        if isinstance(param.type, click.types.IntParamType | click.types.FloatParamType):
-            assert spec["type"] in ("int", "float") and spec["default"] == default, param.name
-        else:
-            assert spec["type"] == "string" and str(spec["default"]) == str(default), param.name
-        assert f"--{param.name} {{{param.name}}}" in SPEC["entry_points"][entry]["command"], param.name
-        if param.name in DEFAULTS and entry != "main":
-            assert param.default == DEFAULTS[param.name], param.name
+def test_generated_parameters_keep_types_and_defaults():
+    train = SPEC["entry_points"]["train"]["parameters"]
+    assert train["lr"] == {"type": "float", "default": 1e-3} and train["n_layer"] == {"type": "int", "default": 8}
+    assert SPEC["entry_points"]["generate_pool"]["parameters"]["n_tasks"] == {"type": "string", "default": "1024"}
+    assert all(
+        p == {"type": "string", "default": ""}
+        for name, p in SPEC["entry_points"]["main"]["parameters"].items()
+        if name != "preset"
+    )
+    for entry, spec in SPEC["entry_points"].items():
+        for name in spec["parameters"]:
+            assert f"--{name} {{{name}}}" in spec["command"], (entry, name)
 
 
 def test_presets_override_only_known_settings():
     for name, preset in PRESETS.items():
-        assert set(preset) <= set(DEFAULTS), name
-        assert isinstance(resolve(name, {})["n_tasks"], list)
-    assert resolve("smoke", {"lr": 0.5, "n_layer": None})["lr"] == 0.5
-    with pytest.raises(ValueError, match="unknown preset 'nope'"):
+        assert set(preset) <= set(SWEEP_OPTIONS), name
+    assert resolve("smoke", {"lr": [0.5], "n_layer": None})["lr"] == [0.5]
+    assert resolve("smoke", {})["n_tasks"] == [4, 64, math.inf]
+    with pytest.raises(InputError, match="unknown preset 'nope'"):
         resolve("nope", {})
+    with pytest.raises(InputError, match="workers takes one value, got 1,2"):
+        resolve("smoke", {"workers": [1, 2]})
+
+
+def test_every_option_is_defined_once_with_a_default_and_help():
+    assert set(DEFAULTS) == set(OPTIONS)
+    for name, option in OPTIONS.items():
+        assert len(option.help) > 15, name

@@ -77,9 +77,9 @@ def test_bad_model_input_is_named():
     with pytest.raises(ValueError, match=r"expected xs \(B, K, 4\).*\(1, 8, 3\)"):
         model(torch.zeros(1, 8, 3), torch.zeros(1, 8))
     with pytest.raises(ValueError, match="n_embd=30 must be divisible by n_head=4"):
-        ModelConfig(n_dims=4, n_points=8, n_embd=30, n_head=4)
+        ModelConfig(n_dims=4, n_points=8, n_layer=1, n_embd=30, n_head=4)
     with pytest.raises(ValueError, match="n_layer must be a positive integer, got 0"):
-        ModelConfig(n_dims=4, n_points=8, n_layer=0)
+        ModelConfig(n_dims=4, n_points=8, n_layer=0, n_embd=32, n_head=2)
 
 
 def test_weight_decay_groups_hold_only_block_matrices_once_each():
@@ -116,5 +116,5 @@ def test_schedules_at_their_edges(schedule):
     assert schedule(250, **kw) == pytest.approx(5e-4)  # halfway down, for both shapes
     quarter_down = 7.5e-4 if schedule is triangle else 1e-3 * (1 + math.cos(math.pi / 4)) / 2
     assert schedule(175, **kw) == pytest.approx(quarter_down)
-    with pytest.raises(ValueError, match="warmup_steps=400, total_steps=400"):
+    with pytest.raises(ValueError, match=r"warmup_steps=400 must be in \[0, total_steps=400\)"):
         schedule(0, lr=1e-3, warmup_steps=400, total_steps=400)

@@ -111,7 +111,9 @@ def test_evaluate_baselines_scores_a_registered_model(store, sweep):
         f"models:/{MODEL_NAME}@m4",
     )
     assert result.exit_code == 0, result.output
-    run = mlflow.last_active_run()
+    [run] = mlflow.search_runs(
+        search_all_experiments=True, filter_string=f"params.model = 'models:/{MODEL_NAME}@m4'", output_format="list"
+    )
     assert {"pretrain/pt/loss_noiseless", "true/delta_pt_ridge", "pretrain/delta_pt_dmmse"} <= set(run.data.metrics)
 
 

@@ -1,5 +1,5 @@
-"""The sweep: summary structure on the smoke preset, reuse of finished children, parallel chains,
-and the threshold rules on worked examples."""
+"""The sweep: summary structure on the smoke preset, reuse of finished children, any axis (weight decay,
+data scales in worker processes), the grid, and the threshold rules on worked examples."""
 
 import csv
 import io
@@ -10,24 +10,30 @@ import pytest
 from conftest import MODEL_NAME, invoke
 
 from pipeline import main
-from pipeline.main import data_scales, warmup_fraction
 from pipeline.presets import resolve
-from pipeline.summary import COLUMNS, summary_row, threshold
-from pipeline.sweep import same_params
+from pipeline.summary import columns, summary_row, thresholds
+from pipeline.sweep.chain import same_params
+from pipeline.sweep.grid import grid, warmup_fraction
+from pipeline.types import InputError
 
 
-def runs_of_stage(store, stage):
+def runs_of_stage(store, stage, parent=None):
     experiment = store.client.get_experiment_by_name("tests")
-    return store.client.search_runs([experiment.experiment_id], f"tags.stage = '{stage}'")
+    where = f"tags.stage = '{stage}'" + (f" and tags.mlflow.parentRunId = '{parent}'" if parent else "")
+    return store.client.search_runs([experiment.experiment_id], where)
+
+
+def summary_rows(run_id):
+    text = open(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/summary/summary.csv")).read()
+    return list(csv.DictReader(io.StringIO(text)))
 
 
 def test_summary_on_the_parent_run(store, sweep):
     run_id = sweep.parent.info.run_id
     paths = {a.path for a in store.client.list_artifacts(run_id, "summary")}
     assert paths == {"summary/summary.csv", "summary/summary.json", "summary/sweep.png"}
-    text = open(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/summary/summary.csv")).read()
-    rows = list(csv.DictReader(io.StringIO(text)))
-    assert list(rows[0]) == COLUMNS and [r["n_tasks"] for r in rows] == ["4", "inf"]
+    rows = summary_rows(run_id)
+    assert list(rows[0]) == columns(("n_tasks",)) and [r["n_tasks"] for r in rows] == ["4", "inf"]
     for row in rows:
         for key in ("pretrain/pt/loss_noiseless", "true/ridge/loss_noiseless", "true/delta_pt_ridge"):
             assert float(row[key]) > 0, key
@@ -48,77 +54,121 @@ def test_rerunning_a_sweep_reuses_its_finished_children(store, sweep):
     assert len(runs_of_stage(store, "train")) == trained + 1
 
 
+def test_weight_decay_axis_gives_a_row_per_point_a_curve_and_a_threshold_per_value(store):
+    args = ("--preset", "smoke", "--n_tasks", "4,inf", "--weight_decay", "0,1e-3", "--model_name", MODEL_NAME)
+    result = invoke(main.main, *args)
+    assert result.exit_code == 0, result.output
+    assert "4 trainings over n_tasks, weight_decay" in result.output
+    experiment = store.client.get_experiment_by_name("tests")
+    parent = store.client.search_runs([experiment.experiment_id], "params.weight_decay = '0.0,0.001'")[0]
+    rows = summary_rows(parent.info.run_id)
+    assert [(r["n_tasks"], r["weight_decay"]) for r in rows] == [
+        ("4", "0"),
+        ("inf", "0"),
+        ("4", "0.001"),
+        ("inf", "0.001"),
+    ]
+    assert list(rows[0])[:3] == ["n_tasks", "log2_n_tasks", "weight_decay"]
+    tags = parent.data.tags
+    assert tags["threshold_rule/weight_decay_0.0"] == tags["threshold_rule/weight_decay_0.001"]
+    assert result.output.count("for weight_decay=") == 2  # one threshold line per weight decay
+    trained = [store.client.get_run(r["train_run"]) for r in rows]  # 4 chains (M = 4 and inf may be reused)
+    assert [float(r.data.params["weight_decay"]) for r in trained] == [0, 0, 1e-3, 1e-3]
+    assert [r.data.params["n_tasks"] for r in trained] == ["4", "inf", "4", "inf"]
+    assert all(r.info.status == "FINISHED" for r in trained)
+
+
 def test_two_data_scales_in_two_worker_processes(store):
     result = invoke(
         main.main,
-        "--preset",
-        "smoke",
-        "--n_tasks",
-        "8,32",
-        "--batch_size",
-        "16,32",
-        "--workers",
-        2,
-        "--total_steps",
-        40,
-        "--warmup_steps",
-        10,
-        "--eval_every",
-        20,
-        "--model_name",
-        MODEL_NAME,
+        *("--preset", "smoke", "--n_tasks", "8,32", "--batch_size", "16,32", "--executor", "process"),
+        *("--workers", 2, "--total_steps", 40, "--warmup_steps", 10, "--eval_every", 20, "--model_name", MODEL_NAME),
     )
     assert result.exit_code == 0, result.output
     experiment = store.client.get_experiment_by_name("tests")
     parent = store.client.search_runs([experiment.experiment_id], "params.batch_size = '16,32'")[0]
-    children = store.client.search_runs(
-        [experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}' and tags.stage = 'train'"
-    )
+    children = runs_of_stage(store, "train", parent.info.run_id)
     assert sorted(r.data.params["batch_size"] for r in children) == ["16", "16", "32", "32"]
+    assert sorted(r.info.run_name for r in children) == [
+        "train-m32-B16",
+        "train-m32-B32",
+        "train-m8-B16",
+        "train-m8-B32",
+    ]
     assert all(r.info.status == "FINISHED" for r in children)
     assert parent.data.tags["threshold_rule"] == "crossing of Delta^True_PT,Ridge for B16 and B32"
 
 
-def row(m, scale, pt_ridge, pt_dmmse):
-    return summary_row(m, scale, {}, {"true/delta_pt_ridge": pt_ridge, "true/delta_pt_dmmse": pt_dmmse})
+def test_bad_sweeps_are_refused_before_any_run(store):
+    result = invoke(main.main, "--preset", "smoke", "--workers", "2")
+    assert result.exit_code != 0 and "workers=2 needs executor=process" in result.output
+    result = invoke(main.main, "--preset", "smoke", "--total_steps", "20,40", "--warmup_steps", "30")
+    assert result.exit_code != 0 and "warmup_steps=30 must be below total_steps=20" in result.output
+    result = invoke(main.main, "--preset", "smoke", "--device", "cpu,cuda")
+    assert result.exit_code != 0 and "device takes one value, got cpu,cuda" in result.output
+
+
+def test_grid_varies_n_tasks_fastest_and_scales_warmup():
+    settings = resolve("smoke", {"n_tasks": [4, math.inf], "total_steps": [20, 40], "lr": [1e-3, 2e-3]})
+    points = grid(settings, warmup_fraction(resolve("smoke", {})))  # the preset's 30 of 60 steps
+    assert points[0].axes == ("n_tasks", "lr", "total_steps")
+    assert [p.label for p in points[:4]] == [
+        "m4-lr=0.001-T20",
+        "minf-lr=0.001-T20",
+        "m4-lr=0.001-T40",
+        "minf-lr=0.001-T40",
+    ]
+    assert [(p.values["total_steps"], p.values["warmup_steps"]) for p in points[:4]] == [
+        (20, 10),
+        (20, 10),
+        (40, 20),
+        (40, 20),
+    ]
+    assert len(points) == 8 and points[-1].values["lr"] == 2e-3
+    with pytest.raises(InputError, match="warmup_steps=30 must be below total_steps=20"):
+        settings = resolve("smoke", {"total_steps": [20], "warmup_steps": [30]})
+        grid(settings, warmup_fraction(settings))
+
+
+def row(m, pt_ridge, pt_dmmse, **axes):
+    values = {"n_tasks": m} | axes
+    return summary_row(
+        values, ("n_tasks", *axes), {}, {"true/delta_pt_ridge": pt_ridge, "true/delta_pt_dmmse": pt_dmmse}
+    )
 
 
 def test_threshold_with_one_scale_is_where_pt_turns_ridge_like():
-    rows = [row(4, "", 0.5, 0.1), row(16, "", 0.3, 0.2), row(64, "", 0.1, 0.4), row(math.inf, "", 0.01, math.nan)]
-    log2_m, rule = threshold(rows)
-    assert rule == "PT closer to ridge than to dMMSE on T_True"
+    rows = [row(4, 0.5, 0.1), row(16, 0.3, 0.2), row(64, 0.1, 0.4), row(math.inf, 0.01, math.nan)]
+    [(group, log2_m, rule)] = thresholds(rows, ("n_tasks",))
+    assert group == () and rule == "PT closer to ridge than to dMMSE on T_True"
     assert log2_m == pytest.approx(4 + 2 * 0.1 / 0.4)  # gap +0.1 at 2^4, -0.3 at 2^6: zero at 2^4.5
 
 
 def test_threshold_with_two_scales_is_where_their_curves_cross():
-    rows = [row(4, "B1", 0.5, 0), row(16, "B1", 0.2, 0), row(4, "B2", 0.4, 0), row(16, "B2", 0.3, 0)]
-    log2_m, rule = threshold(rows)
+    rows = [
+        row(4, 0.5, 0, batch_size=1),
+        row(16, 0.2, 0, batch_size=1),
+        row(4, 0.4, 0, batch_size=2),
+        row(16, 0.3, 0, batch_size=2),
+    ]
+    [(_, log2_m, rule)] = thresholds(rows, ("n_tasks", "batch_size"))
     assert rule == "crossing of Delta^True_PT,Ridge for B1 and B2"
     assert log2_m == pytest.approx(2 + 2 * 0.1 / 0.2)
-    assert math.isnan(threshold(rows[:1] + rows[2:3])[0])  # one point each: no crossing to find
+    assert math.isnan(thresholds(rows[:1] + rows[2:3], ("n_tasks", "batch_size"))[0][1])  # one point each
 
 
-def test_two_scales_of_both_kinds_are_refused(store):
-    result = invoke(main.main, "--preset", "smoke", "--batch_size", "16,32", "--total_steps", "40,80")
-    assert result.exit_code != 0
-    assert "give two values for batch_size or for total_steps, not both" in result.output
+def test_threshold_per_group_of_the_other_axes():
+    rows = [row(4, 0.5, 0.1, weight_decay=0.0), row(16, 0.1, 0.4, weight_decay=0.0)]
+    rows += [row(4, 0.5, 0.1, weight_decay=0.1), row(16, 0.4, 0.3, weight_decay=0.1)]
+    found = thresholds(rows, ("n_tasks", "weight_decay"))
+    assert [group for group, _, _ in found] == [(("weight_decay", 0.0),), (("weight_decay", 0.1),)]
+    assert found[0][1] == pytest.approx(2 + 2 * 0.4 / 0.7) and math.isnan(found[1][1])
 
 
 def test_params_compare_by_type_not_text():
     logged = {"lr": "1e-3", "n_tasks": "1e3", "n_layer": "4", "schedule": "triangle", "pool": "runs:/a/pool/pool.npz"}
-    wanted = {"lr": 0.001, "n_tasks": 1000, "n_layer": 4, "schedule": "triangle", "pool": "runs:/a/pool/pool.npz"}
-    assert same_params("generate_pool", logged, {"n_tasks": 1000})
-    assert same_params("train", logged, {k: v for k, v in wanted.items() if k != "n_tasks"})
-    assert not same_params("train", logged, {"lr": 0.002})
-    assert not same_params("train", logged, {"batch_size": 64})  # not logged: not the same run
-    assert same_params("generate_pool", {"n_tasks": "inf"}, {"n_tasks": math.inf})
-
-
-def test_warmup_follows_total_steps_unless_given():
-    smoke = resolve("smoke", {})  # 30 of 60 steps
-    settings = smoke | {"batch_size": [16], "total_steps": [20, 40]}
-    scales = data_scales(settings, warmup_fraction("smoke", {"total_steps": [20, 40]}, settings))
-    assert [(name, s["total_steps"], s["warmup_steps"]) for name, s in scales] == [("T20", 20, 10), ("T40", 40, 20)]
-    settings = smoke | {"batch_size": [16], "total_steps": [20], "warmup_steps": 30}
-    with pytest.raises(ValueError, match="warmup_steps=30 must be below total_steps=20"):
-        data_scales(settings, warmup_fraction("smoke", {"warmup_steps": 30}, settings))
+    assert same_params(logged, {"n_tasks": 1000})
+    assert same_params(logged, {"lr": 0.001, "n_layer": 4, "schedule": "triangle", "pool": "runs:/a/pool/pool.npz"})
+    assert not same_params(logged, {"lr": 0.002})
+    assert not same_params(logged, {"batch_size": 64})  # not logged: not the same run
+    assert same_params({"n_tasks": "inf"}, {"n_tasks": math.inf})

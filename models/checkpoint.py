@@ -1,0 +1,54 @@
+"""Training checkpoints: weights, optimiser state, step, and the settings that say what was trained.
+
+A checkpoint alone is enough to rebuild the model (its ModelConfig is recorded) and to know its data
+(the caller's settings: pool digest, data seeds, optimiser...). Files are written atomically, so a kill
+during the write leaves the previous checkpoint intact, and read with `weights_only=True` (nothing is
+unpickled but tensors and plain values).
+"""
+
+import dataclasses
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+import torch
+
+from models.transformer import InContextRegressor, ModelConfig
+
+FORMAT = "icl-checkpoint/1"
+
+
+def save_checkpoint(path, *, model, optimizer, step, settings):
+    """Write the state after `step` updates to `path` (atomically); `settings` must be plain values."""
+    state = {
+        "format": FORMAT,
+        "step": int(step),
+        "model_config": dataclasses.asdict(model.config),
+        "settings": settings,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+    }
+    folder = Path(path).resolve().parent
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, suffix=".tmp", delete=False) as f:
+        torch.save(state, f)
+    os.replace(f.name, path)
+
+
+def load_checkpoint(path, device="cpu"):
+    """The checkpoint at `path` as a dict (format, step, model_config, settings, model, optimizer)."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError) as error:
+        raise ValueError(f"{path} is not a readable training checkpoint ({error})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a readable training checkpoint: format {FORMAT!r} expected")
+    return state
+
+
+def model_from_checkpoint(state, device="cpu"):
+    """The transformer of a loaded checkpoint, with its weights, on `device` (in training mode)."""
+    model = InContextRegressor(ModelConfig(**state["model_config"]))
+    model.load_state_dict(state["model"])
+    return model.to(device)

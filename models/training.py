@@ -1,0 +1,91 @@
+"""The training loop (paper Sec. 2): Adam on the MSE of every y_k, one batch per step.
+
+It knows neither where batches come from nor where results go. Batches are `batches(step) -> (xs, ys)`,
+a pure function of the step (so a resumed training sees the same data); the evaluation is
+`evaluate(model) -> {metric: per-position curve}`; everything that leaves the loop goes through hooks
+(progress display, tracking, a sweep's thread balancing), and checkpoints are files that say what they
+are (models/checkpoint.py). Several trainings can therefore run side by side in one process.
+"""
+
+import dataclasses
+import math
+from pathlib import Path
+
+from models.checkpoint import save_checkpoint
+from models.optim import train_step
+
+LOG_EVERY = 50  # steps between training-loss points (each costs a device sync)
+
+
+class TrainingDiverged(ArithmeticError):
+    """The training loss became NaN or infinite; the message names the step and the learning rate."""
+
+
+class Hook:
+    """What a loop reports, as no-op methods to override. Curves are {metric key: array over positions}."""
+
+    def on_log(self, step, scalars):
+        """Every LOG_EVERY steps and at the end: {"train/loss": mean since last log, "train/lr": lr}."""
+
+    def on_eval(self, step, curves):
+        """Every `eval_every` steps and at the end, with the evaluation's curves."""
+
+    def on_checkpoint(self, step, path):
+        """After a checkpoint of `step` was written (atomically) to `path`."""
+
+    def on_end(self, step, curves):
+        """After the last step, with the final evaluation's curves."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpointing:
+    """Where the loop writes its checkpoint, and the settings recorded in it (model and data: enough to
+    rebuild both from the file alone). `folder/last.pt` is replaced at every evaluation."""
+
+    folder: Path
+    settings: dict
+
+    @property
+    def path(self):
+        return Path(self.folder, "last.pt")
+
+
+def train(model, optimizer, optim, *, batches, evaluate, eval_every, hooks=(), checkpointing=None, start_step=0):
+    """Train `model` from `start_step` to `optim.total_steps`; returns the final evaluation's curves.
+
+    `optim` is an OptimSettings (its schedule sets every step's lr); `optimizer` was made for `model`
+    (models.make_optimizer), fresh or restored from a checkpoint of `start_step`.
+    Raises TrainingDiverged when the training loss stops being finite.
+    """
+    total = optim.total_steps
+    if not 0 <= start_step < total:
+        raise ValueError(f"start_step={start_step} must be in [0, total_steps={total})")
+    running, count, curves = None, 0, {}
+    for step in range(start_step, total):
+        lr = optim.lr_at(step)
+        xs, ys = batches(step)
+        loss = train_step(model, optimizer, xs, ys, lr)
+        running = loss if running is None else running + loss
+        count += 1
+        done = step + 1
+        # ---- training loss, every LOG_EVERY steps (one device sync each)
+        if done % LOG_EVERY == 0 or done == total:
+            mean = running.item() / count
+            running, count = None, 0
+            if not math.isfinite(mean):
+                raise TrainingDiverged(f"training diverged at step {done}: loss={mean}; lower lr (lr={optim.lr})")
+            for hook in hooks:
+                hook.on_log(done, {"train/loss": mean, "train/lr": lr})
+        # ---- evaluation and checkpoint
+        if done % eval_every == 0 or done == total:
+            curves = evaluate(model)
+            for hook in hooks:
+                hook.on_eval(done, curves)
+            if checkpointing is not None:
+                path = checkpointing.path
+                save_checkpoint(path, model=model, optimizer=optimizer, step=done, settings=checkpointing.settings)
+                for hook in hooks:
+                    hook.on_checkpoint(done, path)
+    for hook in hooks:
+        hook.on_end(total, curves)
+    return curves

@@ -1,0 +1,181 @@
+"""Every option, written once (name, type, default, help), and the typed settings built from them.
+
+DEFAULTS are the paper's base setting (Raventos et al. 2023, Sec. 2: base transformer, D = 8, K = 16,
+noise_scale 0.5, batch 256, 500k steps, triangle schedule with lr 1e-3 and 50% warm-up, the original
+code's seeds), except the evaluation size: the original scores 2 x 2^20 sequences every 1000 steps;
+the default here is 4096 per distribution. The click options of every entry point, `main`'s presets
+and MLproject (`python -m pipeline.mlproject`) all derive from OPTIONS.
+
+Below the entry points, settings travel as frozen dataclasses whose field names are option names
+(`build`), and are logged flat under those same names (`flat`).
+"""
+
+import dataclasses
+import typing
+
+import click
+
+from models import ModelConfig, OptimSettings
+from pipeline.tracking import as_text
+from pipeline.types import DEVICE, POSITIVE, POSITIVE_FLOAT, SEED, InputError, NTasks
+from tasks import DataSettings, EvalSettings
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    type: click.ParamType
+    default: object
+    help: str
+
+
+OPTIONS = {
+    "n_tasks": Option(
+        NTasks(),
+        1024,
+        "M, the task diversity: tasks in the pretraining pool (paper Sec. 2); inf draws a fresh task per sequence.",
+    ),
+    "n_dims": Option(POSITIVE, 8, "D, dimension of the inputs x and tasks w."),
+    "n_points": Option(POSITIVE, 16, "K, in-context examples per sequence (the model reads 2K tokens)."),
+    "noise_scale": Option(
+        click.FloatRange(min=0), 0.5, "sigma, std of the observation noise (paper: 0.5, sigma^2 = 0.25)."
+    ),
+    "task_scale": Option(POSITIVE_FLOAT, 1.0, "tau, std of the task prior N(0, tau^2 I) (paper: 1)."),
+    "data_scale": Option(POSITIVE_FLOAT, 1.0, "std of the inputs x ~ N(0, data_scale^2 I) (paper: 1)."),
+    "batch_size": Option(POSITIVE, 256, "sequences per training step (paper: 256; 512 and 1024 in Fig. 2)."),
+    "n_layer": Option(POSITIVE, 8, "transformer blocks (paper base: 8, small: 4, large: 12)."),
+    "n_embd": Option(POSITIVE, 128, "embedding width (paper base: 128, small: 64, large: 256)."),
+    "n_head": Option(POSITIVE, 2, "attention heads (paper base: 2, large: 4)."),
+    "lr": Option(POSITIVE_FLOAT, 1e-3, "peak learning rate of Adam (paper: 1e-3)."),
+    "schedule": Option(
+        click.Choice(["triangle", "cosine"]),
+        "triangle",
+        "learning-rate schedule: triangle (the paper's: linear warm-up then linear decay to 0) or cosine.",
+    ),
+    "warmup_steps": Option(click.IntRange(min=0), 250_000, "steps of linear warm-up (paper: half of total_steps)."),
+    "total_steps": Option(POSITIVE, 500_000, "training steps (paper: 500k; 1M in Fig. 3)."),
+    "weight_decay": Option(
+        click.FloatRange(min=0), 0.0, "AdamW decay of the block weight matrices (paper Sec. 5; 0 = Adam)."
+    ),
+    "pool_seed": Option(SEED, 102, "seed of the task pool draw."),
+    "data_seed": Option(SEED, 101, "seed of the training inputs x."),
+    "task_seed": Option(SEED, 102, "seed of the training task choice (which pool task each sequence uses)."),
+    "noise_seed": Option(SEED, 103, "seed of the training observation noise."),
+    "model_seed": Option(SEED, 100, "seed of the transformer's initial weights."),
+    "eval_data_seed": Option(SEED, 104, "seed of the evaluation inputs."),
+    "eval_task_seed": Option(SEED, 105, "seed of the evaluation tasks (pool picks on T_Pretrain, fresh w on T_True)."),
+    "eval_noise_seed": Option(SEED, 106, "seed of the evaluation noise."),
+    "eval_every": Option(POSITIVE, 1000, "training steps between evaluations on the fixed eval sets."),
+    "n_eval": Option(POSITIVE, 4096, "sequences in each evaluation set (T_Pretrain and T_True)."),
+    "device": Option(DEVICE, "auto", "torch device for training: auto, cpu, cuda or cuda:N."),
+    "model_name": Option(
+        click.STRING, "icl-transformer", "registered model name; versions get an alias per pool size (m1024, minf)."
+    ),
+    "pool": Option(
+        click.STRING,
+        "",
+        "task pool: a pool.npz path, or runs:/<run_id>/pool/pool.npz of a generate_pool run (predict: dMMSE's "
+        "prior, and where prompts are sampled from if none are given).",
+    ),
+    "baselines": Option(
+        click.STRING,
+        "",
+        "optional runs:/<run_id> of an evaluate_baselines run on this pool: its eval sets and cached "
+        "ridge/dMMSE predictions are reused.",
+    ),
+    "model": Option(
+        click.STRING,
+        "",
+        "a trained transformer: models:/<name>@<alias>, models:/<name>/<version> or runs:/<run_id>/model "
+        "(required by predict; optional for evaluate_baselines, which then scores it too).",
+    ),
+    "prompts": Option(click.STRING, "", "optional .npz with xs (N, K, D), ys (N, K) [, ws (N, D)]."),
+    "kind": Option(
+        click.Choice(["true", "pretrain"]),
+        "true",
+        "which distribution to sample prompts from: true (fresh tasks, T_True) or pretrain (pool tasks).",
+    ),
+    "executor": Option(
+        click.Choice(["inline", "process"]),
+        "inline",
+        "how a sweep runs its chains: inline (one after another in this process) or process (`workers` "
+        "worker processes side by side).",
+    ),
+    "workers": Option(
+        POSITIVE, 1, "chains of a sweep run at once by executor=process (2 suits 2 cores for small models)."
+    ),
+}
+DEFAULTS = {name: option.default for name, option in OPTIONS.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselinesSettings:
+    """evaluate_baselines: the pool (URI), its D, the eval sets, and optionally a model to score too."""
+
+    pool: str
+    n_dims: int
+    evaluation: EvalSettings
+    model: str
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSettings:
+    """train: everything that decides a training, plus where its model is registered."""
+
+    pool: str
+    baselines: str
+    data: DataSettings
+    arch: ModelConfig
+    optim: OptimSettings
+    evaluation: EvalSettings
+    model_seed: int
+    eval_every: int
+    device: str
+    model_name: str
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictSettings:
+    """predict: the model, its prompts (a file, or sampled from a pool's distribution)."""
+
+    model: str
+    prompts: str
+    pool: str
+    kind: str
+    evaluation: EvalSettings
+
+
+def build(cls, params):
+    """`cls` (a settings dataclass, nested ones built recursively) from flat option values by field name.
+
+    A value its dataclass refuses (n_embd not divisible by n_head, warmup_steps >= total_steps, ...) is
+    the user's: it becomes a one-line InputError.
+    """
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for field in dataclasses.fields(cls):
+        kind = hints[field.name]
+        values[field.name] = build(kind, params) if dataclasses.is_dataclass(kind) else params[field.name]
+    try:
+        return cls(**values)
+    except ValueError as error:
+        raise InputError(str(error)) from None
+
+
+def flat(settings):
+    """{option name: value} of a settings dataclass, nested ones merged (they share option names)."""
+    values = {}
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        values |= flat(value) if dataclasses.is_dataclass(value) else {field.name: value}
+    return values
+
+
+def same_value(name, logged, wanted):
+    """Whether a logged (text) param equals `wanted` once typed by the option: "1e-3" equals 0.001."""
+    option = OPTIONS.get(name)
+    if option is None:
+        return str(logged) == as_text(wanted)
+    try:
+        return option.type.convert(logged, None, None) == option.type.convert(wanted, None, None)
+    except click.BadParameter:
+        return False

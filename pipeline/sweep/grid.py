@@ -1,0 +1,75 @@
+"""The sweep's grid: every option with several values is an axis; a point is one value per option.
+
+`n_tasks` is always an axis (the x-axis of every summary). `batch_size` and `total_steps` are the data
+scale (the paper locates M* where two data scales' curves cross); every other axis (weight_decay,
+n_embd, lr, a seed, ...) splits the points into groups that get a curve and a threshold each. Unless
+warmup_steps is an axis itself, each point warms up for the same share of its total_steps.
+"""
+
+import dataclasses
+import itertools
+
+from pipeline.cli import pool_label
+from pipeline.tracking import as_text
+from pipeline.types import InputError
+
+DATA_SCALE = ("batch_size", "total_steps")
+SHORT = {"batch_size": "B", "total_steps": "T"}  # labels of the paper's data scales: m1024-B512
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    """One point of the grid: `values` holds one typed value per option; `axes` names the sweep's axes."""
+
+    values: dict
+    axes: tuple
+
+    @property
+    def label(self):
+        """m1024, or with the other axes' values: m1024-B512-weight_decay=0.001."""
+        parts = [pool_label(self.values["n_tasks"])]
+        for axis in self.axes[1:]:
+            value = as_text(self.values[axis])
+            parts.append(f"{SHORT[axis]}{value}" if axis in SHORT else f"{axis}={value}")
+        return "-".join(parts)
+
+
+def axes(settings):
+    """The sweep's axes, n_tasks first, the others in option order."""
+    return ("n_tasks", *(name for name, values in settings.items() if len(values) > 1 and name != "n_tasks"))
+
+
+def grid(settings, warmup_fraction):
+    """The points of `settings` ({option: [values]}), n_tasks varying fastest; each point's warmup_steps is
+    `warmup_fraction` of its total_steps unless warmup_steps is an axis. Bad combinations fail here,
+    before any run starts."""
+    names = axes(settings)
+    outer = [name for name in names if name != "n_tasks"]
+    points = []
+    for combination in itertools.product(*(settings[name] for name in outer)):
+        for n_tasks in settings["n_tasks"]:
+            values = {name: value[0] for name, value in settings.items()}
+            values |= dict(zip(outer, combination, strict=True)) | {"n_tasks": n_tasks}
+            if "warmup_steps" not in names:
+                values["warmup_steps"] = round(warmup_fraction * values["total_steps"])
+            if not 0 <= values["warmup_steps"] < values["total_steps"]:
+                raise InputError(
+                    f"warmup_steps={values['warmup_steps']} must be below total_steps={values['total_steps']}"
+                )
+            points.append(Point(values, names))
+    return points
+
+
+def warmup_fraction(settings):
+    """The share of training spent warming up in `settings`: warmup_steps over the first total_steps."""
+    return settings["warmup_steps"][0] / settings["total_steps"][0]
+
+
+def group_of(point):
+    """The point's values on the axes that are neither M nor the data scale (its curve and threshold)."""
+    return tuple((axis, point.values[axis]) for axis in point.axes[1:] if axis not in DATA_SCALE)
+
+
+def scale_of(point):
+    """The point's data scale, as a label (B512, T20000) when the sweep has that axis, else ''."""
+    return "-".join(f"{SHORT[a]}{point.values[a]}" for a in point.axes[1:] if a in DATA_SCALE)

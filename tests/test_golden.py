@@ -1,0 +1,30 @@
+"""The smoke sweep gives the same metrics, bit for bit, as the code before the training layer was
+reshaped (values recorded from that code: tests/data/smoke_metrics_*.json, torch 2.13.0 CPU).
+
+Float results depend on the torch thread count, so the file recorded with this process's count is used.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+DATA = Path(__file__).with_name("data")
+RECORDED = {1: DATA / "smoke_metrics_1thread.json", 2: DATA / "smoke_metrics_2threads.json"}
+
+
+def test_smoke_sweep_metrics_equal_the_recorded_ones(store, sweep):
+    path = RECORDED.get(torch.get_num_threads())
+    if path is None or not torch.__version__.startswith("2.13.0"):
+        pytest.skip(
+            f"recorded for torch 2.13.0 at 1 or 2 threads, not {torch.__version__} at {torch.get_num_threads()}"
+        )
+    recorded = json.loads(path.read_text())
+    assert set(sweep.runs) == set(recorded)
+    for name, metrics in recorded.items():
+        run_id = sweep.runs[name].info.run_id
+        assert set(sweep.runs[name].data.metrics) == set(metrics), name
+        for key, history in metrics.items():
+            got = sorted(store.client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
+            assert [[m.step, m.value] for m in got] == history, (name, key)

@@ -1,0 +1,193 @@
+"""The training layer: hooks, checkpoints that say what they are, resume equal to an uninterrupted run,
+divergence, and the house rules (imports point one way, small files)."""
+
+import ast
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import PROJECT
+
+from models import (
+    Checkpointing,
+    Hook,
+    ModelConfig,
+    OptimSettings,
+    TrainingDiverged,
+    build_model,
+    load_checkpoint,
+    make_optimizer,
+    model_from_checkpoint,
+    train,
+)
+from tasks import DataSettings, sample_batch
+
+CONFIG = ModelConfig(n_dims=3, n_points=5, n_layer=1, n_embd=16, n_head=2)
+OPTIM = OptimSettings(lr=3e-3, schedule="triangle", warmup_steps=20, total_steps=120, weight_decay=1e-3)
+DATA = DataSettings(16, 5, 3, 0.5, 1.0, 101, 102, 103)
+
+
+def batches(step):
+    xs, _, ys = sample_batch(DATA, step, pool=None, task_scale=1.0)
+    return xs, ys
+
+
+def evaluate(model):
+    xs, ys = batches(10**6)  # a fixed batch no training step draws
+    with torch.no_grad():
+        return {"true/pt/loss_noisy": ((model(xs, ys) - ys) ** 2).mean(dim=0).numpy()}
+
+
+class Recorder(Hook):
+    def __init__(self):
+        self.calls = []
+
+    def on_log(self, step, scalars):
+        self.calls.append(("log", step, sorted(scalars)))
+
+    def on_eval(self, step, curves):
+        self.calls.append(("eval", step, sorted(curves)))
+
+    def on_checkpoint(self, step, path):
+        self.calls.append(("checkpoint", step, Path(path).name))
+
+    def on_end(self, step, curves):
+        self.calls.append(("end", step, sorted(curves)))
+
+
+def fresh(optim=OPTIM):
+    model = build_model(CONFIG, seed=7)
+    return model, make_optimizer(model, lr=optim.lr, weight_decay=optim.weight_decay)
+
+
+def test_hooks_are_called_at_their_steps_in_order(tmp_path):
+    model, optimizer = fresh()
+    recorder = Recorder()
+    checkpointing = Checkpointing(tmp_path, {"pool_sha256": "abc", "n_tasks": math.inf})
+    curves = train(
+        model,
+        optimizer,
+        OPTIM,
+        batches=batches,
+        evaluate=evaluate,
+        eval_every=70,
+        hooks=[recorder],
+        checkpointing=checkpointing,
+    )
+    metric = ["true/pt/loss_noisy"]
+    assert recorder.calls == [
+        ("log", 50, ["train/loss", "train/lr"]),
+        ("eval", 70, metric),
+        ("checkpoint", 70, "last.pt"),
+        ("log", 100, ["train/loss", "train/lr"]),
+        ("log", 120, ["train/loss", "train/lr"]),
+        ("eval", 120, metric),
+        ("checkpoint", 120, "last.pt"),
+        ("end", 120, metric),
+    ]
+    assert list(curves) == metric and curves[metric[0]].shape == (5,)
+
+
+def test_a_checkpoint_alone_rebuilds_the_model_and_says_what_it_is(tmp_path):
+    model, optimizer = fresh()
+    settings = {"pool_sha256": "abc", "n_tasks": math.inf, "lr": OPTIM.lr}
+    train(
+        model,
+        optimizer,
+        OPTIM,
+        batches=batches,
+        evaluate=evaluate,
+        eval_every=60,
+        checkpointing=Checkpointing(tmp_path, settings),
+    )
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert state["step"] == 120 and state["settings"] == settings
+    assert state["model_config"] == {"n_dims": 3, "n_points": 5, "n_layer": 1, "n_embd": 16, "n_head": 2}
+    rebuilt = model_from_checkpoint(state)
+    for (name, a), b in zip(model.state_dict().items(), rebuilt.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    assert not list(tmp_path.glob("*.tmp"))  # written atomically: no temporary file left behind
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="is not a readable training checkpoint"):
+        load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_resuming_from_a_checkpoint_equals_the_uninterrupted_training(tmp_path):
+    model, optimizer = fresh()
+    train(model, optimizer, OPTIM, batches=batches, evaluate=evaluate, eval_every=60)
+
+    first, first_optimizer = fresh()  # the same training, stopped by a hook after its step-60 checkpoint
+
+    class Stop(Hook):
+        def on_checkpoint(self, step, path):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(
+            first,
+            first_optimizer,
+            OPTIM,
+            batches=batches,
+            evaluate=evaluate,
+            eval_every=60,
+            hooks=[Stop()],
+            checkpointing=Checkpointing(tmp_path, {}),
+        )
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert state["step"] == 60
+    resumed = model_from_checkpoint(state)
+    resumed_optimizer = make_optimizer(resumed, lr=OPTIM.lr, weight_decay=OPTIM.weight_decay)
+    resumed_optimizer.load_state_dict(state["optimizer"])
+    train(resumed, resumed_optimizer, OPTIM, batches=batches, evaluate=evaluate, eval_every=60, start_step=60)
+    for (name, a), b in zip(model.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_a_diverging_training_names_the_step_and_lr():
+    optim = OptimSettings(lr=1e30, schedule="triangle", warmup_steps=1, total_steps=60, weight_decay=0.0)
+    model, optimizer = fresh(optim)
+    with pytest.raises(TrainingDiverged, match=r"training diverged at step 50: loss=(nan|inf); lower lr \(lr=1e\+30\)"):
+        train(model, optimizer, optim, batches=batches, evaluate=evaluate, eval_every=60)
+
+
+def test_optim_settings_refuse_bad_values():
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        OptimSettings(lr=1e-3, schedule="linear", warmup_steps=1, total_steps=10, weight_decay=0.0)
+    with pytest.raises(ValueError, match=r"warmup_steps=10 must be in \[0, total_steps=10\)"):
+        OptimSettings(lr=1e-3, schedule="cosine", warmup_steps=10, total_steps=10, weight_decay=0.0)
+    assert OPTIM.lr_at(20) == pytest.approx(3e-3) and OPTIM.lr_at(0) == 0.0
+
+
+def imports_of(path):
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("package", ["tasks", "models", "baselines"])
+def test_library_packages_import_no_tracking_no_cli_and_not_each_other(package):
+    forbidden = {"mlflow", "click", "pipeline", *({"tasks", "models", "baselines"} - {package})}
+    for path in sorted((PROJECT / package).rglob("*.py")):
+        assert not imports_of(path) & forbidden, path
+
+
+def test_no_source_file_over_300_lines():
+    for folder in ("tasks", "models", "baselines", "pipeline", "tests", "benchmarks"):
+        for path in (PROJECT / folder).rglob("*.py"):
+            assert len(path.read_text().splitlines()) <= 300, path
+
+
+def test_training_is_deterministic_for_fixed_settings():
+    runs = []
+    for _ in range(2):
+        model, optimizer = fresh()
+        train(model, optimizer, OPTIM, batches=batches, evaluate=evaluate, eval_every=120)
+        runs.append(np.concatenate([p.detach().numpy().ravel() for p in model.parameters()]))
+    np.testing.assert_array_equal(*runs)
