@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-slow demo bench lint clean
+.PHONY: setup test test-slow demo bench lint mlproject clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,10 @@ test-slow: $(STAMP)
 # The demo sweep (pipeline/presets.py "demo") into the embedded store: mlflow.db + mlartifacts/ here.
 demo: $(STAMP)
 	$(BIN)/python -m pipeline.main --preset demo
+
+# MLproject is generated from the click options (pipeline/settings.py); tests check it is current.
+mlproject: $(STAMP)
+	$(BIN)/python -m pipeline.mlproject
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

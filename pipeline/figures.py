@@ -1,10 +1,6 @@
-"""Figures logged to MLflow: per-position loss curves of the predictors, and the sweep's Fig. 2."""
-
-import math
+"""Per-position loss curves of the predictors on each distribution (logged by train and evaluate_baselines)."""
 
 from matplotlib.figure import Figure  # not pyplot: no display needed, nothing kept alive after logging
-
-from pipeline.summary import curve_label, group_label
 
 STYLE = {"pt": ("transformer", "C0"), "dmmse": ("dMMSE", "C1"), "ridge": ("ridge", "C2")}
 TITLES = {"pretrain": "T_Pretrain (pool tasks)", "true": "T_True (fresh tasks)"}
@@ -24,58 +20,5 @@ def per_position_figure(curves, dists, title):
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-def sweep_figure(rows, axes, found):
-    """Paper Fig. 2 style: rows T_Pretrain / T_True; columns loss/D, Delta_PT,dMMSE, Delta_PT,Ridge vs M.
-
-    log2 M on the x axis, M = inf drawn two units right of the largest finite M; one curve per value of
-    every axis other than M (line style and marker per curve; on the loss panels, colour per predictor);
-    each group's threshold estimate (`found`: summary.thresholds) as a dotted vertical line.
-    """
-    finite = sorted({r["log2_n_tasks"] for r in rows if r["log2_n_tasks"] != math.inf})
-    inf_x = max(finite, default=0) + 2
-    curves = list(dict.fromkeys(curve_label(r, axes) for r in rows))
-    fig = Figure(figsize=(14, 7.5))
-    axes_grid = fig.subplots(2, 3, sharex=True)
-    for i, dist in enumerate(("pretrain", "true")):
-        for j, (kind, names) in enumerate(
-            (("loss", ("pt", "dmmse", "ridge")), ("delta_pt_dmmse", ("pt",)), ("delta_pt_ridge", ("pt",)))
-        ):
-            ax = axes_grid[i, j]
-            for c, curve in enumerate(curves):
-                for name in names:
-                    key = f"{dist}/{name}/loss_noiseless" if kind == "loss" else f"{dist}/{kind}"
-                    points = sorted(
-                        (inf_x if r["log2_n_tasks"] == math.inf else r["log2_n_tasks"], r[key])
-                        for r in rows
-                        if curve_label(r, axes) == curve and r[key] == r[key]
-                    )
-                    if not points:
-                        continue
-                    label, color = STYLE[name]
-                    label = label if kind == "loss" else PANELS[kind]
-                    ax.plot(
-                        *zip(*points, strict=True),
-                        marker="os^vDP*X"[c % 8],
-                        ls=("-", "--", "-.", ":")[c % 4],
-                        color=color if kind == "loss" or len(curves) == 1 else f"C{c % 10}",
-                        label=f"{label} {curve}".strip(),
-                    )
-            for g, (group, log2_m, _) in enumerate(found):
-                if log2_m == log2_m:  # not NaN
-                    text = f"M* = 2^{log2_m:.1f}" + (f" ({group_label(group)})" if group else "")
-                    ax.axvline(log2_m, color="grey" if len(found) == 1 else f"C{g % 10}", ls=":", label=text)
-            ax.set(yscale="log", title=f"{TITLES[dist]}: {PANELS[kind]}")
-            ax.set_xticks([*finite, inf_x], [*(f"{x:g}" for x in finite), "inf"])
-            ax.grid(alpha=0.3)
-            if i == 1:
-                ax.set_xlabel("log2 M (number of pretraining tasks)")
-        axes_grid[i, 0].legend(fontsize=7)
-        axes_grid[i, 2].legend(fontsize=7)
-    rules = sorted({rule for _, _, rule in found})
-    fig.suptitle(f"Task-diversity sweep (loss against noiseless targets); threshold: {'; '.join(rules)}")
     fig.tight_layout()
     return fig

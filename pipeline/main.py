@@ -3,7 +3,7 @@ e.g. -P weight_decay=0,1e-3 -P batch_size=256,512); for each point generate_pool
 -> train as child runs of this run, run by an executor (inline or worker processes); finished children
 with the same params are reused. Then the summary on this run: a table (MLflow table + CSV) with a row
 per point, the Fig. 2-style figure with a curve per value of the other axes, and a threshold estimate
-per group (pipeline/summary.py).
+per group (pipeline/sweep/summary.py).
 
 Every option overrides the preset (pipeline/presets.py); left empty, the preset's value is used.
 """
@@ -12,11 +12,11 @@ import math
 
 import click
 
-from pipeline import summary
 from pipeline.cli import EntryCommand, entry_point, options
-from pipeline.figures import sweep_figure
 from pipeline.presets import PRESETS, SWEEP_OPTIONS, resolve
+from pipeline.sweep import summary
 from pipeline.sweep.executors import make_executor
+from pipeline.sweep.figure import sweep_figure
 from pipeline.sweep.grid import grid, warmup_fraction
 from pipeline.tracking import as_text, tracked_run
 from pipeline.types import InputError

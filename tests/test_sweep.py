@@ -11,9 +11,10 @@ from conftest import MODEL_NAME, invoke
 
 from pipeline import main
 from pipeline.presets import resolve
-from pipeline.summary import columns, summary_row, thresholds
 from pipeline.sweep.chain import same_params
+from pipeline.sweep.figure import sweep_figure
 from pipeline.sweep.grid import grid, warmup_fraction
+from pipeline.sweep.summary import columns, summary_row, thresholds
 from pipeline.types import InputError
 
 
@@ -172,3 +173,13 @@ def test_params_compare_by_type_not_text():
     assert not same_params(logged, {"lr": 0.002})
     assert not same_params(logged, {"batch_size": 64})  # not logged: not the same run
     assert same_params({"n_tasks": "inf"}, {"n_tasks": math.inf})
+
+
+def test_sweep_figure_draws_a_curve_per_value_of_the_other_axes():
+    rows = [row(m, 0.3, 0.2, weight_decay=wd) for wd in (0.0, 0.001) for m in (4, 64, math.inf)]
+    axes = ("n_tasks", "weight_decay")
+    figure = sweep_figure(rows, axes, thresholds(rows, axes))
+    delta_panel = figure.axes[5]  # T_True, Delta_PT,Ridge
+    labels = [line.get_label() for line in delta_panel.get_lines() if not line.get_label().startswith("M*")]
+    assert labels == [r"$\Delta_{PT,Ridge}$ weight_decay=0.0", r"$\Delta_{PT,Ridge}$ weight_decay=0.001"]
+    assert [len(line.get_xdata()) for line in delta_panel.get_lines()] == [3, 3]
