@@ -39,4 +39,4 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) mlflow.db mlruns mlartifacts .pytest_cache .ruff_cache
+	rm -rf $(VENV) mlflow.db mlflow.db.lock mlruns mlartifacts .pytest_cache .ruff_cache

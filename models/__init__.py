@@ -1,11 +1,11 @@
 """What learns and how: the transformer, its optimiser and schedules, the training loop, checkpoints."""
 
-from models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from models.checkpoint import LoopState, load_checkpoint, loop_state, model_from_checkpoint, save_checkpoint
 from models.files import load_model_files, save_model_files
 from models.optim import SCHEDULES, OptimSettings, cosine, make_optimizer, param_groups, train_step, triangle
 from models.progress import Progress
 from models.tokens import at_x_tokens, to_tokens
-from models.training import LOG_EVERY, Checkpointing, Hook, TrainingDiverged, train
+from models.training import LOG_EVERY, Checkpointing, Hook, TrainingDiverged, TrainingInterrupted, train
 from models.transformer import SIZES, InContextRegressor, ModelConfig, build_model
 
 __all__ = [
@@ -15,15 +15,18 @@ __all__ = [
     "Checkpointing",
     "Hook",
     "InContextRegressor",
+    "LoopState",
     "ModelConfig",
     "OptimSettings",
     "Progress",
     "TrainingDiverged",
+    "TrainingInterrupted",
     "at_x_tokens",
     "build_model",
     "cosine",
     "load_checkpoint",
     "load_model_files",
+    "loop_state",
     "make_optimizer",
     "model_from_checkpoint",
     "param_groups",

@@ -19,11 +19,25 @@ from models.transformer import InContextRegressor, ModelConfig
 FORMAT = "icl-checkpoint/1"
 
 
-def save_checkpoint(path, *, model, optimizer, step, settings):
-    """Write the state after `step` updates to `path` (atomically); `settings` must be plain values."""
+@dataclasses.dataclass(frozen=True)
+class LoopState:
+    """Where a training is: updates done, and the training loss summed since the last log (a 0-d tensor,
+    or None) over `loss_count` steps. A resumed loop continues these, so its logs equal the uninterrupted
+    run's."""
+
+    step: int
+    loss_sum: object
+    loss_count: int
+
+
+def save_checkpoint(path, *, model, optimizer, loop, settings):
+    """Write the state of a training at `loop` (a LoopState) to `path`, atomically;
+    `settings` must be plain values."""
     state = {
         "format": FORMAT,
-        "step": int(step),
+        "step": int(loop.step),
+        "loss_sum": loop.loss_sum,
+        "loss_count": int(loop.loss_count),
         "model_config": dataclasses.asdict(model.config),
         "settings": settings,
         "model": model.state_dict(),
@@ -37,7 +51,8 @@ def save_checkpoint(path, *, model, optimizer, step, settings):
 
 
 def load_checkpoint(path, device="cpu"):
-    """The checkpoint at `path` as a dict (format, step, model_config, settings, model, optimizer)."""
+    """The checkpoint at `path` as a dict (format, step, loss_sum, loss_count, model_config, settings, model,
+    optimizer)."""
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except (OSError, EOFError, RuntimeError, pickle.UnpicklingError) as error:
@@ -45,6 +60,11 @@ def load_checkpoint(path, device="cpu"):
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{path} is not a readable training checkpoint: format {FORMAT!r} expected")
     return state
+
+
+def loop_state(state):
+    """The LoopState a loaded checkpoint continues from."""
+    return LoopState(state["step"], state["loss_sum"], state["loss_count"])
 
 
 def model_from_checkpoint(state, device="cpu"):

@@ -10,12 +10,13 @@ class Progress(Hook):
     """A live status line on a terminal; on a pipe or log file (or with a `label`, when several trainings
     share a terminal), one line per evaluation instead."""
 
-    def __init__(self, total, label=""):
-        self.total, self.start, self.label = total, time.perf_counter(), label
+    def __init__(self, total, label="", first=0):
+        self.total, self.first, self.start, self.label = total, first, time.perf_counter(), label
         self.live, self.last_draw = sys.stdout.isatty() and not label, 0.0
 
     def rate(self, step):
-        return step / max(time.perf_counter() - self.start, 1e-9)
+        """Steps per second since this display started (at step `first`: a resumed training)."""
+        return (step - self.first) / max(time.perf_counter() - self.start, 1e-9)
 
     def on_log(self, step, scalars):
         now = time.perf_counter()

@@ -11,7 +11,7 @@ import dataclasses
 import math
 from pathlib import Path
 
-from models.checkpoint import save_checkpoint
+from models.checkpoint import LoopState, save_checkpoint
 from models.optim import train_step
 
 LOG_EVERY = 50  # steps between training-loss points (each costs a device sync)
@@ -37,31 +37,56 @@ class Hook:
         """After the last step, with the final evaluation's curves."""
 
 
+class TrainingInterrupted(Exception):
+    """The training stopped on request (SIGTERM, SIGINT) after writing a checkpoint of `step`."""
+
+    def __init__(self, step):
+        super().__init__(f"training interrupted after step {step}; its checkpoint was written")
+        self.step = step
+
+
 @dataclasses.dataclass(frozen=True)
 class Checkpointing:
-    """Where the loop writes its checkpoint, and the settings recorded in it (model and data: enough to
-    rebuild both from the file alone). `folder/last.pt` is replaced at every evaluation."""
+    """Where and how often the loop writes its checkpoint, and the settings recorded in it (model and
+    data: enough to rebuild both from the file alone). `folder/last.pt` is replaced every `every` steps,
+    at the end, and when the training is asked to stop."""
 
     folder: Path
     settings: dict
+    every: int
 
     @property
     def path(self):
         return Path(self.folder, "last.pt")
 
 
-def train(model, optimizer, optim, *, batches, evaluate, eval_every, hooks=(), checkpointing=None, start_step=0):
-    """Train `model` from `start_step` to `optim.total_steps`; returns the final evaluation's curves.
+def train(
+    model,
+    optimizer,
+    optim,
+    *,
+    batches,
+    evaluate,
+    eval_every,
+    hooks=(),
+    checkpointing=None,
+    start=None,
+    should_stop=None,
+):
+    """Train `model` from `start` (a LoopState; step 0 by default) to `optim.total_steps`; returns the final
+    evaluation's curves.
 
     `optim` is an OptimSettings (its schedule sets every step's lr); `optimizer` was made for `model`
-    (models.make_optimizer), fresh or restored from a checkpoint of `start_step`.
+    (models.make_optimizer), fresh or restored from the checkpoint `start` came from. `should_stop()` is
+    asked after every step: when it says yes, the loop writes a checkpoint and raises TrainingInterrupted.
     Raises TrainingDiverged when the training loss stops being finite.
     """
     total = optim.total_steps
-    if not 0 <= start_step < total:
-        raise ValueError(f"start_step={start_step} must be in [0, total_steps={total})")
-    running, count, curves = None, 0, {}
-    for step in range(start_step, total):
+    start = start or LoopState(0, None, 0)
+    if not 0 <= start.step < total:
+        raise ValueError(f"start step {start.step} must be in [0, total_steps={total})")
+    running, count, curves = start.loss_sum, start.loss_count, {}
+    for step in range(start.step, total):
         lr = optim.lr_at(step)
         xs, ys = batches(step)
         loss = train_step(model, optimizer, xs, ys, lr)
@@ -76,16 +101,22 @@ def train(model, optimizer, optim, *, batches, evaluate, eval_every, hooks=(), c
                 raise TrainingDiverged(f"training diverged at step {done}: loss={mean}; lower lr (lr={optim.lr})")
             for hook in hooks:
                 hook.on_log(done, {"train/loss": mean, "train/lr": lr})
-        # ---- evaluation and checkpoint
+        # ---- evaluation
         if done % eval_every == 0 or done == total:
             curves = evaluate(model)
             for hook in hooks:
                 hook.on_eval(done, curves)
-            if checkpointing is not None:
-                path = checkpointing.path
-                save_checkpoint(path, model=model, optimizer=optimizer, step=done, settings=checkpointing.settings)
-                for hook in hooks:
-                    hook.on_checkpoint(done, path)
+        # ---- checkpoint: on schedule, at the end, and before stopping on request
+        stop = should_stop is not None and should_stop() and done < total
+        if checkpointing is not None and (done % checkpointing.every == 0 or done == total or stop):
+            state = LoopState(done, running, count)
+            save_checkpoint(
+                checkpointing.path, model=model, optimizer=optimizer, loop=state, settings=checkpointing.settings
+            )
+            for hook in hooks:
+                hook.on_checkpoint(done, checkpointing.path)
+        if stop:
+            raise TrainingInterrupted(done)
     for hook in hooks:
         hook.on_end(total, curves)
     return curves

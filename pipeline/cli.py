@@ -2,10 +2,13 @@
 pool loading."""
 
 import functools
+import signal
 from pathlib import Path
 
 import click
 
+from models import TrainingInterrupted
+from pipeline.resume import mark_dead_runs
 from pipeline.settings import OPTIONS
 from pipeline.tracking import local_copy, setup_tracking
 from pipeline.types import CommaList, InputError, Unset
@@ -43,7 +46,16 @@ def entry_point(command):
 
     @functools.wraps(command)
     def wrapper(**params):
-        return command(setup_tracking(), **params)
+        tracking = setup_tracking()
+        mark_dead_runs(tracking)
+        try:
+            return command(tracking, **params)
+        except TrainingInterrupted as stop:  # SIGTERM or SIGINT during a training: its run is KILLED
+            click.echo(f"{stop}: rerun the same command to resume", err=True)
+            raise SystemExit(128 + signal.SIGTERM) from None
+        except KeyboardInterrupt:  # the same outside a training (a sweep between stages, an estimator)
+            click.echo("interrupted: the run is marked KILLED; rerun the same command to continue", err=True)
+            raise SystemExit(128 + signal.SIGINT) from None
 
     return wrapper
 

@@ -10,6 +10,7 @@ import time
 
 import click
 
+from pipeline.bounds import check_evaluation
 from pipeline.cli import EntryCommand, entry_point, open_pool, options, pool_label
 from pipeline.evaluation import (
     build_eval_sets,
@@ -21,15 +22,16 @@ from pipeline.evaluation import (
 )
 from pipeline.figures import per_position_figure
 from pipeline.registry import load_registered
-from pipeline.settings import BaselinesSettings, build, flat
+from pipeline.settings import BaselinesSettings, build, flat, option_names
 from pipeline.tracking import tracked_run
 from pipeline.types import InputError
 
 
 def evaluate_baselines(tracking, settings, *, parent=None, label=None):
     """Run evaluate_baselines with BaselinesSettings `settings`; returns the run id."""
-    pool = open_pool(settings.pool, settings.n_dims)
     evaluation = settings.evaluation
+    check_evaluation(evaluation, settings.n_dims)
+    pool = open_pool(settings.pool, settings.n_dims)
     transformer = load_registered(settings.model) if settings.model else None
     if transformer is not None and transformer.config.n_points < evaluation.n_points:
         raise InputError(
@@ -64,18 +66,7 @@ def evaluate_baselines(tracking, settings, *, parent=None, label=None):
 @click.command(
     cls=EntryCommand, help="Score ridge, dMMSE (and a trained transformer) on fixed T_Pretrain and T_True sets."
 )
-@options(
-    "pool",
-    "n_dims",
-    "n_points",
-    "noise_scale",
-    "data_scale",
-    "n_eval",
-    "eval_data_seed",
-    "eval_task_seed",
-    "eval_noise_seed",
-    "model",
-)
+@options(*option_names(BaselinesSettings))
 @entry_point
 def main(tracking, **params):
     evaluate_baselines(tracking, build(BaselinesSettings, params))

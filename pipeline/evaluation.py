@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from baselines import delta, dmmse_predictions, loss_vs_noiseless, loss_vs_noisy, ridge_predictions
+from pipeline.types import InputError
 from tasks import make_eval_set
 
 PAIRS = (("pt", "dmmse"), ("pt", "ridge"), ("dmmse", "ridge"))
@@ -67,13 +68,46 @@ def score(dist, eval_set, preds):
     return curves
 
 
-def log_curves(run, curves, *, step=None, by_position=True):
-    """Log each curve's mean on `run` (at `step`) and, if asked, the curve itself with step = position."""
-    run.log_metrics({key: float(curve.mean()) for key, curve in curves.items()}, step=step)
+def log_curves(run, curves, *, step=None, by_position=True, logged=None):
+    """Log each curve's mean on `run` (at `step`) and, if asked, the curve itself with step = position.
+    `logged` ({key: last step}, from a resumed run) leaves out what the run already holds."""
+    logged = logged or {}
+
+    def log(metrics, at):
+        fresh = {key: value for key, value in metrics.items() if (at or 0) > logged.get(key, -1)}
+        if fresh:
+            run.log_metrics(fresh, step=at)
+
+    log({key: float(curve.mean()) for key, curve in curves.items()}, step)
     if by_position:
         n_points = len(next(iter(curves.values())))
         for k in range(1, n_points + 1):
-            run.log_metrics({f"{key}_by_k": float(curve[k - 1]) for key, curve in curves.items()}, step=k)
+            log({f"{key}_by_k": float(curve[k - 1]) for key, curve in curves.items()}, k)
+
+
+# A model this much worse than predicting 0 is broken (diverged, exploded), not just undertrained: a
+# training still on the loss plateau (every smoke-preset model of mid-size M) sits at about the trivial loss.
+SANITY_MARGIN = 0.1
+
+
+def check_sanity(run, curves, evaluation, lr):
+    """Refuse (InputError naming lr; tag resumable=false) a trained model with a non-finite metric, or one
+    worse than predicting 0 by more than SANITY_MARGIN on the distribution it was trained on (T_Pretrain;
+    T_True when M = inf), both scored on the same eval set.
+
+    Not on both distributions: below the threshold a memorising transformer is legitimately worse than 0
+    on fresh tasks, as dMMSE is (the paper's Fig. 2; the demo at M = 4: 1.20 against 1.0)."""
+    bad = sorted(key for key, curve in curves.items() if not np.isfinite(curve).all())
+    dist = "pretrain" if "pretrain" in evaluation else "true"
+    eval_set = evaluation[dist][0]
+    zero = float(loss_vs_noiseless(np.zeros(eval_set.ys.shape), eval_set.xs, eval_set.ws).mean())
+    trained = float(curves[f"{dist}/pt/loss_noiseless"].mean())
+    if bad or not trained <= (1 + SANITY_MARGIN) * zero:
+        run.set_tag("resumable", "false")
+        reason = (
+            f"{bad[0]} is not finite" if bad else f"{dist}/pt/loss_noiseless={trained:.4g}, predicting 0: {zero:.4g}"
+        )
+        raise InputError(f"the trained model is worse than predicting 0 ({reason}); lower lr (lr={lr})")
 
 
 def save_eval_sets(folder, eval_sets, preds, settings, pool):

@@ -7,8 +7,9 @@ import click
 import mlflow
 import numpy as np
 
+from pipeline.bounds import check_pool
 from pipeline.cli import EntryCommand, entry_point, options, pool_label
-from pipeline.settings import build, flat
+from pipeline.settings import build, flat, option_names
 from pipeline.tracking import tracked_run
 from tasks import PoolSettings, make_pool, save_pool
 
@@ -17,6 +18,7 @@ POOL_ARTIFACT = "pool/pool.npz"
 
 def generate_pool(tracking, settings, *, parent=None):
     """Draw and log the pool of PoolSettings `settings` (under run id `parent` if given); returns the run id."""
+    check_pool(settings)
     pool = make_pool(settings.n_tasks, settings.n_dims, seed=settings.pool_seed, task_scale=settings.task_scale)
     with tracked_run(tracking, f"pool-{pool_label(pool.n_tasks)}", "generate_pool", parent) as run:
         run.log_params(flat(settings))
@@ -35,7 +37,7 @@ def generate_pool(tracking, settings, *, parent=None):
 @click.command(
     cls=EntryCommand, help="Draw the pretraining task pool: M tasks w ~ N(0, task_scale^2 I_D) (paper Sec. 2)."
 )
-@options("n_tasks", "n_dims", "task_scale", "pool_seed")
+@options(*option_names(PoolSettings))
 @entry_point
 def main(tracking, **params):
     generate_pool(tracking, build(PoolSettings, params))

@@ -14,23 +14,29 @@ import click
 
 from pipeline.cli import EntryCommand, entry_point, options
 from pipeline.presets import PRESETS, SWEEP_OPTIONS, resolve
+from pipeline.resume import stop_on_signals
 from pipeline.sweep import summary
-from pipeline.sweep.executors import make_executor
+from pipeline.sweep.chain import check
+from pipeline.sweep.executors import make_executor, run_chains
 from pipeline.sweep.figure import sweep_figure
 from pipeline.sweep.grid import grid, warmup_fraction
 from pipeline.tracking import as_text, tracked_run
+from pipeline.train import device_of
 from pipeline.types import InputError
 
 
 def sweep(tracking, preset, overrides):
     """Run the sweep and its summary; returns the parent run id."""
     settings = resolve(preset, overrides)
-    given = overrides.get("warmup_steps") is not None
-    points = grid(settings, warmup_fraction(settings if given else resolve(preset, {})))
     executor_name, workers = settings["executor"][0], settings["workers"][0]
     if executor_name == "inline" and workers > 1:
         raise InputError(f"workers={workers} needs executor=process (executor=inline runs one chain at a time)")
-    with tracked_run(tracking, f"sweep-{preset}", "main") as run:
+    executor = make_executor(executor_name, workers)
+    given = overrides.get("warmup_steps") is not None
+    points = grid(settings, warmup_fraction(settings if given else resolve(preset, {})), executor.threads())
+    for point in points:
+        check(point, device_of(settings["device"][0]))
+    with stop_on_signals(forward=True), tracked_run(tracking, f"sweep-{preset}", "main") as run:
         # Under `mlflow run`, the launcher has logged the options as given ("" = from the preset), so
         # the resolved settings also go to settings.json; run directly, they are the params.
         resolved = {k: v[0] if len(v) == 1 else ",".join(map(as_text, v)) for k, v in settings.items()}
@@ -42,7 +48,7 @@ def sweep(tracking, preset, overrides):
             f"sweep {preset}: {len(points)} trainings over {', '.join(axes)} "
             f"({', '.join(p.label for p in points)}), executor {executor_name}, {workers} at a time"
         )
-        chains = make_executor(executor_name, workers).map(tracking, points, run.id)
+        chains = run_chains(executor, tracking, points, run.id)
         client = tracking.client()
         rows = [
             summary.summary_row(

@@ -48,9 +48,9 @@ PRESETS = {
     },
 }
 
-# Options of `main`: every setting of a chain, and how the sweep runs. The last four take one value.
+# Options of `main`: every setting of a chain, and how the sweep runs; SINGLE ones take one value.
 SWEEP_OPTIONS = [name for name in DEFAULTS if name not in ("pool", "baselines", "model", "prompts", "kind")]
-SINGLE = ("device", "model_name", "executor", "workers")
+SINGLE = ("device", "model_name", "executor", "workers", "checkpoint_every", "resume")
 
 
 def resolve(preset, overrides):

@@ -5,6 +5,7 @@ digest) and each pool size has an alias, m<M> or minf, on the newest version tra
 `models:/<name>@m1024` reloads in any fresh process.
 """
 
+import re
 import tempfile
 from pathlib import Path
 
@@ -12,31 +13,18 @@ import mlflow
 import numpy as np
 import torch
 from mlflow.models import Model, ModelSignature
-from mlflow.tracking import MlflowClient
 from mlflow.types import Schema, TensorSpec
 
 import models
 from models import load_model_files, save_model_files
 from models.files import CONFIG_FILE, WEIGHTS_FILE
-from pipeline.cli import pool_label
 from pipeline.settings import flat
 from pipeline.tracking import as_text, local_copy
 from pipeline.types import InputError
 
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
-TAG_KEYS = (
-    "n_dims",
-    "n_points",
-    "total_steps",
-    "batch_size",
-    "n_layer",
-    "n_embd",
-    "n_head",
-    "data_seed",
-    "task_seed",
-    "noise_seed",
-    "model_seed",
-)
+# Settings that say nothing about the model itself are not tagged on its versions.
+UNTAGGED = ("pool", "baselines", "device", "model_name")
 
 
 def signature(n_dims):
@@ -46,9 +34,16 @@ def signature(n_dims):
     return ModelSignature(inputs=inputs, outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1))]))
 
 
-def log_and_register(run, model, settings, pool, name="model"):
-    """Log `model` as a pyfunc on `run`, register it with its tags and point the pool size's alias at
-    it. Called last in a run; if registering fails half-way, the new version is deleted."""
+def alias(label):
+    """The registry alias of a training labelled `label` (m1024, m1024-weight_decay=0.001): MLflow allows
+    letters, digits, _ and - only, so m1024-weight_decay_0_001."""
+    return re.sub(r"[^\w-]", "_", label)
+
+
+def log_and_register(run, model, settings, pool, label, name="model"):
+    """Log `model` as a pyfunc on `run`, register it with its tags (every setting that shapes it) and point
+    the alias of `label` (its pool size, and its other sweep axes) at it. Called last in a run; if
+    registering fails half-way, the new version is deleted."""
     n_points, n_dims = model.config.n_points, model.config.n_dims
     example = {"xs": np.zeros((1, n_points, n_dims), np.float32), "ys": np.zeros((1, n_points), np.float32)}
     with tempfile.TemporaryDirectory() as folder:
@@ -66,15 +61,14 @@ def log_and_register(run, model, settings, pool, name="model"):
             input_example=example,
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}", "numpy"],
         )
-    values = flat(settings)
-    tags = {key: values[key] for key in TAG_KEYS}
+    tags = {key: value for key, value in flat(settings).items() if key not in UNTAGGED}
     tags |= {"n_tasks": pool.n_tasks, "pool_seed": pool.seed, "pool_sha256": pool.digest, "run_id": run.id}
     model_name = settings.model_name
     registered = mlflow.register_model(info.model_uri, model_name, tags={k: as_text(v) for k, v in tags.items()})
     try:
-        MlflowClient().set_registered_model_alias(model_name, pool_label(pool.n_tasks), registered.version)
+        run.client.set_registered_model_alias(model_name, alias(label), registered.version)
     except Exception:
-        MlflowClient().delete_model_version(model_name, registered.version)
+        run.client.delete_model_version(model_name, registered.version)
         raise
     return registered.version
 

@@ -11,13 +11,14 @@ Below the entry points, settings travel as frozen dataclasses whose field names 
 """
 
 import dataclasses
+import os
 import typing
 
 import click
 
 from models import ModelConfig, OptimSettings
 from pipeline.tracking import as_text
-from pipeline.types import DEVICE, POSITIVE, POSITIVE_FLOAT, SEED, InputError, NTasks
+from pipeline.types import DEVICE, POSITIVE, POSITIVE_FLOAT, SEED, InputError, NTasks, Unset
 from tasks import DataSettings, EvalSettings
 
 
@@ -67,8 +68,25 @@ OPTIONS = {
     "eval_every": Option(POSITIVE, 1000, "training steps between evaluations on the fixed eval sets."),
     "n_eval": Option(POSITIVE, 4096, "sequences in each evaluation set (T_Pretrain and T_True)."),
     "device": Option(DEVICE, "auto", "torch device for training: auto, cpu, cuda or cuda:N."),
+    "threads": Option(
+        click.IntRange(min=0),
+        0,
+        "torch CPU threads of a training, fixed for the whole run and logged as the count used (the numbers "
+        "depend on it): 0 = every core of this machine (in a sweep with executor=process, cores / workers).",
+    ),
+    "checkpoint_every": Option(
+        Unset(POSITIVE), None, "training steps between checkpoints (uploaded to the run; empty: eval_every)."
+    ),
+    "resume": Option(
+        click.Choice(["auto", "never"]),
+        "auto",
+        "auto: continue the newest interrupted train run with the same params from its checkpoint (same run "
+        "id); never: start afresh.",
+    ),
     "model_name": Option(
-        click.STRING, "icl-transformer", "registered model name; versions get an alias per pool size (m1024, minf)."
+        click.STRING,
+        "icl-transformer",
+        "registered model name; versions get an alias per training label (m1024, minf, m1024-B512).",
     ),
     "pool": Option(
         click.STRING,
@@ -130,6 +148,7 @@ class TrainSettings:
     model_seed: int
     eval_every: int
     device: str
+    threads: int
     model_name: str
 
 
@@ -142,6 +161,11 @@ class PredictSettings:
     pool: str
     kind: str
     evaluation: EvalSettings
+
+
+def machine_cores():
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def build(cls, params):
@@ -161,6 +185,17 @@ def build(cls, params):
         raise InputError(str(error)) from None
 
 
+def option_names(cls):
+    """The option names behind a settings dataclass, nested ones included, each once, in field order: the
+    click options of the entry point that builds it."""
+    names = {}
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        kind = hints[field.name]
+        names |= dict.fromkeys(option_names(kind) if dataclasses.is_dataclass(kind) else [field.name])
+    return list(names)
+
+
 def flat(settings):
     """{option name: value} of a settings dataclass, nested ones merged (they share option names)."""
     values = {}
@@ -168,6 +203,11 @@ def flat(settings):
         value = getattr(settings, field.name)
         values |= flat(value) if dataclasses.is_dataclass(value) else {field.name: value}
     return values
+
+
+def same_params(logged, wanted):
+    """Whether logged (text) params hold every wanted value, each compared as its option types it."""
+    return all(name in logged and same_value(name, logged[name], value) for name, value in wanted.items())
 
 
 def same_value(name, logged, wanted):

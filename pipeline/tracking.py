@@ -11,36 +11,49 @@ active run per process), so any number of runs can be open in a process and noth
 
 import contextlib
 import dataclasses
+import fcntl
+import json
 import os
 import shutil
+import socket
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import mlflow
-from mlflow.entities import Dataset, DatasetInput, InputTag, RunStatus
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus
 from mlflow.tracking import MlflowClient
+from mlflow.tracking.context.registry import resolve_tags
 
+from models import TrainingInterrupted
 from pipeline.types import InputError
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
+HEARTBEAT_S = 30  # seconds between heartbeats of a run in progress
+STALE_S = 600  # a heartbeat older than this, from another host, means the run's process is gone
 DEFAULT_EXPERIMENT = "icl-task-diversity"
 
 
 @dataclasses.dataclass(frozen=True)
 class Tracking:
-    """A tracking store and experiment: picklable, so worker processes write where their parent does."""
+    """A tracking store and experiment: picklable, so worker processes write where their parent does.
+    `launched_run` is the run the `mlflow run` launcher opened for this process (MLFLOW_RUN_ID), if any:
+    the first run opened without a parent continues it."""
 
     uri: str
     experiment_id: str
+    launched_run: str | None = None
 
     def client(self):
         return MlflowClient(self.uri)
 
     def activate(self):
-        """Make this store the process's default (for registry and artifact downloads by URI)."""
+        """Make this store and experiment the process's defaults: the registry, downloads by URI and
+        logged models (MLflow files those under the default experiment) then go where the runs go."""
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         mlflow.set_tracking_uri(self.uri)
+        mlflow.set_experiment(experiment_id=self.experiment_id)
         return self
 
 
@@ -49,22 +62,44 @@ def setup_tracking():
     or the project's default experiment, created with its artifacts beside a local SQLite store."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{PROJECT_DIR / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    client = MlflowClient(uri)
+    launched = os.environ.get("MLFLOW_RUN_ID") or None
+    with _store_lock(uri):
+        experiment_id = _experiment_id(MlflowClient(uri), uri, launched)
+    return Tracking(uri, experiment_id, launched).activate()
+
+
+@contextlib.contextmanager
+def _store_lock(uri):
+    """One process at a time creates a SQLite store's schema and the experiment: MLflow's migrations race
+    otherwise ("table ... already exists" when several entry points start at once on a new store)."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    path = Path(uri.removeprefix("sqlite:///")).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _experiment_id(client, uri, launched):
     if os.environ.get("MLFLOW_EXPERIMENT_ID"):
-        return Tracking(uri, os.environ["MLFLOW_EXPERIMENT_ID"])
-    if os.environ.get("MLFLOW_RUN_ID"):
-        return Tracking(uri, client.get_run(os.environ["MLFLOW_RUN_ID"]).info.experiment_id)
+        return os.environ["MLFLOW_EXPERIMENT_ID"]
+    if launched:
+        return client.get_run(launched).info.experiment_id
     name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
-        return Tracking(uri, experiment.experiment_id)
+        return experiment.experiment_id
     # A local SQLite store gets its artifact folder beside it (not ./mlruns of whatever the cwd is); a
     # server keeps its own artifact root.
     local = uri.startswith("sqlite:///")
     store_dir = Path(uri.removeprefix("sqlite:///")).resolve().parent
     location = (store_dir / "mlartifacts" / name).as_uri() if local else None
-    return Tracking(uri, client.create_experiment(name, artifact_location=location))
+    return client.create_experiment(name, artifact_location=location)
 
 
 class Run:
@@ -76,14 +111,12 @@ class Run:
     def log_params(self, params):
         """Log params not already on the run (`mlflow run` pre-logs the declared ones as given)."""
         existing = self.client.get_run(self.id).data.params
-        fresh = {key: as_text(value) for key, value in params.items() if key not in existing}
-        for start in range(0, len(fresh), 100):  # MLflow's batch limit
-            batch = dict(list(fresh.items())[start : start + 100])
-            self.client.log_batch(self.id, params=[mlflow.entities.Param(k, v) for k, v in batch.items()])
+        fresh = [Param(key, as_text(value)) for key, value in params.items() if key not in existing]
+        self.client.log_batch(self.id, params=fresh)
 
     def log_metrics(self, metrics, step=None):
         self.client.log_batch(
-            self.id, metrics=[mlflow.entities.Metric(k, float(v), _now_ms(), step or 0) for k, v in metrics.items()]
+            self.id, metrics=[Metric(key, float(value), _now_ms(), step or 0) for key, value in metrics.items()]
         )
 
     def set_tag(self, key, value):
@@ -121,26 +154,75 @@ def _now_ms():
 
 
 @contextlib.contextmanager
-def tracked_run(tracking, run_name, stage, parent=None):
+def tracked_run(tracking, run_name, stage, parent=None, reopen=None):
     """A `Run` for one stage, nested under the run id `parent` when given; with no parent, the run that
-    the `mlflow run` launcher opened for this process (MLFLOW_RUN_ID, taken once). Tagged `stage` so
-    sweeps can find it again. It ends FINISHED, or FAILED (the exception re-raised)."""
+    the `mlflow run` launcher opened for this process, if any (an entry point opens one parentless run);
+    `reopen` continues that earlier run (a resumed training) instead. Tagged `stage` so sweeps can find
+    it again, and with MLflow's context tags (user, source, git commit) as the fluent API would. It ends
+    FINISHED; FAILED on an error (re-raised); KILLED when interrupted (a signal, Ctrl-C)."""
     client = tracking.client()
-    launched = None if parent else os.environ.pop("MLFLOW_RUN_ID", None)
-    if launched:
-        client.update_run(launched, name=run_name)
-        run_id = launched
+    if reopen:
+        run_id = reopen
+        client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+    elif parent is None and tracking.launched_run:
+        run_id = tracking.launched_run
+        client.update_run(run_id, name=run_name)
     else:
-        tags = {"mlflow.parentRunId": parent} if parent else {}
+        tags = resolve_tags({"mlflow.parentRunId": parent} if parent else {})
         run_id = client.create_run(tracking.experiment_id, run_name=run_name, tags=tags).info.run_id
     run = Run(tracking, run_id)
     run.set_tag("stage", stage)
     try:
-        yield run
+        with heartbeats(run):
+            yield run
+    except (KeyboardInterrupt, TrainingInterrupted):
+        client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
+        raise
     except BaseException:
         client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
         raise
     client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+
+
+def heartbeat():
+    return json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()})
+
+
+def is_alive(run):
+    """Whether the process that runs `run` (an MLflow Run) is still there, judged by its heartbeat tag."""
+    beat = run.data.tags.get("heartbeat")
+    if beat is None:
+        return True  # not ours to judge (a run started by other code)
+    beat = json.loads(beat)
+    if beat["host"] == socket.gethostname():
+        try:
+            os.kill(beat["pid"], 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return time.time() - beat["time"] < STALE_S
+
+
+@contextlib.contextmanager
+def heartbeats(run):
+    """Refresh the tag `heartbeat` of `run` (a tracking.Run) every HEARTBEAT_S seconds while inside."""
+    done = threading.Event()
+
+    def beat():
+        while True:
+            run.set_tag("heartbeat", heartbeat())
+            if done.wait(HEARTBEAT_S):
+                return
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{run.id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def as_text(value):

@@ -5,11 +5,12 @@ a pure function of the step), scores against the estimators, and attaches tracki
 hooks: the training loss, and every `eval_every` steps (with step=) loss/D and Delta_{PT,Ridge},
 Delta_{PT,dMMSE} on T_Pretrain and T_True, using the eval sets and estimator predictions of an
 evaluate_baselines run when `baselines` is given (else computing them here); a checkpoint
-(checkpoints/last.pt: weights, optimiser, step, and the settings that rebuild model and data);
-n_params; the final model, registered with an alias for its pool size. A run that fails registers
-nothing.
+every checkpoint_every steps (weights, optimiser, step, and the settings that rebuild model and data;
+pipeline/resume.py); n_params; the final model, registered with an alias for its label once it passed
+the sanity gate. A run that fails registers nothing; an interrupted one is resumed by the same command.
 """
 
+import contextlib
 import json
 import tempfile
 from pathlib import Path
@@ -19,47 +20,79 @@ import numpy as np
 import torch
 
 import models
-from models import Checkpointing, Hook, Progress, TrainingDiverged, build_model, make_optimizer
+from models import (
+    Checkpointing,
+    Hook,
+    Progress,
+    TrainingDiverged,
+    build_model,
+    load_checkpoint,
+    loop_state,
+    make_optimizer,
+)
+from pipeline.bounds import check_training
 from pipeline.cli import EntryCommand, entry_point, open_pool, options, pool_label
-from pipeline.evaluation import build_eval_sets, estimator_predictions, log_curves, score, transformer_predictions
+from pipeline.evaluation import (
+    build_eval_sets,
+    check_sanity,
+    estimator_predictions,
+    log_curves,
+    score,
+    transformer_predictions,
+)
 from pipeline.figures import per_position_figure
-from pipeline.registry import log_and_register
-from pipeline.settings import TrainSettings, build, flat
+from pipeline.registry import alias, log_and_register
+from pipeline.resume import CheckpointUpload, last_logged_steps, resumable_run, stop_on_signals
+from pipeline.settings import TrainSettings, build, flat, machine_cores, option_names
 from pipeline.tracking import local_copy, tracked_run
 from pipeline.types import InputError
 from tasks import EvalSet, sample_batch
 
 
 class TrackingHook(Hook):
-    """The loop's reports, logged on `run`: loss and lr, eval curves (per position at the end), checkpoints."""
+    """The loop's reports, logged on `run`: loss and lr, eval curves (per position at the end). A resumed
+    run skips what it had logged before it stopped (`logged`: metric key -> last step), so histories
+    continue without duplicate steps."""
 
-    def __init__(self, run, total_steps):
-        self.run, self.total_steps = run, total_steps
+    def __init__(self, run, total_steps, logged):
+        self.run, self.total_steps, self.logged = run, total_steps, logged
 
     def on_log(self, step, scalars):
-        self.run.log_metrics(scalars, step=step)
+        fresh = {key: value for key, value in scalars.items() if step > self.logged.get(key, 0)}
+        if fresh:
+            self.run.log_metrics(fresh, step=step)
 
     def on_eval(self, step, curves):
-        log_curves(self.run, curves, step=step, by_position=step == self.total_steps)
-
-    def on_checkpoint(self, step, path):
-        self.run.log_artifact(path, "checkpoints")
+        log_curves(self.run, curves, step=step, by_position=step == self.total_steps, logged=self.logged)
 
 
-def train(tracking, settings, *, parent=None, label=None, hooks=()):
+def train(tracking, settings, *, parent=None, label=None, checkpoint_every=None, resume="auto"):
     """Train, evaluate and register the model of TrainSettings `settings`; returns the run id.
 
-    `parent` nests the run under that run id; `label` names it (train-<label>) and prefixes its progress
-    lines (several trainings share a terminal); `hooks` are extra loop hooks (models.Hook).
+    `parent` nests the run under that run id; `label` names it (train-<label>), its registry alias and
+    prefixes its progress lines (several trainings share a terminal). A checkpoint is uploaded every
+    `checkpoint_every` steps (default: eval_every). `resume="auto"` continues an interrupted run with the
+    same settings (pipeline/resume.py); "never" starts afresh. SIGTERM or SIGINT checkpoint the training
+    and end its run KILLED (models.TrainingInterrupted).
     """
+    device = device_of(settings.device)
+    check_training(settings, device)
     pool = open_pool(settings.pool, settings.data.n_dims)
-    device = _device(settings.device)
     total = settings.optim.total_steps
-    with tracked_run(tracking, f"train-{label or pool_label(pool.n_tasks)}", "train", parent) as run:
-        run.log_params(flat(settings) | {"n_tasks": pool.n_tasks, "task_scale": pool.task_scale})
+    label = label or pool_label(pool.n_tasks)
+    params = flat(settings)
+    previous = resumable_run(tracking, params, total) if resume == "auto" else None
+    with (
+        _threads(settings.threads),
+        stop_on_signals() as stop,
+        tracked_run(tracking, f"train-{label}", "train", parent, reopen=previous and previous.info.run_id) as run,
+    ):
+        run.log_params(params | {"n_tasks": pool.n_tasks, "task_scale": pool.task_scale})
         run.set_tag("pool_sha256", pool.digest)
         evaluation = _evaluation(settings, pool)
         model = build_model(settings.arch, seed=settings.model_seed, device=device)
+        optimizer = make_optimizer(model, lr=settings.optim.lr, weight_decay=settings.optim.weight_decay)
+        start, logged = _restore(run, previous, model, optimizer, device)
         n_params = sum(p.numel() for p in model.parameters())
         run.log_params({"n_params": n_params})
         click.echo(f"training {n_params:,} parameters on {device} for {total} steps, M={pool.n_tasks}")
@@ -69,9 +102,10 @@ def train(tracking, settings, *, parent=None, label=None, hooks=()):
             xs, _, ys = sample_batch(settings.data, step, pool=pool_tensor, task_scale=pool.task_scale, device=device)
             return xs, ys
 
-        progress = Progress(total, f"[{label}] " if label else "")
-        record = flat(settings) | {"n_tasks": pool.n_tasks, "task_scale": pool.task_scale, "pool_sha256": pool.digest}
-        optimizer = make_optimizer(model, lr=settings.optim.lr, weight_decay=settings.optim.weight_decay)
+        record = params | {"n_tasks": pool.n_tasks, "task_scale": pool.task_scale, "pool_sha256": pool.digest}
+        progress = Progress(total, f"[{label}] " if parent else "", start.step if start else 0)
+        hooks = [progress, TrackingHook(run, total, logged)]
+        hooks.append(CheckpointUpload(run, previous and previous.data.tags["checkpoint"]))
         with tempfile.TemporaryDirectory() as folder:
             try:
                 curves = models.train(
@@ -81,16 +115,46 @@ def train(tracking, settings, *, parent=None, label=None, hooks=()):
                     batches=batches,
                     evaluate=lambda m: _evaluate(m, evaluation, device),
                     eval_every=settings.eval_every,
-                    hooks=[progress, TrackingHook(run, total), *hooks],
-                    checkpointing=Checkpointing(Path(folder), record),
+                    hooks=hooks,
+                    checkpointing=Checkpointing(Path(folder), record, checkpoint_every or settings.eval_every),
+                    start=start,
+                    should_stop=stop,
                 )
             except TrainingDiverged as error:  # the learning rate the user chose is too high for this model
+                run.set_tag("resumable", "false")
                 raise InputError(str(error)) from None
+        check_sanity(run, curves, evaluation, settings.optim.lr)
         run.log_figure(per_position_figure(curves, list(evaluation), f"M = {pool.n_tasks}"), "figures/per_position.png")
-        version = log_and_register(run, model, settings, pool)
+        version = log_and_register(run, model, settings, pool, label)
         name = settings.model_name
-        click.echo(f"registered models:/{name}/{version} as models:/{name}@{pool_label(pool.n_tasks)}")
+        click.echo(f"registered models:/{name}/{version} as models:/{name}@{alias(label)}")
     return run.id
+
+
+def _restore(run, previous, model, optimizer, device):
+    """(LoopState or None, {metric: last logged step}): the state of the `previous` run to resume, if any."""
+    if previous is None:
+        return None, {}
+    tag = previous.data.tags["checkpoint"]
+    with local_copy(f"runs:/{run.id}/{tag.rsplit('@', 1)[0]}", name="checkpoint") as path:
+        state = load_checkpoint(path, device)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    click.echo(f"resuming {previous.info.run_name} ({run.id}) from its checkpoint of step {state['step']}")
+    return loop_state(state), last_logged_steps(run)
+
+
+@contextlib.contextmanager
+def _threads(count):
+    """torch's CPU thread count, fixed for a whole training (its float results depend on it), then restored."""
+    if count < 1:
+        raise ValueError(f"threads must be resolved to a positive count before training, got {count}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _evaluate(model, evaluation, device):
@@ -127,7 +191,8 @@ def _evaluation(settings, pool):
     return evaluation
 
 
-def _device(name):
+def device_of(name):
+    """The torch device called `name` (the `device` option: auto, cpu, cuda, cuda:N)."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
@@ -143,37 +208,11 @@ def _device(name):
     cls=EntryCommand,
     help="Pretrain the in-context regression transformer on a task pool (paper Sec. 2) and register it.",
 )
-@options(
-    "pool",
-    "baselines",
-    "n_dims",
-    "n_points",
-    "noise_scale",
-    "data_scale",
-    "batch_size",
-    "n_layer",
-    "n_embd",
-    "n_head",
-    "lr",
-    "schedule",
-    "warmup_steps",
-    "total_steps",
-    "weight_decay",
-    "data_seed",
-    "task_seed",
-    "noise_seed",
-    "model_seed",
-    "eval_every",
-    "n_eval",
-    "eval_data_seed",
-    "eval_task_seed",
-    "eval_noise_seed",
-    "device",
-    "model_name",
-)
+@options(*option_names(TrainSettings), "checkpoint_every", "resume")
 @entry_point
-def main(tracking, **params):
-    train(tracking, build(TrainSettings, params))
+def main(tracking, checkpoint_every, resume, **params):
+    settings = build(TrainSettings, params | {"threads": params["threads"] or machine_cores()})
+    train(tracking, settings, checkpoint_every=checkpoint_every, resume=resume)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,11 @@ class EvalSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or int(value) != value or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        # Evaluation scores against ridge, whose lambda = noise_scale^2 / task_scale^2 must be positive.
+        if not (math.isfinite(self.noise_scale) and self.noise_scale > 0):
+            raise ValueError(f"noise_scale must be a positive finite number for evaluation, got {self.noise_scale!r}")
+        if not (math.isfinite(self.data_scale) and self.data_scale > 0):
+            raise ValueError(f"data_scale must be a positive finite number, got {self.data_scale!r}")
 
 
 def make_eval_set(kind, pool, settings):

@@ -36,17 +36,15 @@ class TaskPool:
 
 
 def parse_n_tasks(value):
-    """M from user input: a positive integer, or inf (also 'inf', 'infinity')."""
+    """M from user input: a positive integer (1024, 1e3), or the literal inf for an unbounded pool."""
     text = str(value).strip().lower()
-    if text in ("inf", "infinity", "+inf"):
+    if text == "inf" or value == math.inf:
         return math.inf
     try:
         number = float(text)
     except ValueError:
         raise ValueError(f"n_tasks must be a positive integer or inf, got {value!r}") from None
-    if number == math.inf:
-        return math.inf
-    if not number.is_integer() or number < 1:
+    if not math.isfinite(number) or not number.is_integer() or number < 1:
         raise ValueError(f"n_tasks must be a positive integer or inf, got {value!r}")
     return int(number)
 
@@ -55,26 +53,33 @@ def parse_n_tasks(value):
 class PoolSettings:
     """How a pool is drawn: M (an int, or math.inf), D, the prior's scale and the seed (no defaults here)."""
 
-    n_tasks: float
+    n_tasks: int | float
     n_dims: int
     task_scale: float
     pool_seed: int
+
+    def __post_init__(self):
+        _check_pool(self.n_tasks, self.n_dims, self.task_scale)
 
 
 def make_pool(n_tasks, n_dims, *, seed, task_scale):
     """Draw M tasks from N(0, task_scale^2 I_D) with the pool stream of `seed`; `n_tasks` is a positive
     int or math.inf (text is parsed once, at the boundary, by `parse_n_tasks`)."""
+    _check_pool(n_tasks, n_dims, task_scale)
+    tasks = None
+    if n_tasks != math.inf:
+        draws = numpy_rng(seed, "pool").standard_normal((n_tasks, int(n_dims)))
+        tasks = (task_scale * draws).astype(np.float32)
+    return TaskPool(tasks, n_tasks, int(n_dims), int(seed), float(task_scale))
+
+
+def _check_pool(n_tasks, n_dims, task_scale):
     if n_tasks != math.inf and (isinstance(n_tasks, bool) or not isinstance(n_tasks, int) or n_tasks < 1):
         raise ValueError(f"n_tasks must be a positive integer or inf, got {n_tasks!r}")
     if isinstance(n_dims, bool) or int(n_dims) != n_dims or n_dims < 1:
         raise ValueError(f"n_dims must be a positive integer, got {n_dims!r}")
     if not math.isfinite(task_scale) or task_scale <= 0:
         raise ValueError(f"task_scale must be a positive finite number, got {task_scale!r}")
-    tasks = None
-    if n_tasks != math.inf:
-        draws = numpy_rng(seed, "pool").standard_normal((n_tasks, int(n_dims)))
-        tasks = (task_scale * draws).astype(np.float32)
-    return TaskPool(tasks, n_tasks, int(n_dims), int(seed), float(task_scale))
 
 
 def pool_digest(tasks, n_dims):

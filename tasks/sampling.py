@@ -7,6 +7,7 @@ step), so the batch at step s is the same whether training started at 0 or resum
 """
 
 import dataclasses
+import math
 
 import torch
 
@@ -34,10 +35,10 @@ class DataSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or int(value) != value or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not self.data_scale > 0:
-            raise ValueError(f"data_scale must be positive, got {self.data_scale!r}")
-        if not self.noise_scale >= 0:
-            raise ValueError(f"noise_scale must be non-negative, got {self.noise_scale!r}")
+        if not (math.isfinite(self.data_scale) and self.data_scale > 0):
+            raise ValueError(f"data_scale must be a positive finite number, got {self.data_scale!r}")
+        if not (math.isfinite(self.noise_scale) and self.noise_scale >= 0):
+            raise ValueError(f"noise_scale must be a non-negative finite number, got {self.noise_scale!r}")
 
 
 def sample_batch(spec, step, *, pool, task_scale, device="cpu"):

@@ -1,7 +1,8 @@
 """The smoke sweep gives the same metrics, bit for bit, as the code before the training layer was
 reshaped (values recorded from that code: tests/data/smoke_metrics_*.json, torch 2.13.0 CPU).
 
-Float results depend on the torch thread count, so the file recorded with this process's count is used.
+Float results depend on the torch thread count, so the file recorded with the count the sweep uses (every
+core of this machine, for the inline executor) is used.
 """
 
 import json

@@ -8,6 +8,7 @@ import mlflow
 import numpy as np
 from conftest import MODEL_NAME, invoke, mlflow_run, run_cli
 
+from models import load_checkpoint
 from pipeline import evaluate_baselines, generate_pool, main, predict, train
 from pipeline.registry import load_registered
 from tasks import load_pool
@@ -60,8 +61,10 @@ def test_train_logs_learning_curves_checkpoint_and_registers(store, sweep):
     assert int(run.data.params["n_params"]) == sum(
         p.numel() for p in load_registered(f"models:/{MODEL_NAME}@m4").parameters()
     )
-    paths = {a.path for a in store.client.list_artifacts(run.info.run_id, "checkpoints")}
-    assert paths == {"checkpoints/last.pt"}
+    assert run.data.tags["checkpoint"] == "checkpoints/b/last.pt@60"  # slots a (step 30) and b (step 60)
+    state = load_checkpoint(mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/checkpoints/b/last.pt"))
+    assert state["step"] == 60 and state["settings"]["pool_sha256"] == run.data.tags["pool_sha256"]
+    assert state["model_config"]["n_embd"] == 32 and state["settings"]["lr"] == 3e-3
     version = store.client.get_model_version_by_alias(MODEL_NAME, "m4")
     assert version.run_id == run.info.run_id
     assert {k: version.tags[k] for k in ("n_tasks", "n_dims", "n_points", "total_steps", "model_seed")} == {

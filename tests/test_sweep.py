@@ -11,7 +11,7 @@ from conftest import MODEL_NAME, invoke
 
 from pipeline import main
 from pipeline.presets import resolve
-from pipeline.sweep.chain import same_params
+from pipeline.settings import same_params
 from pipeline.sweep.figure import sweep_figure
 from pipeline.sweep.grid import grid, warmup_fraction
 from pipeline.sweep.summary import columns, summary_row, thresholds
@@ -97,6 +97,7 @@ def test_two_data_scales_in_two_worker_processes(store):
         "train-m8-B32",
     ]
     assert all(r.info.status == "FINISHED" for r in children)
+    assert {r.data.params["threads"] for r in children} == {"1"}  # 2 cores / 2 workers, fixed per training
     assert parent.data.tags["threshold_rule"] == "crossing of Delta^True_PT,Ridge for B16 and B32"
 
 
@@ -111,7 +112,7 @@ def test_bad_sweeps_are_refused_before_any_run(store):
 
 def test_grid_varies_n_tasks_fastest_and_scales_warmup():
     settings = resolve("smoke", {"n_tasks": [4, math.inf], "total_steps": [20, 40], "lr": [1e-3, 2e-3]})
-    points = grid(settings, warmup_fraction(resolve("smoke", {})))  # the preset's 30 of 60 steps
+    points = grid(settings, warmup_fraction(resolve("smoke", {})), 3)  # the preset's 30 of 60 steps
     assert points[0].axes == ("n_tasks", "lr", "total_steps")
     assert [p.label for p in points[:4]] == [
         "m4-lr=0.001-T20",
@@ -126,9 +127,10 @@ def test_grid_varies_n_tasks_fastest_and_scales_warmup():
         (40, 20),
     ]
     assert len(points) == 8 and points[-1].values["lr"] == 2e-3
+    assert {p.values["threads"] for p in points} == {3}  # threads 0: the executor's count
     with pytest.raises(InputError, match="warmup_steps=30 must be below total_steps=20"):
         settings = resolve("smoke", {"total_steps": [20], "warmup_steps": [30]})
-        grid(settings, warmup_fraction(settings))
+        grid(settings, warmup_fraction(settings), 1)
 
 
 def row(m, pt_ridge, pt_dmmse, **axes):

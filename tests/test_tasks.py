@@ -64,7 +64,7 @@ def test_corrupted_pool_file_is_rejected(tmp_path):
         load_pool(tmp_path / "missing.npz")
 
 
-@pytest.mark.parametrize("value", [0, -3, "-3", 1.5, "abc", "nan", True])
+@pytest.mark.parametrize("value", [0, -3, "-3", 1.5, "abc", "nan", True, "1e400", "infinity"])
 def test_bad_n_tasks_is_named(value):
     with pytest.raises(ValueError, match=f"n_tasks must be a positive integer or inf, got {value!r}"):
         parse_n_tasks(value)

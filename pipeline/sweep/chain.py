@@ -1,5 +1,10 @@
 """One chain per grid point: generate_pool -> evaluate_baselines -> train, as child runs of the sweep.
 
+A chain runs in two parts: `prepare` (the pool and its baselines) and `finish` (the training). Points
+that differ only in training settings (weight_decay, lr, ...) share one pool and one baselines run,
+so a sweep prepares each distinct pair once before it trains (two workers never compute the same
+dMMSE side by side).
+
 Reuse: before running a stage, a FINISHED run of the same stage in the experiment whose params equal
 the stage's settings (compared after typing each value with its option, so "1e-3" equals "0.001") and
 whose metrics are all finite is reused, so rerunning a sweep finishes only what is missing.
@@ -11,9 +16,10 @@ from collections.abc import Callable
 
 import click
 
+from pipeline.bounds import check_evaluation, check_pool, check_training
 from pipeline.evaluate_baselines import evaluate_baselines
 from pipeline.generate_pool import POOL_ARTIFACT, generate_pool
-from pipeline.settings import BaselinesSettings, TrainSettings, build, flat, same_value
+from pipeline.settings import BaselinesSettings, TrainSettings, build, flat, same_params
 from pipeline.train import train
 from tasks import PoolSettings
 
@@ -28,11 +34,25 @@ class Stage:
 GENERATE_POOL = Stage("generate_pool", PoolSettings, generate_pool)
 EVALUATE_BASELINES = Stage("evaluate_baselines", BaselinesSettings, evaluate_baselines)
 TRAIN = Stage("train", TrainSettings, train)
+# Placeholders for the run URIs a chain fills in as it goes.
+LINKS = {"pool": "", "model": "", "baselines": ""}
 
 
-def same_params(logged, wanted):
-    """Whether logged (text) params hold every wanted value, each compared as its option types it."""
-    return all(name in logged and same_value(name, logged[name], value) for name, value in wanted.items())
+def check(point, device):
+    """Build every stage's settings of `point` and check their memory bounds (pipeline/bounds.py): a bad
+    combination raises InputError before any run starts."""
+    values = point.values | LINKS
+    check_pool(build(GENERATE_POOL.settings, values))
+    baselines = build(EVALUATE_BASELINES.settings, values)
+    check_evaluation(baselines.evaluation, baselines.n_dims)
+    check_training(build(TRAIN.settings, values), device)
+
+
+def preparation(point):
+    """What the point's pool and baselines depend on: points with equal keys share both runs."""
+    values = point.values | LINKS
+    pool, baselines = build(GENERATE_POOL.settings, values), build(EVALUATE_BASELINES.settings, values)
+    return tuple(sorted((flat(pool) | flat(baselines)).items()))
 
 
 def finished_run(tracking, stage, settings):
@@ -64,16 +84,20 @@ def run_stage(tracking, stage, values, *, parent, **kwargs):
     return stage.run(tracking, settings, parent=parent, **kwargs)
 
 
-def run_chain(tracking, point, parent, hooks=()):
-    """The three stages of one grid point under the run id `parent`; returns {stage name: run id}.
-
-    `hooks` are extra training-loop hooks (an executor's thread balancing, say).
-    """
-    values = point.values
+def prepare(tracking, point, *, parent):
+    """The point's pool and baselines runs under the run id `parent`: {stage name: run id}."""
+    values = point.values | LINKS
     pool_run = run_stage(tracking, GENERATE_POOL, values, parent=parent)
-    pool_uri = f"runs:/{pool_run}/{POOL_ARTIFACT}"
-    values = values | {"pool": pool_uri, "model": ""}
-    baselines_run = run_stage(tracking, EVALUATE_BASELINES, values, parent=parent, label=point.label)
-    values = values | {"baselines": f"runs:/{baselines_run}"}
-    train_run = run_stage(tracking, TRAIN, values, parent=parent, label=point.label, hooks=hooks)
-    return {GENERATE_POOL.name: pool_run, EVALUATE_BASELINES.name: baselines_run, TRAIN.name: train_run}
+    values |= {"pool": f"runs:/{pool_run}/{POOL_ARTIFACT}"}
+    label = point.label_of(flat(build(EVALUATE_BASELINES.settings, values)))
+    baselines_run = run_stage(tracking, EVALUATE_BASELINES, values, parent=parent, label=label)
+    return {GENERATE_POOL.name: pool_run, EVALUATE_BASELINES.name: baselines_run}
+
+
+def finish(tracking, point, prepared, *, parent):
+    """The point's training on its `prepared` pool and baselines; returns the chain's {stage name: run id}."""
+    links = {"pool": f"runs:/{prepared[GENERATE_POOL.name]}/{POOL_ARTIFACT}", "model": ""}
+    links["baselines"] = f"runs:/{prepared[EVALUATE_BASELINES.name]}"
+    control = {key: point.values[key] for key in ("checkpoint_every", "resume")}
+    train_run = run_stage(tracking, TRAIN, point.values | links, parent=parent, label=point.label, **control)
+    return prepared | {TRAIN.name: train_run}

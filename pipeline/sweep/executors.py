@@ -1,76 +1,59 @@
-"""Executors run a sweep's chains: `inline` one after another in this process, `process` in worker
-processes side by side. Each takes the tracking store, the points and the parent run id, and returns
-{stage: run id} per point, in order. A cluster executor or a packed-ensemble runner plugs in here.
+"""Executors run a sweep's work: `inline` one job after another in this process, `process` in worker
+processes side by side. `map(function, tracking, jobs, parent)` returns function(tracking, *job,
+parent=parent) for each job, in order; `run_chains` uses it to prepare each distinct pool and baselines
+once (chain.prepare), then to train every point (chain.finish). A cluster executor or a packed-ensemble
+runner plugs in here.
 
-Threads (process executor): each worker starts with cores / workers torch threads; at every evaluation
-a training takes cores / (chains running now), so a chain that outlives the others takes their cores.
-Small models train faster as two single-thread processes than as one two-thread process.
+Each executor says how many torch threads a training gets when the `threads` option is 0: every core
+(inline), or cores / workers (process), fixed for the whole run so that a chain's numbers do not depend
+on what ran beside it. Small models train faster as two single-thread processes than as one two-thread
+process.
 """
 
 import multiprocessing
-import os
 from concurrent.futures import ProcessPoolExecutor
 
-import torch
+from pipeline.settings import machine_cores
+from pipeline.sweep.chain import finish, preparation, prepare
 
-from models import Hook
-from pipeline.sweep.chain import run_chain
+
+def run_chains(executor, tracking, points, parent):
+    """{stage: run id} per point: each distinct pool and baselines prepared once, then every training."""
+    distinct = {}
+    for point in points:
+        distinct.setdefault(preparation(point), point)
+    prepared = dict(
+        zip(distinct, executor.map(prepare, tracking, [(p,) for p in distinct.values()], parent), strict=True)
+    )
+    return executor.map(finish, tracking, [(point, prepared[preparation(point)]) for point in points], parent)
 
 
 class InlineExecutor:
-    """Chains one after another in this process."""
+    """Jobs one after another in this process."""
 
-    def map(self, tracking, points, parent):
-        return [run_chain(tracking, point, parent) for point in points]
+    def threads(self):
+        return machine_cores()
+
+    def map(self, function, tracking, jobs, parent):
+        return [function(tracking, *job, parent=parent) for job in jobs]
 
 
 class ProcessExecutor:
-    """Chains in `workers` spawned processes at once, logging to the same store, nested under `parent`."""
+    """Jobs in `workers` spawned processes at once, logging to the same store."""
 
     def __init__(self, workers):
         self.workers = workers
 
-    def map(self, tracking, points, parent):
+    def threads(self):
+        return max(1, machine_cores() // self.workers)
+
+    def map(self, function, tracking, jobs, parent):
         context = multiprocessing.get_context("spawn")
-        with context.Manager() as manager:
-            running, lock = manager.Value("i", 0), manager.Lock()
-            init = (tracking, max(1, _cores() // self.workers))
-            with ProcessPoolExecutor(
-                self.workers, mp_context=context, initializer=_start_worker, initargs=init
-            ) as pool:
-                futures = [pool.submit(_chain, tracking, point, parent, running, lock) for point in points]
-                return [future.result() for future in futures]
+        with ProcessPoolExecutor(self.workers, mp_context=context, initializer=tracking.activate) as pool:
+            futures = [pool.submit(function, tracking, *job, parent=parent) for job in jobs]
+            return [future.result() for future in futures]
 
 
 def make_executor(name, workers):
     """The executor called `name` (the `executor` option)."""
     return ProcessExecutor(workers) if name == "process" else InlineExecutor()
-
-
-class ThreadBalance(Hook):
-    """At each evaluation, take an even share of the cores among the chains running now."""
-
-    def __init__(self, running):
-        self.running = running
-
-    def on_eval(self, step, curves):
-        torch.set_num_threads(max(1, _cores() // max(1, self.running.value)))
-
-
-def _start_worker(tracking, threads):
-    tracking.activate()
-    torch.set_num_threads(threads)
-
-
-def _chain(tracking, point, parent, running, lock):
-    with lock:
-        running.value += 1
-    try:
-        return run_chain(tracking, point, parent, hooks=[ThreadBalance(running)])
-    finally:
-        with lock:
-            running.value -= 1
-
-
-def _cores():
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

@@ -27,11 +27,18 @@ class Point:
     @property
     def label(self):
         """m1024, or with the other axes' values: m1024-B512-weight_decay=0.001."""
+        return self.label_of(self.axes)
+
+    def label_of(self, names):
+        """The label with only the axes among `names` (a stage's options): runs that only depend on those."""
         parts = [pool_label(self.values["n_tasks"])]
-        for axis in self.axes[1:]:
-            value = as_text(self.values[axis])
-            parts.append(f"{SHORT[axis]}{value}" if axis in SHORT else f"{axis}={value}")
+        parts += [axis_text(axis, self.values[axis]) for axis in self.axes[1:] if axis in names]
         return "-".join(parts)
+
+
+def axis_text(axis, value):
+    """B512, T20000 for the data scale; weight_decay=0.001 for any other axis."""
+    return f"{SHORT[axis]}{as_text(value)}" if axis in SHORT else f"{axis}={as_text(value)}"
 
 
 def axes(settings):
@@ -39,10 +46,10 @@ def axes(settings):
     return ("n_tasks", *(name for name, values in settings.items() if len(values) > 1 and name != "n_tasks"))
 
 
-def grid(settings, warmup_fraction):
+def grid(settings, warmup_fraction, threads):
     """The points of `settings` ({option: [values]}), n_tasks varying fastest; each point's warmup_steps is
-    `warmup_fraction` of its total_steps unless warmup_steps is an axis. Bad combinations fail here,
-    before any run starts."""
+    `warmup_fraction` of its total_steps unless warmup_steps is an axis, and `threads` 0 becomes the
+    executor's count `threads`. A warm-up longer than the training fails here, before any run starts."""
     names = axes(settings)
     outer = [name for name in names if name != "n_tasks"]
     points = []
@@ -50,6 +57,7 @@ def grid(settings, warmup_fraction):
         for n_tasks in settings["n_tasks"]:
             values = {name: value[0] for name, value in settings.items()}
             values |= dict(zip(outer, combination, strict=True)) | {"n_tasks": n_tasks}
+            values["threads"] = values["threads"] or threads
             if "warmup_steps" not in names:
                 values["warmup_steps"] = round(warmup_fraction * values["total_steps"])
             if not 0 <= values["warmup_steps"] < values["total_steps"]:
@@ -63,13 +71,3 @@ def grid(settings, warmup_fraction):
 def warmup_fraction(settings):
     """The share of training spent warming up in `settings`: warmup_steps over the first total_steps."""
     return settings["warmup_steps"][0] / settings["total_steps"][0]
-
-
-def group_of(point):
-    """The point's values on the axes that are neither M nor the data scale (its curve and threshold)."""
-    return tuple((axis, point.values[axis]) for axis in point.axes[1:] if axis not in DATA_SCALE)
-
-
-def scale_of(point):
-    """The point's data scale, as a label (B512, T20000) when the sweep has that axis, else ''."""
-    return "-".join(f"{SHORT[a]}{point.values[a]}" for a in point.axes[1:] if a in DATA_SCALE)

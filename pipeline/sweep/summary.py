@@ -15,8 +15,7 @@ import math
 
 import numpy as np
 
-from pipeline.sweep.grid import DATA_SCALE, SHORT
-from pipeline.tracking import as_text
+from pipeline.sweep.grid import DATA_SCALE, axis_text
 
 LOSSES = [f"{dist}/{name}/loss_noiseless" for dist in ("pretrain", "true") for name in ("pt", "dmmse", "ridge")]
 DELTAS = [f"{dist}/delta_{pair}" for dist in ("pretrain", "true") for pair in ("pt_dmmse", "pt_ridge", "dmmse_ridge")]
@@ -48,7 +47,7 @@ def group_axes(axes):
 
 def group_label(group):
     """'' for the only group, else weight_decay=0.001, n_embd=64."""
-    return ", ".join(f"{axis}={as_text(value)}" for axis, value in group)
+    return ", ".join(axis_text(axis, value) for axis, value in group)
 
 
 def groups(rows, axes):
@@ -61,11 +60,16 @@ def groups(rows, axes):
 
 def curve_label(row, axes):
     """The row's values on every axis but M: one curve of the sweep figure (B512, weight_decay=0.001)."""
-    return ", ".join(f"{SHORT[a]}{as_text(row[a])}" if a in SHORT else f"{a}={as_text(row[a])}" for a in axes[1:])
+    return ", ".join(axis_text(axis, row[axis]) for axis in axes[1:])
 
 
 def scale_label(row, axes):
-    return "-".join(f"{SHORT[axis]}{row[axis]}" for axis in axes[1:] if axis in DATA_SCALE)
+    return "-".join(axis_text(axis, row[axis]) for axis in axes[1:] if axis in DATA_SCALE)
+
+
+def data_seen(row):
+    """Sequences a training saw: orders the data scales of a group."""
+    return row.get("batch_size", 1) * row.get("total_steps", 1)
 
 
 def thresholds(rows, axes):
@@ -76,7 +80,7 @@ def thresholds(rows, axes):
 def threshold(rows, axes):
     """(log2 M*, rule) of one group's rows."""
     finite = sorted((r for r in rows if math.isfinite(r["log2_n_tasks"])), key=lambda r: r["log2_n_tasks"])
-    scales = list(dict.fromkeys(scale_label(r, axes) for r in rows))
+    scales = list(dict.fromkeys(scale_label(r, axes) for r in sorted(rows, key=data_seen)))
     if len(scales) >= 2:
         small, large = scales[0], scales[-1]
         a = {r["log2_n_tasks"]: r["true/delta_pt_ridge"] for r in finite if scale_label(r, axes) == small}
