@@ -46,7 +46,7 @@ class Tracking:
     launched_run: str | None = None
 
     def client(self):
-        return MlflowClient(self.uri)
+        return Retrying(MlflowClient(self.uri))
 
     def activate(self):
         """Make this store and experiment the process's defaults: the registry, downloads by URI and
@@ -57,6 +57,34 @@ class Tracking:
         return self
 
 
+class Retrying:
+    """An MlflowClient whose calls are retried, with growing pauses, when the store reports a transient
+    failure (a SQLite file locked by another process's write, a server that is briefly unavailable)."""
+
+    TRANSIENT = ("database is locked", "TEMPORARILY_UNAVAILABLE", "RESOURCE_EXHAUSTED")
+    PAUSES = (0.2, 0.5, 1.0, 2.0, 4.0)
+
+    def __init__(self, client):
+        self.client = client
+
+    def __getattr__(self, name):
+        method = getattr(self.client, name)
+        if not callable(method):
+            return method
+
+        def call(*args, **kwargs):
+            for pause in self.PAUSES:
+                try:
+                    return method(*args, **kwargs)
+                except Exception as error:
+                    if not any(text in str(error) for text in self.TRANSIENT):
+                        raise
+                    time.sleep(pause)
+            return method(*args, **kwargs)
+
+        return call
+
+
 def setup_tracking():
     """The configured store and experiment: the launcher's (MLFLOW_EXPERIMENT_ID), MLFLOW_EXPERIMENT_NAME,
     or the project's default experiment, created with its artifacts beside a local SQLite store."""
@@ -64,7 +92,7 @@ def setup_tracking():
     uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{PROJECT_DIR / 'mlflow.db'}"
     launched = os.environ.get("MLFLOW_RUN_ID") or None
     with _store_lock(uri):
-        experiment_id = _experiment_id(MlflowClient(uri), uri, launched)
+        experiment_id = _experiment_id(Retrying(MlflowClient(uri)), uri, launched)
     return Tracking(uri, experiment_id, launched).activate()
 
 
