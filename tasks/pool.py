@@ -108,8 +108,11 @@ def save_pool(pool, path):
 
 def load_pool(path):
     """Read a pool file, checking its format, shape and digest; a bad file raises ValueError."""
+    path = os.fspath(path)
     if not os.path.isfile(path):
         raise ValueError(f"pool file {path!r} does not exist")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"pool file {path!r} is not a readable task pool (not an .npz archive)")
     try:
         with np.load(path, allow_pickle=False) as data:
             header = json.loads(str(data["header"]))

@@ -24,3 +24,21 @@ def test_a_bug_keeps_its_traceback(store, monkeypatch, bug):
     result = CliRunner().invoke(generate_pool.main, ["--n_tasks", "4"])
     assert result.exit_code == 1 and result.exception is bug  # not turned into a one-line "Error: ..."
     assert "Error:" not in result.output
+
+
+def test_bad_prompts_files_are_one_line(sweep, tmp_path):
+    from conftest import MODEL_NAME
+
+    from pipeline import predict
+
+    np.savez(tmp_path / "nan.npz", xs=np.full((2, 4, 4), np.nan), ys=np.zeros((2, 4)))
+    (tmp_path / "text.npz").write_text("not an archive")
+    cases = {
+        tmp_path / "nan.npz": "hold NaN or infinite values",
+        tmp_path / "text.npz": "is not a readable .npz of arrays",
+        tmp_path / "missing.npz": "is not a readable .npz of arrays",
+    }
+    for path, message in cases.items():
+        result = CliRunner().invoke(predict.main, ["--model", f"models:/{MODEL_NAME}@m4", "--prompts", str(path)])
+        [line] = result.output.strip().splitlines()
+        assert result.exit_code == 1 and line.startswith("Error: prompts=") and message in line, result.output
