@@ -215,3 +215,24 @@ def test_transient_store_errors_are_retried_and_others_are_not(monkeypatch):
     with pytest.raises(ValueError, match="a bug"):
         Retrying(Store()).broken()
     assert len(calls) == 1
+
+
+def test_a_training_in_a_process_sweep_equals_the_same_training_alone(store):
+    """Same params and thread count: bit-identical weights, whether trained beside another chain in a
+    worker process or alone with `train`."""
+    args = ("--preset", "smoke", "--n_tasks", "4,16", "--executor", "process", "--workers", 2, "--model_name", "beside")
+    result = invoke(main.main, *args)
+    assert result.exit_code == 0, result.output
+    swept = runs(store, "params.model_name = 'beside' and tags.stage = 'train' and params.n_tasks = '16'")[0]
+    assert swept.data.params["threads"] == "1"
+    derived = ("n_params", "n_tasks", "task_scale")
+    options = [(f"--{key}", value) for key, value in swept.data.params.items() if key not in derived]
+    alone = invoke(train.main, *[item for option in options for item in option], "--resume", "never")
+    assert alone.exit_code == 0, alone.output
+    again = [
+        r
+        for r in runs(store, "params.model_name = 'beside' and params.n_tasks = '16'")
+        if r.info.run_id != swept.info.run_id
+    ]
+    a, b = weights(store, "beside", swept.info.run_id), weights(store, "beside", again[0].info.run_id)
+    assert all(torch.equal(a[key], b[key]) for key in a)
