@@ -71,18 +71,11 @@ def score(dist, eval_set, preds):
 def log_curves(run, curves, *, step=None, by_position=True, logged=None):
     """Log each curve's mean on `run` (at `step`) and, if asked, the curve itself with step = position.
     `logged` ({key: last step}, from a resumed run) leaves out what the run already holds."""
-    logged = logged or {}
-
-    def log(metrics, at):
-        fresh = {key: value for key, value in metrics.items() if (at or 0) > logged.get(key, -1)}
-        if fresh:
-            run.log_metrics(fresh, step=at)
-
-    log({key: float(curve.mean()) for key, curve in curves.items()}, step)
+    run.log_metrics({key: float(curve.mean()) for key, curve in curves.items()}, step, logged)
     if by_position:
         n_points = len(next(iter(curves.values())))
         for k in range(1, n_points + 1):
-            log({f"{key}_by_k": float(curve[k - 1]) for key, curve in curves.items()}, k)
+            run.log_metrics({f"{key}_by_k": float(curve[k - 1]) for key, curve in curves.items()}, k, logged)
 
 
 # A model this much worse than predicting 0 is broken (diverged, exploded), not just undertrained: a

@@ -19,7 +19,7 @@ from pipeline.cli import EntryCommand, entry_point, open_pool, options
 from pipeline.evaluation import build_eval_sets, estimator_predictions, score, transformer_predictions
 from pipeline.registry import load_registered
 from pipeline.settings import PredictSettings, build, flat, option_names
-from pipeline.tracking import tracked_run
+from pipeline.tracking import first_line, tracked_run
 from pipeline.types import InputError
 from tasks import EvalSet, make_pool
 
@@ -84,11 +84,7 @@ def _load_prompts(path):
             ws = data["ws"].astype(np.float32) if "ws" in data else None
             return data["xs"].astype(np.float32), ws, data["ys"].astype(np.float32)
     except (OSError, ValueError, zipfile.BadZipFile) as error:
-        raise InputError(f"prompts={path!r} is not a readable .npz of arrays ({_first_line(error)})") from None
-
-
-def _first_line(error):
-    return str(error).strip().splitlines()[0]
+        raise InputError(f"prompts={path!r} is not a readable .npz of arrays ({first_line(error)})") from None
 
 
 @click.command(cls=EntryCommand, help="Score a registered transformer on prompts against ridge and dMMSE.")

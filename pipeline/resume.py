@@ -39,8 +39,8 @@ def mark_dead_runs(tracking):
 
 
 def resumable_run(tracking, params, total_steps):
-    """The newest FAILED or KILLED train run with `params` and a checkpoint before `total_steps`, or None."""
-    mark_dead_runs(tracking)
+    """The newest FAILED or KILLED train run with `params` and a checkpoint before `total_steps`, or None
+    (dead RUNNING runs were marked FAILED when the entry point started: cli.entry_point)."""
     runs = tracking.client().search_runs(
         [tracking.experiment_id],
         "tags.stage = 'train' and attributes.status != 'FINISHED'",

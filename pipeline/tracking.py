@@ -142,10 +142,15 @@ class Run:
         fresh = [Param(key, as_text(value)) for key, value in params.items() if key not in existing]
         self.client.log_batch(self.id, params=fresh)
 
-    def log_metrics(self, metrics, step=None):
-        self.client.log_batch(
-            self.id, metrics=[Metric(key, float(value), _now_ms(), step or 0) for key, value in metrics.items()]
-        )
+    def log_metrics(self, metrics, step=None, logged=None):
+        """Log `metrics` at `step`, leaving out those `logged` ({key: last step}, a resumed run's) already
+        holds at or after it."""
+        logged = logged or {}
+        fresh = [
+            Metric(k, float(v), _now_ms(), step or 0) for k, v in metrics.items() if (step or 0) > logged.get(k, -1)
+        ]
+        if fresh:
+            self.client.log_batch(self.id, metrics=fresh)
 
     def set_tag(self, key, value):
         self.client.set_tag(self.id, key, as_text(value))
@@ -275,11 +280,11 @@ def local_copy(uri, *, name):
         try:
             path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder)
         except Exception as error:  # MLflow raises several types for a missing run or artifact
-            raise InputError(f"{name}={uri!r} cannot be downloaded: {_first_line(error)}") from None
+            raise InputError(f"{name}={uri!r} cannot be downloaded: {first_line(error)}") from None
         yield Path(path)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _first_line(error):
+def first_line(error):
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

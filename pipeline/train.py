@@ -58,9 +58,7 @@ class TrackingHook(Hook):
         self.run, self.total_steps, self.logged = run, total_steps, logged
 
     def on_log(self, step, scalars):
-        fresh = {key: value for key, value in scalars.items() if step > self.logged.get(key, 0)}
-        if fresh:
-            self.run.log_metrics(fresh, step=step)
+        self.run.log_metrics(scalars, step, self.logged)
 
     def on_eval(self, step, curves):
         log_curves(self.run, curves, step=step, by_position=step == self.total_steps, logged=self.logged)
