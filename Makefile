@@ -1,13 +1,17 @@
 # One command each: `make test` (set up + ruff + pytest), `make demo` (set up + the demo sweep),
-# `make bench` (benchmarks, not in CI). Each creates .venv in the project root when it is missing.
+# `make ui` (the MLflow UI on this folder's store), `make bench` (benchmarks, not in CI). Each creates .venv
+# in the project root when it is missing.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-slow demo bench lint mlproject clean
+.PHONY: setup test test-slow demo ui bench lint mlproject clean
 
+# The store and the project's experiment too, with artifacts beside the store: `mlflow run
+# --experiment-name icl-task-diversity` then finds it rather than creating one that writes to ./mlruns.
 setup: $(STAMP)
+	$(BIN)/python -m pipeline.store
 
 # torch is pinned to the CPU wheel first: an unpinned torch would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -30,6 +34,11 @@ test-slow: $(STAMP)
 # The demo sweep (pipeline/presets.py "demo") into the embedded store: mlflow.db + mlartifacts/ here.
 demo: $(STAMP)
 	$(BIN)/python -m pipeline.main --preset demo
+
+# The MLflow UI on the embedded store (one worker: 2-core machines); it prints the experiment's address.
+ui: setup
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --backend-store-uri sqlite:///$(CURDIR)/mlflow.db \
+		--workers 1 --host 127.0.0.1 --port 5000
 
 # MLproject is generated from the click options (pipeline/settings.py); tests check it is current.
 mlproject: $(STAMP)

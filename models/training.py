@@ -25,7 +25,7 @@ class Hook:
     """What a loop reports, as no-op methods to override. Curves are {metric key: array over positions}."""
 
     def on_log(self, step, scalars):
-        """Every LOG_EVERY steps and at the end: {"train/loss": mean since last log, "train/lr": lr}."""
+        """Every LOG_EVERY steps and at the end: {"training/loss": mean since last log, "training/lr": lr}."""
 
     def on_eval(self, step, curves):
         """Every `eval_every` steps and at the end, with the evaluation's curves."""
@@ -100,7 +100,7 @@ def train(
             if not math.isfinite(mean):
                 raise TrainingDiverged(f"training diverged at step {done}: loss={mean}; lower lr (lr={optim.lr})")
             for hook in hooks:
-                hook.on_log(done, {"train/loss": mean, "train/lr": lr})
+                hook.on_log(done, {"training/loss": mean, "training/lr": lr})
         # ---- evaluation
         if done % eval_every == 0 or done == total:
             curves = evaluate(model)

@@ -1,8 +1,9 @@
 """Entry point: score ridge, dMMSE and optionally a trained transformer on fixed T_Pretrain / T_True sets.
 
-Logs the eval sets and every estimator's predictions (eval/), loss/D and Delta per position and
-averaged (see pipeline/evaluation.py for the keys), and a per-position figure. `train` reuses the
-cached eval sets and predictions through this run's URI.
+Logs the eval sets and every estimator's predictions (eval/, and as dataset inputs), loss/D and Delta
+averaged over positions (metrics; see pipeline/evaluation.py for the keys), per position (a table and a
+figure), and log2_n_tasks. `train` reuses the cached eval sets and predictions through this run's URI,
+which it prints last.
 """
 
 import tempfile
@@ -11,11 +12,13 @@ import time
 import click
 
 from pipeline.bounds import check_evaluation
-from pipeline.cli import EntryCommand, entry_point, open_pool, options, pool_label
+from pipeline.cli import EntryCommand, entry_point, log_pool_size, open_pool, options, pool_label
 from pipeline.evaluation import (
     build_eval_sets,
     estimator_predictions,
     log_curves,
+    log_eval_datasets,
+    log_position_table,
     save_eval_sets,
     score,
     transformer_predictions,
@@ -41,6 +44,7 @@ def evaluate_baselines(tracking, settings, *, parent=None, label=None):
     with tracked_run(tracking, name, "evaluate_baselines", parent) as run:
         run.log_params(flat(settings) | {"n_tasks": pool.n_tasks})
         run.set_tag("pool_sha256", pool.digest)
+        log_pool_size(run, pool.n_tasks)
         eval_sets = build_eval_sets(pool, evaluation)
         preds, curves = {}, {}
         for dist, eval_set in eval_sets.items():
@@ -54,12 +58,15 @@ def evaluate_baselines(tracking, settings, *, parent=None, label=None):
                 preds[dist]["pt"] = transformer_predictions(transformer, eval_set, device="cpu")
             curves |= score(dist, eval_set, preds[dist])
         log_curves(run, curves)
+        log_position_table(run, curves)
+        log_eval_datasets(run, {dist: (eval_set,) for dist, eval_set in eval_sets.items()}, pool_label(pool.n_tasks))
         with tempfile.TemporaryDirectory() as folder:
             save_eval_sets(folder, eval_sets, preds, evaluation, pool)
             run.log_artifacts(folder, "eval")
         run.log_figure(per_position_figure(curves, list(eval_sets), f"M = {pool.n_tasks}"), "figures/per_position.png")
         for key in sorted(k for k in curves if "delta" in k or "loss_noiseless" in k):
             click.echo(f"  {key:32s} {curves[key].mean():.4f}")
+    click.echo(f"baselines: runs:/{run.id}  (train reuses its eval sets and predictions: -P baselines=runs:/{run.id})")
     return run.id
 
 

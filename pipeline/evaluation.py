@@ -4,16 +4,24 @@ Metric keys are the same in every run so the MLflow UI can chart and compare the
   {dist}/{predictor}/loss_noiseless   loss/D against x.w        (dist: pretrain | true)
   {dist}/{predictor}/loss_noisy       loss/D against noisy y    (predictor: pt | dmmse | ridge)
   {dist}/delta_{a}_{b}                Delta_{a,b} (paper Eq. 4)
-Each is a mean over positions; `_by_k` variants hold the per-position curve with step = k (1-based).
+Each is a mean over positions, logged with step = the training step. The per-position curves (context
+position k = 1..K) are not metrics (a position is not a step): they go to an MLflow table
+`curves/by_position.json` and the figure `figures/per_position.png`. A train run logs only what involves
+the transformer; the estimators' numbers, which do not change during training, live on the
+evaluate_baselines run it links to.
 """
 
 import dataclasses
+import hashlib
 import json
 import math
+import sys
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from baselines import delta, dmmse_predictions, loss_vs_noiseless, loss_vs_noisy, ridge_predictions
 from pipeline.types import InputError
@@ -32,11 +40,27 @@ def build_eval_sets(pool, settings):
     return {dist: make_eval_set(dist, pool, settings) for dist in distributions(pool)}
 
 
+# dMMSE work (N * K * M) worth a progress bar: 2^30 takes about 15 s on two cores; the paper's M = 2^20
+# with 2^20 sequences takes hours.
+DMMSE_BAR_WORK = 2**30
+
+
 def estimator_predictions(pool, eval_set, noise_scale):
     """Ridge (lambda = sigma^2 / tau^2) and, for a finite pool, dMMSE on one eval set. Shapes: (N, K) each."""
     preds = {"ridge": ridge_predictions(eval_set.xs, eval_set.ys, lam=noise_scale**2 / pool.task_scale**2)}
     if pool.tasks is not None:
-        preds["dmmse"] = dmmse_predictions(eval_set.xs, eval_set.ys, pool=pool.tasks, noise_scale=noise_scale)
+        large = eval_set.ys.size * len(pool.tasks) >= DMMSE_BAR_WORK
+        # On a terminal a live bar; in a log file a line every 30 s or so.
+        interval = 0.5 if sys.stderr.isatty() else 30
+        with tqdm(desc=f"dMMSE M={len(pool.tasks)}", unit="chunk", disable=not large, mininterval=interval) as bar:
+
+            def progress(done, total):
+                bar.total = total
+                bar.update(done - bar.n)
+
+            preds["dmmse"] = dmmse_predictions(
+                eval_set.xs, eval_set.ys, pool=pool.tasks, noise_scale=noise_scale, progress=progress
+            )
     return preds
 
 
@@ -68,14 +92,30 @@ def score(dist, eval_set, preds):
     return curves
 
 
-def log_curves(run, curves, *, step=None, by_position=True, logged=None):
-    """Log each curve's mean on `run` (at `step`) and, if asked, the curve itself with step = position.
-    `logged` ({key: last step}, from a resumed run) leaves out what the run already holds."""
+def log_eval_datasets(run, evaluation, label):
+    """The eval sets of `evaluation` ({dist: (eval set, ...)}) as dataset inputs of `run` (context eval)."""
+    for dist, (eval_set, *_) in evaluation.items():
+        digest = hashlib.sha256(eval_set.xs.tobytes() + eval_set.ys.tobytes()).hexdigest()[:16]
+        name = f"eval-{dist}-{label}"
+        run.log_dataset(mlflow.data.from_numpy(eval_set.xs, targets=eval_set.ys, name=name, digest=digest), "eval")
+
+
+def log_curves(run, curves, *, step=None, logged=None):
+    """Log each curve's mean on `run` (at `step`); `logged` ({key: last step}, from a resumed run) leaves out
+    what the run already holds."""
     run.log_metrics({key: float(curve.mean()) for key, curve in curves.items()}, step, logged)
-    if by_position:
-        n_points = len(next(iter(curves.values())))
-        for k in range(1, n_points + 1):
-            run.log_metrics({f"{key}_by_k": float(curve[k - 1]) for key, curve in curves.items()}, k, logged)
+
+
+def log_position_table(run, curves):
+    """The per-position curves as an MLflow table: column k (1-based context position), one per metric."""
+    n_points = len(next(iter(curves.values())))
+    table = {"k": list(range(1, n_points + 1))} | {key: [float(v) for v in curve] for key, curve in curves.items()}
+    run.log_table(table, "curves/by_position.json")
+
+
+def involves_transformer(key):
+    """Whether metric `key` scores the transformer (pt): those change during training."""
+    return "/pt/" in key or "delta_pt_" in key
 
 
 # A model this much worse than predicting 0 is broken (diverged, exploded), not just undertrained: a

@@ -8,7 +8,7 @@ import mlflow
 import numpy as np
 
 from pipeline.bounds import check_pool
-from pipeline.cli import EntryCommand, entry_point, options, pool_label
+from pipeline.cli import EntryCommand, entry_point, log_pool_size, options, pool_label
 from pipeline.settings import build, flat, option_names
 from pipeline.tracking import tracked_run
 from tasks import PoolSettings, make_pool, save_pool
@@ -27,11 +27,17 @@ def generate_pool(tracking, settings, *, parent=None):
             save_pool(pool, path)
             run.log_artifact(path, "pool")
         run.set_tag("pool_sha256", pool.digest)
-        tasks = pool.tasks if pool.tasks is not None else np.zeros((0, pool.n_dims), np.float32)
-        dataset = mlflow.data.from_numpy(tasks, name=f"task-pool-{pool_label(pool.n_tasks)}", digest=pool.digest[:16])
-        run.log_dataset(dataset, context="pool")
+        log_pool_size(run, pool.n_tasks)
+        run.log_dataset(pool_dataset(pool), context="pool")
         click.echo(f"pool: runs:/{run.id}/{POOL_ARTIFACT}  (sha256 {pool.digest[:12]}...)")
+        click.echo(f"next: evaluate_baselines and train with -P pool=runs:/{run.id}/{POOL_ARTIFACT}")
     return run.id
+
+
+def pool_dataset(pool):
+    """The pool as an `mlflow.data` dataset (M = inf: no tasks, an empty one), named after its size."""
+    tasks = pool.tasks if pool.tasks is not None else np.zeros((0, pool.n_dims), np.float32)
+    return mlflow.data.from_numpy(tasks, name=f"task-pool-{pool_label(pool.n_tasks)}", digest=pool.digest[:16])
 
 
 @click.command(

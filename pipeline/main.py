@@ -9,13 +9,15 @@ Every option overrides the preset (pipeline/presets.py); left empty, the preset'
 """
 
 import math
+import time
 
 import click
 
 from pipeline.cli import EntryCommand, entry_point, options
 from pipeline.presets import PRESETS, SWEEP_OPTIONS, resolve
 from pipeline.resume import stop_on_signals
-from pipeline.sweep import summary
+from pipeline.store import ui_command
+from pipeline.sweep import dashboard, summary
 from pipeline.sweep.chain import check
 from pipeline.sweep.executors import make_executor, run_chains
 from pipeline.sweep.figure import sweep_figure
@@ -36,11 +38,14 @@ def sweep(tracking, preset, overrides):
     points = grid(settings, warmup_fraction(settings if given else resolve(preset, {})), executor.threads())
     for point in points:
         check(point, device_of(settings["device"][0]))
-    with stop_on_signals(forward=True), tracked_run(tracking, f"sweep-{preset}", "main") as run:
-        # Under `mlflow run`, the launcher has logged the options as given ("" = from the preset), so
-        # the resolved settings also go to settings.json; run directly, they are the params.
+    name = f"sweep-{preset}-{time.strftime('%Y%m%d-%H%M%S')}"  # distinct per sweep in the runs table
+    with stop_on_signals(forward=True), tracked_run(tracking, name, "main") as run:
+        # The resolved value of every option (MLproject declares only preset, so `mlflow run` has logged
+        # just the options given, as given); settings.json holds the same.
         resolved = {k: v[0] if len(v) == 1 else ",".join(map(as_text, v)) for k, v in settings.items()}
         resolved["n_tasks"] = ",".join(map(as_text, settings["n_tasks"]))
+        if resolved["checkpoint_every"] is None:  # a checkpoint at every evaluation
+            resolved["checkpoint_every"] = resolved["eval_every"]
         run.log_params({"preset": preset} | resolved)
         run.log_dict(resolved, "settings.json")
         axes = points[0].axes
@@ -60,35 +65,31 @@ def sweep(tracking, preset, overrides):
             )
             for point, chain in zip(points, chains, strict=True)
         ]
-        _log_summary(run, rows, axes)
+        _log_summary(run, preset, rows, axes, chains)
     return run.id
 
 
-def _log_summary(run, rows, axes):
+def _log_summary(run, preset, rows, axes, chains):
     found = summary.thresholds(rows, axes)
-    for group, log2_m, rule in found:
+    scale = dashboard.log_curves_by_pool_size(run, rows, axes)
+    run.set_description(dashboard.description(preset, rows, axes, found, scale, chains, run.tracking.experiment_id))
+    for group, log2_m, rule, finding in found:
         suffix = "/" + "_".join(f"{axis}_{as_text(value)}" for axis, value in group) if group else ""
+        run.set_tag(f"threshold{suffix}", finding)
         run.set_tag(f"threshold_rule{suffix}", rule)
         if math.isfinite(log2_m):
             run.log_metrics({f"threshold_log2_n_tasks{suffix}": log2_m})
     run.log_table(summary.summary_table(rows, axes), "summary/summary.json")
     run.log_text(summary.summary_csv(rows, axes), "summary/summary.csv")
     run.log_figure(sweep_figure(rows, axes, found), "summary/sweep.png")
-    click.echo(summary.summary_csv(rows, axes))
-    for group, log2_m, rule in found:
+    click.echo(summary.summary_text(rows, axes))
+    for group, _, rule, finding in found:
         where = f" for {summary.group_label(group)}" if group else ""
-        result = f"M* ~ 2^{log2_m:.2f}" if math.isfinite(log2_m) else "no threshold inside the grid"
-        click.echo(f"{result}{where} ({rule})")
+        click.echo(f"threshold{where}: {finding} (rule: {rule})")
     click.echo(f"summary figure: {run.artifact_uri('summary/sweep.png')}")
     click.echo(f"summary table:  {run.artifact_uri('summary/summary.csv')}")
-    click.echo(f"open the MLflow UI on these runs: {ui_command(run.tracking.uri)}")
-
-
-def ui_command(uri):
-    """The command that serves this tracking store in the MLflow UI (one worker: 2-core machines)."""
-    if uri.startswith("sqlite:///"):
-        return f"mlflow server --backend-store-uri {uri} --workers 1 --port 5000  # then open http://127.0.0.1:5000"
-    return f"open {uri} in a browser"
+    click.echo(f"open the MLflow UI on these runs: {ui_command(run.tracking)}")
+    click.echo(f"sweep run: runs:/{run.id}  (its Model metrics tab draws the summary against M)")
 
 
 @click.command(

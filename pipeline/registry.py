@@ -1,8 +1,9 @@
 """The trained transformer in the MLflow registry: logging, registering, aliasing and reloading.
 
 Versions of one registered model carry tags (n_tasks, n_dims, n_points, total_steps, seeds, pool
-digest) and each pool size has an alias, m<M> or minf, on the newest version trained on it, so
-`models:/<name>@m1024` reloads in any fresh process.
+digest, and the final T_True Deltas to ridge and dMMSE) and a description (what was trained on what,
+how close it ended to each estimator); each pool size has an alias, m<M> or minf, on the newest version
+trained on it, so `models:/<name>@m1024` reloads in any fresh process.
 """
 
 import re
@@ -27,9 +28,12 @@ PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
 UNTAGGED = ("pool", "baselines", "device", "model_name")
 
 
-def signature(n_dims):
+def signature():
+    """xs (B, K, D) and ys (B, K), float32, every size free: MLflow's own shape check would refuse a wrong D
+    before the model sees it, with a message that never says D; the model's check says it plainly
+    (pipeline/pyfunc_model.py), and the version's tags and description give D."""
     inputs = Schema(
-        [TensorSpec(np.dtype(np.float32), (-1, -1, n_dims), "xs"), TensorSpec(np.dtype(np.float32), (-1, -1), "ys")]
+        [TensorSpec(np.dtype(np.float32), (-1, -1, -1), "xs"), TensorSpec(np.dtype(np.float32), (-1, -1), "ys")]
     )
     return ModelSignature(inputs=inputs, outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1))]))
 
@@ -40,10 +44,21 @@ def alias(label):
     return re.sub(r"[^\w-]", "_", label)
 
 
-def log_and_register(run, model, settings, pool, label, name="model"):
-    """Log `model` as a pyfunc on `run`, register it with its tags (every setting that shapes it) and point
-    the alias of `label` (its pool size, and its other sweep axes) at it. Called last in a run; if
-    registering fails half-way, the new version is deleted."""
+# The final numbers a version is tagged with: {tag: metric of the train run}.
+FINAL_TAGS = {"true_delta_pt_ridge": "true/delta_pt_ridge", "true_delta_pt_dmmse": "true/delta_pt_dmmse"}
+MODEL_DESCRIPTION = (
+    "GPT-2 style transformers pretrained for in-context linear regression on a pool of M tasks "
+    "(Raventós et al. 2023). Alias m<M> (minf: a fresh task per sequence) points at the newest version "
+    "trained on that pool size. Input: xs float32 (B, K, D), ys float32 (B, K); output: the prediction of "
+    "each y_k from x_1, y_1, ..., x_k."
+)
+
+
+def log_and_register(run, model, settings, pool, label, final, name="model"):
+    """Log `model` as a pyfunc on `run`, register it with its tags (every setting that shapes it, and the
+    `final` T_True Deltas: {metric: value}) and a description, and point the alias of `label` (its pool
+    size, and its other sweep axes) at it. Called last in a run; if registering fails half-way, the new
+    version is deleted."""
     n_points, n_dims = model.config.n_points, model.config.n_dims
     example = {"xs": np.zeros((1, n_points, n_dims), np.float32), "ys": np.zeros((1, n_points), np.float32)}
     with tempfile.TemporaryDirectory() as folder:
@@ -57,20 +72,35 @@ def log_and_register(run, model, settings, pool, label, name="model"):
             python_model=str(PYFUNC_FILE),
             artifacts={"config": str(config_path), "state_dict": str(weights_path)},
             code_paths=[str(Path(models.__file__).parent)],
-            signature=signature(n_dims),
+            signature=signature(),
             input_example=example,
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}", "numpy"],
         )
     tags = {key: value for key, value in flat(settings).items() if key not in UNTAGGED}
     tags |= {"n_tasks": pool.n_tasks, "pool_seed": pool.seed, "pool_sha256": pool.digest, "run_id": run.id}
+    tags |= {tag: final[key] for tag, key in FINAL_TAGS.items() if key in final}
     model_name = settings.model_name
     registered = mlflow.register_model(info.model_uri, model_name, tags={k: as_text(v) for k, v in tags.items()})
     try:
+        run.client.update_registered_model(model_name, MODEL_DESCRIPTION)
+        run.client.update_model_version(model_name, registered.version, version_description(settings, pool, final))
         run.client.set_registered_model_alias(model_name, alias(label), registered.version)
     except Exception:
         run.client.delete_model_version(model_name, registered.version)
         raise
     return registered.version
+
+
+def version_description(settings, pool, final):
+    """What one version was trained on, and how close it ended to each estimator."""
+    arch, optim = settings.arch, settings.optim
+    text = (
+        f"Trained on M = {as_text(pool.n_tasks)} tasks (D = {arch.n_dims}, K = {arch.n_points}, pool sha256 "
+        f"{pool.digest[:12]}), n_layer {arch.n_layer}, n_embd {arch.n_embd}, {optim.total_steps} steps of batch "
+        f"{settings.data.batch_size}, lr {optim.lr}, weight decay {optim.weight_decay}."
+    )
+    numbers = [f"{name} {final[key]:.4f}" for name, key in FINAL_TAGS.items() if key in final]
+    return text + (" Final Delta on fresh tasks (T_True): " + ", ".join(numbers) + "." if numbers else "")
 
 
 def load_registered(uri, device="cpu"):

@@ -1,17 +1,11 @@
-"""Where runs go, and the run handle every entry point writes through.
-
-With MLFLOW_TRACKING_URI unset, runs go to the embedded default: a SQLite store `mlflow.db` and an
-artifact folder `mlartifacts/` in the project directory, no server needed. Set MLFLOW_TRACKING_URI to
-an `mlflow server` address and nothing else changes. Under `mlflow run`, the launcher has already
-chosen the store, experiment and run (MLFLOW_RUN_ID); the first run opened in that process continues it.
+"""The run handle every entry point writes through, and the life of a run (status, heartbeats).
 
 Runs are written through `Run`, a handle bound to one run id (MlflowClient, not the fluent API's one
 active run per process), so any number of runs can be open in a process and nothing rides on globals.
+Where runs go (the store and experiment) is pipeline/store.py.
 """
 
 import contextlib
-import dataclasses
-import fcntl
 import json
 import os
 import shutil
@@ -23,111 +17,13 @@ from pathlib import Path
 
 import mlflow
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus
-from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 
 from models import TrainingInterrupted
 from pipeline.types import InputError
 
-PROJECT_DIR = Path(__file__).resolve().parents[1]
 HEARTBEAT_S = 30  # seconds between heartbeats of a run in progress
 STALE_S = 600  # a heartbeat older than this, from another host, means the run's process is gone
-DEFAULT_EXPERIMENT = "icl-task-diversity"
-
-
-@dataclasses.dataclass(frozen=True)
-class Tracking:
-    """A tracking store and experiment: picklable, so worker processes write where their parent does.
-    `launched_run` is the run the `mlflow run` launcher opened for this process (MLFLOW_RUN_ID), if any:
-    the first run opened without a parent continues it."""
-
-    uri: str
-    experiment_id: str
-    launched_run: str | None = None
-
-    def client(self):
-        return Retrying(MlflowClient(self.uri))
-
-    def activate(self):
-        """Make this store and experiment the process's defaults: the registry, downloads by URI and
-        logged models (MLflow files those under the default experiment) then go where the runs go."""
-        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-        mlflow.set_tracking_uri(self.uri)
-        mlflow.set_experiment(experiment_id=self.experiment_id)
-        return self
-
-
-class Retrying:
-    """An MlflowClient whose calls are retried, with growing pauses, when the store reports a transient
-    failure (a SQLite file locked by another process's write, a server that is briefly unavailable)."""
-
-    TRANSIENT = ("database is locked", "TEMPORARILY_UNAVAILABLE", "RESOURCE_EXHAUSTED")
-    PAUSES = (0.2, 0.5, 1.0, 2.0, 4.0)
-
-    def __init__(self, client):
-        self.client = client
-
-    def __getattr__(self, name):
-        method = getattr(self.client, name)
-        if not callable(method):
-            return method
-
-        def call(*args, **kwargs):
-            for pause in self.PAUSES:
-                try:
-                    return method(*args, **kwargs)
-                except Exception as error:
-                    if not any(text in str(error) for text in self.TRANSIENT):
-                        raise
-                    time.sleep(pause)
-            return method(*args, **kwargs)
-
-        return call
-
-
-def setup_tracking():
-    """The configured store and experiment: the launcher's (MLFLOW_EXPERIMENT_ID), MLFLOW_EXPERIMENT_NAME,
-    or the project's default experiment, created with its artifacts beside a local SQLite store."""
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{PROJECT_DIR / 'mlflow.db'}"
-    launched = os.environ.get("MLFLOW_RUN_ID") or None
-    with _store_lock(uri):
-        experiment_id = _experiment_id(Retrying(MlflowClient(uri)), uri, launched)
-    return Tracking(uri, experiment_id, launched).activate()
-
-
-@contextlib.contextmanager
-def _store_lock(uri):
-    """One process at a time creates a SQLite store's schema and the experiment: MLflow's migrations race
-    otherwise ("table ... already exists" when several entry points start at once on a new store)."""
-    if not uri.startswith("sqlite:///"):
-        yield
-        return
-    path = Path(uri.removeprefix("sqlite:///")).resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _experiment_id(client, uri, launched):
-    if os.environ.get("MLFLOW_EXPERIMENT_ID"):
-        return os.environ["MLFLOW_EXPERIMENT_ID"]
-    if launched:
-        return client.get_run(launched).info.experiment_id
-    name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
-    experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    # A local SQLite store gets its artifact folder beside it (not ./mlruns of whatever the cwd is); a
-    # server keeps its own artifact root.
-    local = uri.startswith("sqlite:///")
-    store_dir = Path(uri.removeprefix("sqlite:///")).resolve().parent
-    location = (store_dir / "mlartifacts" / name).as_uri() if local else None
-    return client.create_experiment(name, artifact_location=location)
 
 
 class Run:
@@ -154,6 +50,17 @@ class Run:
 
     def set_tag(self, key, value):
         self.client.set_tag(self.id, key, as_text(value))
+
+    def set_description(self, markdown):
+        """The run's description: the UI renders it as markdown on the run's Overview page."""
+        self.client.set_tag(self.id, "mlflow.note.content", markdown)
+
+    def link(self, uri):
+        """Markdown for `uri` in a description: a `runs:/<id>/...` URI links to that run's page in the UI."""
+        if not uri.startswith("runs:/"):
+            return f"`{uri}`"
+        target = self.client.get_run(uri.removeprefix("runs:/").split("/")[0]).info
+        return f"[{target.run_name}](#/experiments/{target.experiment_id}/runs/{target.run_id}) (`{uri}`)"
 
     def log_artifact(self, path, artifact_path=None):
         self.client.log_artifact(self.id, str(path), artifact_path)

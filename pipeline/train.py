@@ -2,11 +2,13 @@
 
 The loop itself is `models.train` (MLflow-free); this module wires the data in (batches from `tasks`,
 a pure function of the step), scores against the estimators, and attaches tracking to the loop's
-hooks: the training loss, and every `eval_every` steps (with step=) loss/D and Delta_{PT,Ridge},
-Delta_{PT,dMMSE} on T_Pretrain and T_True, using the eval sets and estimator predictions of an
-evaluate_baselines run when `baselines` is given (else computing them here); a checkpoint
+hooks: the training loss, and every `eval_every` steps (with step=) the transformer's loss/D and
+Delta_{PT,Ridge}, Delta_{PT,dMMSE} on T_Pretrain and T_True, using the eval sets and estimator
+predictions of an evaluate_baselines run when `baselines` is given (the run's description links it; the
+estimators' own numbers stay there) or computing them here (then logged once, at step 0); a checkpoint
 every checkpoint_every steps (weights, optimiser, step, and the settings that rebuild model and data;
-pipeline/resume.py); n_params; the final model, registered with an alias for its label once it passed
+pipeline/resume.py); n_params, log2_n_tasks, the pool and eval sets as dataset inputs; the
+per-position curves as a table and a figure; the final model, registered with an alias for its label once it passed
 the sanity gate. A run that fails registers nothing; an interrupted one is resumed by the same command.
 """
 
@@ -31,16 +33,20 @@ from models import (
     make_optimizer,
 )
 from pipeline.bounds import check_training
-from pipeline.cli import EntryCommand, entry_point, open_pool, options, pool_label
+from pipeline.cli import EntryCommand, entry_point, log_pool_size, open_pool, options, pool_label
 from pipeline.evaluation import (
     build_eval_sets,
     check_sanity,
     estimator_predictions,
+    involves_transformer,
     log_curves,
+    log_eval_datasets,
+    log_position_table,
     score,
     transformer_predictions,
 )
 from pipeline.figures import per_position_figure
+from pipeline.generate_pool import pool_dataset
 from pipeline.registry import alias, log_and_register
 from pipeline.resume import CheckpointUpload, last_logged_steps, resumable_run, stop_on_signals
 from pipeline.settings import TrainSettings, build, flat, machine_cores, option_names
@@ -50,18 +56,19 @@ from tasks import EvalSet, sample_batch
 
 
 class TrackingHook(Hook):
-    """The loop's reports, logged on `run`: loss and lr, eval curves (per position at the end). A resumed
-    run skips what it had logged before it stopped (`logged`: metric key -> last step), so histories
-    continue without duplicate steps."""
+    """The loop's reports, logged on `run`: loss and lr, and the eval curves that involve the transformer
+    (the estimators' do not change during training). A resumed run skips what it had logged before it
+    stopped (`logged`: metric key -> last step), so histories continue without duplicate steps."""
 
-    def __init__(self, run, total_steps, logged):
-        self.run, self.total_steps, self.logged = run, total_steps, logged
+    def __init__(self, run, logged):
+        self.run, self.logged = run, logged
 
     def on_log(self, step, scalars):
         self.run.log_metrics(scalars, step, self.logged)
 
     def on_eval(self, step, curves):
-        log_curves(self.run, curves, step=step, by_position=step == self.total_steps, logged=self.logged)
+        own = {key: curve for key, curve in curves.items() if involves_transformer(key)}
+        log_curves(self.run, own, step=step, logged=self.logged)
 
 
 def train(tracking, settings, *, parent=None, label=None, checkpoint_every=None, resume="auto"):
@@ -87,7 +94,9 @@ def train(tracking, settings, *, parent=None, label=None, checkpoint_every=None,
     ):
         run.log_params(params | {"n_tasks": pool.n_tasks, "task_scale": pool.task_scale})
         run.set_tag("pool_sha256", pool.digest)
+        log_pool_size(run, pool.n_tasks)
         evaluation = _evaluation(settings, pool)
+        _log_inputs(run, settings, pool, evaluation, logged=previous is not None)
         model = build_model(settings.arch, seed=settings.model_seed, device=device)
         optimizer = make_optimizer(model, lr=settings.optim.lr, weight_decay=settings.optim.weight_decay)
         start, logged = _restore(run, previous, model, optimizer, device)
@@ -101,10 +110,11 @@ def train(tracking, settings, *, parent=None, label=None, checkpoint_every=None,
             return xs, ys
 
         record = params | {"n_tasks": pool.n_tasks, "task_scale": pool.task_scale, "pool_sha256": pool.digest}
-        progress = Progress(total, f"[{label}] " if parent else "", start.step if start else 0)
-        hooks = [progress, TrackingHook(run, total, logged)]
+        prefix = f"[{label}] " if parent else ""  # several trainings may share the terminal
+        progress = Progress(total, prefix, start.step if start else 0)
+        hooks = [progress, TrackingHook(run, logged)]
         hooks.append(CheckpointUpload(run, previous and previous.data.tags["checkpoint"]))
-        with tempfile.TemporaryDirectory() as folder:
+        with tempfile.TemporaryDirectory() as folder, contextlib.closing(progress):
             try:
                 curves = models.train(
                     model,
@@ -122,11 +132,38 @@ def train(tracking, settings, *, parent=None, label=None, checkpoint_every=None,
                 run.set_tag("resumable", "false")
                 raise InputError(str(error)) from None
         check_sanity(run, curves, evaluation, settings.optim.lr)
+        log_position_table(run, curves)
         run.log_figure(per_position_figure(curves, list(evaluation), f"M = {pool.n_tasks}"), "figures/per_position.png")
-        version = log_and_register(run, model, settings, pool, label)
         name = settings.model_name
-        click.echo(f"registered models:/{name}/{version} as models:/{name}@{alias(label)}")
+        click.echo(f"{prefix}registering the model as {name} (alias {alias(label)}) ...")
+        final = {key: float(curve.mean()) for key, curve in curves.items()}
+        version = log_and_register(run, model, settings, pool, label, final)
+        click.echo(f"{prefix}registered models:/{name}/{version}; reload it as models:/{name}@{alias(label)}")
     return run.id
+
+
+def _log_inputs(run, settings, pool, evaluation, *, logged):
+    """What the training read: the pool and eval sets as dataset inputs, the runs that made them linked in
+    the description, and, without a baselines run, the estimators' numbers once (step 0). A resumed run
+    (`logged`) has them already."""
+    if logged:
+        return
+    run.log_dataset(pool_dataset(pool), context="training")
+    log_eval_datasets(run, evaluation, pool_label(pool.n_tasks))
+    lines = [
+        f"Transformer pretrained on M = {pool.n_tasks} tasks ({settings.optim.total_steps} steps of batch "
+        f"{settings.data.batch_size}).",
+        "",
+        f"- pool: {run.link(settings.pool)}",
+    ]
+    if settings.baselines:
+        lines.append(f"- estimators (ridge, dMMSE) on the same eval sets: {run.link(settings.baselines)}")
+    else:
+        estimators = {}
+        for dist, (eval_set, preds) in evaluation.items():
+            estimators |= score(dist, eval_set, preds)
+        log_curves(run, estimators, step=0)
+    run.set_description("\n".join(lines))
 
 
 def _restore(run, previous, model, optimizer, device):

@@ -1,6 +1,7 @@
 """Shared fixtures: a temporary SQLite tracking store with one smoke sweep in it, made once per run."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -59,6 +60,6 @@ def sweep(store):
     result = invoke(main.main, "--preset", "smoke", "--n_tasks", "4,inf", "--model_name", MODEL_NAME)
     assert result.exit_code == 0, result.output
     experiment = store.client.get_experiment_by_name("tests")
-    parent = store.client.search_runs([experiment.experiment_id], "attributes.run_name = 'sweep-smoke'")[0]
+    parent = store.client.get_run(re.search(r"sweep run: runs:/(\w+)", result.output).group(1))
     children = store.client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     return SimpleNamespace(parent=parent, runs={r.info.run_name: r for r in children}, output=result.output)

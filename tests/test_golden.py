@@ -1,6 +1,10 @@
 """The smoke sweep gives the same metrics, bit for bit, as the code before the training layer was
 reshaped (values recorded from that code: tests/data/smoke_metrics_*.json, torch 2.13.0 CPU).
 
+Later changes of what is logged edited the files mechanically, never a value: the per-position `_by_k`
+metrics became a table, train/* became training/*, a train run no longer repeats the estimators' metrics
+(they stay on the baselines run), and every run gained log2_n_tasks.
+
 Float results depend on the torch thread count, so the file recorded with the count the sweep uses (every
 core of this machine, for the inline executor) is used.
 """

@@ -6,6 +6,7 @@ import sys
 
 import mlflow
 import numpy as np
+import pytest
 from conftest import MODEL_NAME, invoke, mlflow_run, run_cli
 
 from models import load_checkpoint
@@ -43,8 +44,12 @@ def test_evaluate_baselines_logs_eval_sets_predictions_metrics_and_figure(store,
     # dMMSE is the Bayes predictor on the pool's distribution, ridge on fresh tasks.
     assert metrics["pretrain/dmmse/loss_noiseless"] < metrics["pretrain/ridge/loss_noiseless"]
     assert metrics["true/ridge/loss_noiseless"] < metrics["true/dmmse/loss_noiseless"]
-    history = store.client.get_metric_history(run.info.run_id, "true/ridge/loss_noiseless_by_k")
-    assert [m.step for m in history] == list(range(1, 9))
+    # Per-position curves are a table (position k is not a step), whose mean is the logged metric.
+    table = mlflow.load_table("curves/by_position.json", run_ids=[run.info.run_id])
+    assert list(table["k"]) == list(range(1, 9)) and not any("_by_k" in key for key in metrics)
+    assert table["true/ridge/loss_noiseless"].mean() == pytest.approx(metrics["true/ridge/loss_noiseless"], rel=1e-9)
+    assert {d.dataset.name for d in run.inputs.dataset_inputs} == {"eval-pretrain-m4", "eval-true-m4"}
+    assert run.data.metrics["log2_n_tasks"] == 2.0
     artifacts = [a.path for a in store.client.list_artifacts(run.info.run_id, "figures")]
     assert artifacts == ["figures/per_position.png"]
     assert "pretrain/delta_dmmse_ridge" not in sweep.runs["baselines-minf"].data.metrics  # no dMMSE at M = inf
@@ -54,10 +59,10 @@ def test_train_logs_learning_curves_checkpoint_and_registers(store, sweep):
     run = sweep.runs["train-m4"]
     steps = {
         key: [m.step for m in store.client.get_metric_history(run.info.run_id, key)]
-        for key in ("true/delta_pt_ridge", "pretrain/delta_pt_dmmse", "train/loss")
+        for key in ("true/delta_pt_ridge", "pretrain/delta_pt_dmmse", "training/loss")
     }
     assert steps["true/delta_pt_ridge"] == [30, 60] and steps["pretrain/delta_pt_dmmse"] == [30, 60]
-    assert steps["train/loss"] == [50, 60]
+    assert steps["training/loss"] == [50, 60]
     assert int(run.data.params["n_params"]) == sum(
         p.numel() for p in load_registered(f"models:/{MODEL_NAME}@m4").parameters()
     )

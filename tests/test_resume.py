@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline import generate_pool, main, train
 from pipeline.registry import load_registered
-from pipeline.tracking import Retrying
+from pipeline.store import Retrying
 
 TRAIN = (
     *("--n_dims", 4, "--n_points", 8, "--batch_size", 16, "--n_layer", 1, "--n_embd", 32, "--lr", "3e-3"),
@@ -83,7 +83,7 @@ def test_kill_9_then_the_same_command_resumes_bit_identically(store, pool):
     run = store.client.get_run(killed.info.run_id)
     assert run.info.status == "FINISHED" and "died" in run.data.tags
     assert len(runs(store, "params.model_name = 'resume-kill'")) == 2  # the reference and the resumed one
-    for key in ("train/loss", "true/delta_pt_ridge"):
+    for key in ("training/loss", "true/delta_pt_ridge"):
         steps = [m.step for m in store.client.get_metric_history(run.info.run_id, key)]
         assert steps == sorted(set(steps)), key  # no duplicate steps
         assert [

@@ -142,9 +142,18 @@ def row(m, pt_ridge, pt_dmmse, **axes):
 
 def test_threshold_with_one_scale_is_where_pt_turns_ridge_like():
     rows = [row(4, 0.5, 0.1), row(16, 0.3, 0.2), row(64, 0.1, 0.4), row(math.inf, 0.01, math.nan)]
-    [(group, log2_m, rule)] = thresholds(rows, ("n_tasks",))
+    [(group, log2_m, rule, finding)] = thresholds(rows, ("n_tasks",))
     assert group == () and rule == "PT closer to ridge than to dMMSE on T_True"
     assert log2_m == pytest.approx(4 + 2 * 0.1 / 0.4)  # gap +0.1 at 2^4, -0.3 at 2^6: zero at 2^4.5
+    assert finding == "M* ~ 2^4.50"
+    # No crossing: the finding says which side of the threshold the whole grid is on (not the rule's name).
+    [(_, log2_m, _, finding)] = thresholds(rows[:2], ("n_tasks",))
+    assert math.isnan(log2_m) and finding == (
+        "no threshold inside the grid: the transformer is closer to dMMSE than to ridge on T_True at every "
+        "finite M (2^2 ... 2^4)"
+    )
+    [(_, _, _, finding)] = thresholds(rows[2:], ("n_tasks",))
+    assert "the transformer is closer to ridge than to dMMSE on T_True at every finite M (2^6 ... 2^6)" in finding
 
 
 def test_threshold_with_two_scales_is_where_their_curves_cross():
@@ -154,7 +163,7 @@ def test_threshold_with_two_scales_is_where_their_curves_cross():
         row(4, 0.4, 0, batch_size=2),
         row(16, 0.3, 0, batch_size=2),
     ]
-    [(_, log2_m, rule)] = thresholds(rows, ("n_tasks", "batch_size"))
+    [(_, log2_m, rule, _)] = thresholds(rows, ("n_tasks", "batch_size"))
     assert rule == "crossing of Delta^True_PT,Ridge for B1 and B2"
     assert log2_m == pytest.approx(2 + 2 * 0.1 / 0.2)
     assert math.isnan(thresholds(rows[:1] + rows[2:3], ("n_tasks", "batch_size"))[0][1])  # one point each
@@ -164,7 +173,7 @@ def test_threshold_per_group_of_the_other_axes():
     rows = [row(4, 0.5, 0.1, weight_decay=0.0), row(16, 0.1, 0.4, weight_decay=0.0)]
     rows += [row(4, 0.5, 0.1, weight_decay=0.1), row(16, 0.4, 0.3, weight_decay=0.1)]
     found = thresholds(rows, ("n_tasks", "weight_decay"))
-    assert [group for group, _, _ in found] == [(("weight_decay", 0.0),), (("weight_decay", 0.1),)]
+    assert [group for group, *_ in found] == [(("weight_decay", 0.0),), (("weight_decay", 0.1),)]
     assert found[0][1] == pytest.approx(2 + 2 * 0.4 / 0.7) and math.isnan(found[1][1])
 
 

@@ -83,11 +83,11 @@ def test_hooks_are_called_at_their_steps_in_order(tmp_path):
     )
     metric = ["true/pt/loss_noisy"]
     assert recorder.keys() == [
-        ("log", 50, ["train/loss", "train/lr"]),
+        ("log", 50, ["training/loss", "training/lr"]),
         ("eval", 70, metric),
         ("checkpoint", 70, "last.pt"),
-        ("log", 100, ["train/loss", "train/lr"]),
-        ("log", 120, ["train/loss", "train/lr"]),
+        ("log", 100, ["training/loss", "training/lr"]),
+        ("log", 120, ["training/loss", "training/lr"]),
         ("eval", 120, metric),
         ("checkpoint", 120, "last.pt"),
         ("end", 120, metric),

@@ -7,7 +7,9 @@ dMMSE side by side).
 
 Reuse: before running a stage, a FINISHED run of the same stage in the experiment whose params equal
 the stage's settings (compared after typing each value with its option, so "1e-3" equals "0.001") and
-whose metrics are all finite is reused, so rerunning a sweep finishes only what is missing.
+whose metrics are all finite is reused, so rerunning a sweep finishes only what is missing. A reused run
+moves under the sweep that reused it (its tag mlflow.parentRunId), so the newest sweep's run shows every
+run it is made of in the MLflow UI; its tag `sweeps` lists every sweep run that used it, oldest first.
 """
 
 import dataclasses
@@ -80,8 +82,18 @@ def run_stage(tracking, stage, values, *, parent, **kwargs):
     previous = finished_run(tracking, stage, settings)
     if previous is not None:
         click.echo(f"reusing {previous.info.run_name} ({previous.info.run_id}): same params, FINISHED")
+        adopt(tracking, previous, parent)
         return previous.info.run_id
     return stage.run(tracking, settings, parent=parent, **kwargs)
+
+
+def adopt(tracking, run, parent):
+    """Nest the finished `run` (an MLflow Run) under the sweep run `parent` that reuses it."""
+    tags = run.data.tags
+    earlier = (tags.get("sweeps") or tags.get("mlflow.parentRunId") or "").split(",")
+    client = tracking.client()
+    client.set_tag(run.info.run_id, "sweeps", ",".join(dict.fromkeys(s for s in [*earlier, parent] if s)))
+    client.set_tag(run.info.run_id, "mlflow.parentRunId", parent)
 
 
 def prepare(tracking, point, *, parent):

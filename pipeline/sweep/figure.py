@@ -44,7 +44,7 @@ def sweep_figure(rows, axes, found):
                         color=color if kind == "loss" or len(curves) == 1 else f"C{c % 10}",
                         label=f"{label} {curve}".strip(),
                     )
-            for g, (group, log2_m, _) in enumerate(found):
+            for g, (group, log2_m, *_) in enumerate(found):
                 if log2_m == log2_m:  # not NaN
                     text = f"M* = 2^{log2_m:.1f}" + (f" ({group_label(group)})" if group else "")
                     ax.axvline(log2_m, color="grey" if len(found) == 1 else f"C{g % 10}", ls=":", label=text)
@@ -55,7 +55,7 @@ def sweep_figure(rows, axes, found):
                 ax.set_xlabel("log2 M (number of pretraining tasks)")
         axes_grid[i, 0].legend(fontsize=7)
         axes_grid[i, 2].legend(fontsize=7)
-    rules = sorted({rule for _, _, rule in found})
+    rules = sorted({rule for _, _, rule, _ in found})
     fig.suptitle(f"Task-diversity sweep (loss against noiseless targets); threshold: {'; '.join(rules)}")
     fig.tight_layout()
     return fig

@@ -14,6 +14,7 @@ log2 M between grid points.
 import math
 
 import numpy as np
+import pandas as pd
 
 from pipeline.sweep.grid import DATA_SCALE, axis_text
 
@@ -73,12 +74,13 @@ def data_seen(row):
 
 
 def thresholds(rows, axes):
-    """[(group, log2 M*, rule)] per group; log2 M* is nan where the grid shows no crossing."""
+    """[(group, log2 M*, rule, finding)] per group; log2 M* is nan where the grid shows no crossing, and
+    `finding` says in words what the grid shows."""
     return [(group, *threshold(members, axes)) for group, members in groups(rows, axes)]
 
 
 def threshold(rows, axes):
-    """(log2 M*, rule) of one group's rows."""
+    """(log2 M*, rule, finding) of one group's rows."""
     finite = sorted((r for r in rows if math.isfinite(r["log2_n_tasks"])), key=lambda r: r["log2_n_tasks"])
     scales = list(dict.fromkeys(scale_label(r, axes) for r in sorted(rows, key=data_seen)))
     if len(scales) >= 2:
@@ -87,10 +89,26 @@ def threshold(rows, axes):
         b = {r["log2_n_tasks"]: r["true/delta_pt_ridge"] for r in finite if scale_label(r, axes) == large}
         xs = sorted(set(a) & set(b))
         rule = f"crossing of Delta^True_PT,Ridge for {small} and {large}"
-        return _first_sign_change(xs, [a[x] - b[x] for x in xs]), rule
-    xs = [r["log2_n_tasks"] for r in finite]
-    gaps = [r["true/delta_pt_ridge"] - r["true/delta_pt_dmmse"] for r in finite]
-    return _first_sign_change(xs, gaps), CLOSER_TO_RIDGE
+        gaps = [a[x] - b[x] for x in xs]
+        sides = (f"{small} is closer to ridge than {large}", f"{large} is closer to ridge than {small}")
+    else:
+        xs = [r["log2_n_tasks"] for r in finite]
+        gaps = [r["true/delta_pt_ridge"] - r["true/delta_pt_dmmse"] for r in finite]
+        rule = CLOSER_TO_RIDGE
+        sides = ("the transformer is closer to ridge than to dMMSE", "the transformer is closer to dMMSE than to ridge")
+    log2_m = _first_sign_change(xs, gaps)
+    return log2_m, rule, _finding(log2_m, xs, gaps, sides)
+
+
+def _finding(log2_m, xs, gaps, sides):
+    """What the grid shows, in words: the threshold, or on which side of it every grid point lies."""
+    if math.isfinite(log2_m):
+        return f"M* ~ 2^{log2_m:.2f}"
+    signs = {np.sign(g) for g in gaps if math.isfinite(g)}
+    if len(signs) != 1:
+        return "no threshold inside the grid (too few finite points)"
+    side = sides[0] if signs == {-1.0} else sides[1]
+    return f"no threshold inside the grid: {side} on T_True at every finite M (2^{xs[0]:g} ... 2^{xs[-1]:g})"
 
 
 def _first_sign_change(xs, ys):
@@ -124,3 +142,26 @@ def _cell(value):
     if isinstance(value, float):
         return "inf" if value == math.inf else f"{value:.6g}"
     return str(value)
+
+
+# The terminal's summary table: (header, row key).
+TEXT_COLUMNS = [
+    ("PT loss/D Pre", "pretrain/pt/loss_noiseless"),
+    ("PT loss/D True", "true/pt/loss_noiseless"),
+    ("dMMSE True", "true/dmmse/loss_noiseless"),
+    ("ridge True", "true/ridge/loss_noiseless"),
+    ("D_PT,dMMSE Pre", "pretrain/delta_pt_dmmse"),
+    ("D_PT,dMMSE True", "true/delta_pt_dmmse"),
+    ("D_PT,Ridge Pre", "pretrain/delta_pt_ridge"),
+    ("D_PT,Ridge True", "true/delta_pt_ridge"),
+]
+
+
+def summary_text(rows, axes):
+    """The summary as an aligned text table (the main numbers; the CSV artifact holds every column)."""
+    table = pd.DataFrame(
+        {"M": [str(r["n_tasks"]) for r in rows]}
+        | {axis: [str(_table_cell(r[axis])) for r in rows] for axis in axes[1:]}
+        | {header: [r[key] for r in rows] for header, key in TEXT_COLUMNS}
+    )
+    return table.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="-")

@@ -1,0 +1,93 @@
+"""The sweep's run as its dashboard in the MLflow UI: the transition without opening an artifact.
+
+- Metrics `by_M/<metric>[/<curve>]` hold the summary as histories whose step is the pool size on the
+  paper's x-axis (log2 M, M = inf at INF_LOG2_N_TASKS), so the run's Model metrics tab draws loss/D and
+  each Delta against M: one point per pool size, one metric per curve (data scale, other axes).
+  `log2_n_tasks` holds the same x-axis, so it can also be picked as a chart's x-axis.
+- The description (markdown on the run's Overview page): the summary table, the threshold and how to
+  read the charts, and a link to every run of every chain.
+- The chains' runs are nested under this run, those reused from an earlier sweep too (pipeline/sweep/chain.py).
+"""
+
+import math
+import re
+
+from pipeline.cli import INF_LOG2_N_TASKS
+from pipeline.sweep.summary import DELTAS, LOSSES, curve_label, group_label
+
+PREFIX = "by_M"
+# The description's table: (header, row key) in this order.
+TABLE = [
+    ("loss/D PT (True)", "true/pt/loss_noiseless"),
+    ("dMMSE (True)", "true/dmmse/loss_noiseless"),
+    ("ridge (True)", "true/ridge/loss_noiseless"),
+    ("Δ PT,dMMSE (Pre / True)", ("pretrain/delta_pt_dmmse", "true/delta_pt_dmmse")),
+    ("Δ PT,Ridge (Pre / True)", ("pretrain/delta_pt_ridge", "true/delta_pt_ridge")),
+]
+
+
+def chart_scale(rows):
+    """Steps per unit of log2 M: 1 when every finite M of the sweep is a power of two (the step is then
+    log2 M itself), else 10 (steps are integers; 10 log2 M keeps M = 100 and M = 128 apart)."""
+    finite = [r["log2_n_tasks"] for r in rows if math.isfinite(r["log2_n_tasks"])]
+    return 1 if all(x == round(x) for x in finite) else 10
+
+
+def chart_step(row, scale):
+    x = row["log2_n_tasks"] if math.isfinite(row["log2_n_tasks"]) else INF_LOG2_N_TASKS
+    return round(scale * x)
+
+
+def metric_suffix(row, axes):
+    """'' for a sweep over M alone, else /B512-weight_decay_0.001 (MLflow's allowed characters only)."""
+    label = curve_label(row, axes).replace(", ", "-")
+    return "/" + re.sub(r"[^\w.\- /]", "_", label) if label else ""
+
+
+def log_curves_by_pool_size(run, rows, axes):
+    """The summary's losses and Deltas as histories over M (see the module docstring)."""
+    scale = chart_scale(rows)
+    for row in rows:
+        step, suffix = chart_step(row, scale), metric_suffix(row, axes)
+        metrics = {f"{PREFIX}/{key}{suffix}": row[key] for key in LOSSES + DELTAS if math.isfinite(row[key])}
+        run.log_metrics(metrics | {"log2_n_tasks": step / scale}, step)
+    return scale
+
+
+def description(preset, rows, axes, found, scale, chains, experiment_id):
+    """The sweep run's markdown description; `chains` ({stage: run id} per row) are linked, in `experiment_id`."""
+    lines = [
+        f"**Task-diversity sweep `{preset}`**: {len(rows)} trainings over {', '.join(axes)}.",
+        "",
+        *(f"- **Threshold{' for ' + group_label(g) if g else ''}**: {text} (rule: {r})" for g, _, r, text in found),
+        "",
+        "**How to read it.** In *Model metrics*, the charts `by_M/...` draw the summary against the number of "
+        f"pretraining tasks: the step is {'' if scale == 1 else '10 x '}log2 M, with M = inf at "
+        f"{scale * INF_LOG2_N_TASKS:g}. `by_M/true/delta_pt_ridge` (how far the transformer is from ridge on "
+        "fresh tasks) falls to near 0 above the threshold; `by_M/pretrain/delta_pt_dmmse` (how far it is from "
+        "dMMSE on the pool's tasks) is near 0 below it. The figure `summary/sweep.png` (Artifacts) draws all "
+        "panels; `summary/summary.csv` holds every number.",
+        "",
+        _table(rows, axes, chains, experiment_id),
+    ]
+    return "\n".join(lines)
+
+
+def _table(rows, axes, chains, experiment_id):
+    headers = ["M", *axes[1:], *(header for header, _ in TABLE), "runs"]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for row, chain in zip(rows, chains, strict=True):
+        cells = [str(row["n_tasks"]), *(str(row[axis]) for axis in axes[1:])]
+        for _, keys in TABLE:
+            keys = keys if isinstance(keys, tuple) else (keys,)
+            cells.append(" / ".join(_number(row[key]) for key in keys))
+        links = (
+            f"[{stage.split('_')[-1]}](#/experiments/{experiment_id}/runs/{run_id})" for stage, run_id in chain.items()
+        )
+        cells.append(" ".join(links))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _number(value):
+    return "–" if not math.isfinite(value) else f"{value:.3f}"
