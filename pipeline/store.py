@@ -119,13 +119,18 @@ def _experiment_id(client, uri, launched):
     local = uri.startswith("sqlite:///")
     store_dir = Path(uri.removeprefix("sqlite:///")).resolve().parent
     location = (store_dir / "mlartifacts" / name).as_uri() if local else None
-    return client.create_experiment(name, artifact_location=location)
+    # The kind tag says "model training" to MLflow versions that read it (3.17 decides by the URL, ui_url).
+    return client.create_experiment(
+        name, artifact_location=location, tags={"mlflow.experimentKind": "custom_model_development"}
+    )
 
 
 def ui_url(tracking, port=5000):
     """The page of the experiment's runs in the MLflow UI served on `port` (or by the tracking server)."""
     base = f"http://127.0.0.1:{port}" if tracking.uri.startswith("sqlite:///") else tracking.uri.rstrip("/")
-    return f"{base}/#/experiments/{tracking.experiment_id}/runs"
+    # The query parameter opens the UI in its model-training workflow (Runs, Models in the sidebar); without
+    # it MLflow 3.17 opens the GenAI one, whatever the experiment's kind tag says (mlflow issue #24498).
+    return f"{base}/#/experiments/{tracking.experiment_id}/runs?workflowType=machine_learning"
 
 
 def ui_command(tracking):

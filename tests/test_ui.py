@@ -97,6 +97,8 @@ def test_the_sweep_run_is_a_dashboard(server, sweep):
         assert [step for step, _ in points] == steps, key
         train = sweep.runs["train-m4"].data.metrics[key.removeprefix("by_M/")]
         assert points[0][1] == train, key
+    loss = rest(server, "metrics/get-history", {"run_id": parent["info"]["run_id"], "metric_key": "by_M/true/loss_pt"})
+    assert [m["step"] for m in loss["metrics"]] == [2, 22]
 
 
 def test_a_rerun_shows_the_runs_it_reused(server, sweep):

@@ -1,8 +1,10 @@
 """The sweep's run as its dashboard in the MLflow UI: the transition without opening an artifact.
 
-- Metrics `by_M/<metric>[/<curve>]` hold the summary as histories whose step is the pool size on the
+- Metrics `by_M/<dist>/<name>[/<curve>]` hold the summary as histories whose step is the pool size on the
   paper's x-axis (log2 M, M = inf at INF_LOG2_N_TASKS), so the run's Model metrics tab draws loss/D and
-  each Delta against M: one point per pool size, one metric per curve (data scale, other axes).
+  each Delta against M: one point per pool size, one metric per curve (data scale, other axes). Names:
+  `delta_pt_ridge` ... as on the train runs, `loss_pt`, `loss_dmmse`, `loss_ridge` for their
+  `<predictor>/loss_noiseless`, so that each distribution's charts form one section of the tab.
   `log2_n_tasks` holds the same x-axis, so it can also be picked as a chart's x-axis.
 - The description (markdown on the run's Overview page): the summary table, the threshold and how to
   read the charts, and a link to every run of every chain.
@@ -44,12 +46,18 @@ def metric_suffix(row, axes):
     return "/" + re.sub(r"[^\w.\- /]", "_", label) if label else ""
 
 
+def dashboard_key(key):
+    """true/pt/loss_noiseless -> by_M/true/loss_pt; true/delta_pt_ridge -> by_M/true/delta_pt_ridge."""
+    parts = key.split("/")
+    return f"{PREFIX}/{parts[0]}/loss_{parts[1]}" if len(parts) == 3 else f"{PREFIX}/{key}"
+
+
 def log_curves_by_pool_size(run, rows, axes):
     """The summary's losses and Deltas as histories over M (see the module docstring)."""
     scale = chart_scale(rows)
     for row in rows:
         step, suffix = chart_step(row, scale), metric_suffix(row, axes)
-        metrics = {f"{PREFIX}/{key}{suffix}": row[key] for key in LOSSES + DELTAS if math.isfinite(row[key])}
+        metrics = {f"{dashboard_key(key)}{suffix}": row[key] for key in LOSSES + DELTAS if math.isfinite(row[key])}
         run.log_metrics(metrics | {"log2_n_tasks": step / scale}, step)
     return scale
 
