@@ -271,4 +271,8 @@ def test_main_through_mlflow_run_nests_its_children_under_the_launcher_run(store
     )
     assert sorted(r.data.tags["stage"] for r in children) == ["evaluate_baselines", "generate_pool", "train"]
     assert all(r.info.status == "FINISHED" for r in children)
+    assert {r.info.experiment_id for r in children} == {parent.info.experiment_id}
+    # Only preset is declared in MLproject, so the launcher logs the options given and main the resolved rest.
+    assert "" not in parent.data.params.values() and parent.data.params["n_layer"] == "1"
+    assert parent.data.params["n_tasks"] == "8" and parent.data.params["preset"] == "smoke"
     assert store.client.get_model_version_by_alias("launched", "m8").run_id in {r.info.run_id for r in children}
