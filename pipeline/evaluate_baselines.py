@@ -45,6 +45,11 @@ def evaluate_baselines(tracking, settings, *, parent=None, label=None):
         run.log_params(flat(settings) | {"n_tasks": pool.n_tasks})
         run.set_tag("pool_sha256", pool.digest)
         log_pool_size(run, pool.n_tasks)
+        run.set_description(
+            f"Ridge and dMMSE (and a `model`, if given) on fixed T_Pretrain / T_True eval sets of the pool "
+            f"{run.link(settings.pool)}. Train runs given `baselines=runs:/{run.id}` reuse these eval sets and "
+            "predictions (eval/), and leave the estimators' numbers here."
+        )
         eval_sets = build_eval_sets(pool, evaluation)
         preds, curves = {}, {}
         for dist, eval_set in eval_sets.items():

@@ -104,6 +104,8 @@ def tracked_run(tracking, run_name, stage, parent=None, reopen=None):
     if reopen:
         run_id = reopen
         client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+        if parent:  # resumed by a later sweep: it belongs under that one now
+            client.set_tag(run_id, "mlflow.parentRunId", parent)
     elif parent is None and tracking.launched_run:
         run_id = tracking.launched_run
         client.update_run(run_id, name=run_name)

@@ -126,6 +126,9 @@ def test_main_resumes_its_interrupted_chain(store):
     assert [r.info.status for r in trained] == ["FINISHED"]
     sweeps = runs(store, "params.model_name = 'resume-main' and tags.stage = 'main'")
     assert sorted(r.info.status for r in sweeps) == ["FAILED", "FINISHED"]  # the killed sweep is marked dead
+    # The rerun's run shows the whole chain: the reused pool and baselines runs and the resumed training.
+    rerun = next(r.info.run_id for r in sweeps if r.info.status == "FINISHED")
+    assert len(runs(store, f"tags.mlflow.parentRunId = '{rerun}'")) == 3
 
 
 @pytest.mark.parametrize("lr", ["1e4", "10"])
