@@ -4,6 +4,8 @@ Starts `mlflow server` (from this Python's bin dir) on a free port against an ex
 over REST, renders the page in headless Chromium (Linux; `apt-get install chromium`) driven over its DevTools pipe,
 waits until the app has settled, writes the PNG, and always stops browser and server. Pages open in the "Model
 training" workflow (`?workflowType=machine_learning`) with the run's children expanded in the runs table.
+Chromium is driven over its DevTools pipe with the standard library, not Playwright or Selenium: their
+browsers are downloaded from the internet, which these machines cannot reach, while Debian's chromium installs.
 
     python docs/ui_screenshot.py --store mlflow.db --view model-metrics --out docs/img/model_metrics.png"""
 

@@ -1,9 +1,11 @@
-"""What learns and how: the transformer, its optimiser and schedules, the training loop, checkpoints."""
+"""What learns and how: the transformer, its optimiser and schedules, the training loop, checkpoints.
+
+The progress display (models.progress, which needs tqdm) is not imported here: a registered model loads
+this package where only its own requirements (torch, numpy, mlflow) are installed."""
 
 from models.checkpoint import LoopState, load_checkpoint, loop_state, model_from_checkpoint, save_checkpoint
 from models.files import load_model_files, save_model_files
 from models.optim import SCHEDULES, OptimSettings, cosine, make_optimizer, param_groups, train_step, triangle
-from models.progress import Progress
 from models.tokens import at_x_tokens, to_tokens
 from models.training import LOG_EVERY, Checkpointing, Hook, TrainingDiverged, TrainingInterrupted, train
 from models.transformer import SIZES, InContextRegressor, ModelConfig, build_model
@@ -18,7 +20,6 @@ __all__ = [
     "LoopState",
     "ModelConfig",
     "OptimSettings",
-    "Progress",
     "TrainingDiverged",
     "TrainingInterrupted",
     "at_x_tokens",

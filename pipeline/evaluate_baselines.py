@@ -13,11 +13,11 @@ import click
 
 from pipeline.bounds import check_evaluation
 from pipeline.cli import EntryCommand, entry_point, log_pool_size, open_pool, options, pool_label
+from pipeline.datasets import log_eval_datasets
 from pipeline.evaluation import (
     build_eval_sets,
     estimator_predictions,
     log_curves,
-    log_eval_datasets,
     log_position_table,
     save_eval_sets,
     score,

@@ -12,13 +12,11 @@ evaluate_baselines run it links to.
 """
 
 import dataclasses
-import hashlib
 import json
 import math
 import sys
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -50,7 +48,7 @@ def estimator_predictions(pool, eval_set, noise_scale):
     preds = {"ridge": ridge_predictions(eval_set.xs, eval_set.ys, lam=noise_scale**2 / pool.task_scale**2)}
     if pool.tasks is not None:
         large = eval_set.ys.size * len(pool.tasks) >= DMMSE_BAR_WORK
-        # On a terminal a live bar; in a log file a line every 30 s or so.
+        # On a terminal a live bar; in a log file an update every 30 s or so.
         interval = 0.5 if sys.stderr.isatty() else 30
         with tqdm(desc=f"dMMSE M={len(pool.tasks)}", unit="chunk", disable=not large, mininterval=interval) as bar:
 
@@ -90,14 +88,6 @@ def score(dist, eval_set, preds):
         if a in preds and b in preds:
             curves[f"{dist}/delta_{a}_{b}"] = delta(preds[a], preds[b], n_dims=n_dims)
     return curves
-
-
-def log_eval_datasets(run, evaluation, label):
-    """The eval sets of `evaluation` ({dist: (eval set, ...)}) as dataset inputs of `run` (context eval)."""
-    for dist, (eval_set, *_) in evaluation.items():
-        digest = hashlib.sha256(eval_set.xs.tobytes() + eval_set.ys.tobytes()).hexdigest()[:16]
-        name = f"eval-{dist}-{label}"
-        run.log_dataset(mlflow.data.from_numpy(eval_set.xs, targets=eval_set.ys, name=name, digest=digest), "eval")
 
 
 def log_curves(run, curves, *, step=None, logged=None):

@@ -4,11 +4,10 @@ import tempfile
 from pathlib import Path
 
 import click
-import mlflow
-import numpy as np
 
 from pipeline.bounds import check_pool
 from pipeline.cli import EntryCommand, entry_point, log_pool_size, options, pool_label
+from pipeline.datasets import pool_dataset
 from pipeline.settings import build, flat, option_names
 from pipeline.tracking import tracked_run
 from tasks import PoolSettings, make_pool, save_pool
@@ -32,12 +31,6 @@ def generate_pool(tracking, settings, *, parent=None):
         click.echo(f"pool: runs:/{run.id}/{POOL_ARTIFACT}  (sha256 {pool.digest[:12]}...)")
         click.echo(f"next: evaluate_baselines and train with -P pool=runs:/{run.id}/{POOL_ARTIFACT}")
     return run.id
-
-
-def pool_dataset(pool):
-    """The pool as an `mlflow.data` dataset (M = inf: no tasks, an empty one), named after its size."""
-    tasks = pool.tasks if pool.tasks is not None else np.zeros((0, pool.n_dims), np.float32)
-    return mlflow.data.from_numpy(tasks, name=f"task-pool-{pool_label(pool.n_tasks)}", digest=pool.digest[:16])
 
 
 @click.command(

@@ -5,7 +5,7 @@ with the same params are reused. Then the summary on this run: a table (MLflow t
 per point, the Fig. 2-style figure with a curve per value of the other axes, and a threshold estimate
 per group (pipeline/sweep/summary.py).
 
-Every option overrides the preset (pipeline/presets.py); left empty, the preset's value is used.
+Every option overrides the preset (pipeline/presets.py); left out, the preset's value is used.
 """
 
 import math
@@ -38,8 +38,9 @@ def sweep(tracking, preset, overrides):
     points = grid(settings, warmup_fraction(settings if given else resolve(preset, {})), executor.threads())
     for point in points:
         check(point, device_of(settings["device"][0]))
-    name = f"sweep-{preset}-{time.strftime('%Y%m%d-%H%M%S')}"  # distinct per sweep in the runs table
+    name = f"sweep-{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
     with stop_on_signals(forward=True), tracked_run(tracking, name, "main") as run:
+        run.client.update_run(run.id, name=f"{name}-{run.id[:6]}")  # distinct even within one second
         # The resolved value of every option (MLproject declares only preset, so `mlflow run` has logged
         # just the options given, as given); settings.json holds the same.
         resolved = {k: v[0] if len(v) == 1 else ",".join(map(as_text, v)) for k, v in settings.items()}

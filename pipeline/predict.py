@@ -15,7 +15,7 @@ import click
 import numpy as np
 
 from pipeline.bounds import check_evaluation
-from pipeline.cli import EntryCommand, entry_point, open_pool, options
+from pipeline.cli import EntryCommand, entry_point, log_pool_size, open_pool, options
 from pipeline.evaluation import build_eval_sets, estimator_predictions, score, transformer_predictions
 from pipeline.registry import load_registered
 from pipeline.settings import PredictSettings, build, flat, option_names
@@ -39,6 +39,8 @@ def predict(tracking, settings):
     prior = pool if pool is not None else make_pool(math.inf, model.config.n_dims, seed=0, task_scale=1.0)
     with tracked_run(tracking, "predict", "predict") as run:
         run.log_params(flat(settings))
+        if pool is not None:
+            log_pool_size(run, pool.n_tasks)
         preds = estimator_predictions(prior, prompts, settings.evaluation.noise_scale)
         preds["pt"] = transformer_predictions(model, prompts, device="cpu")
         results = {key: float(curve.mean()) for key, curve in score(settings.kind, prompts, preds).items()}

@@ -136,7 +136,8 @@ def ui_url(tracking, port=5000):
 def ui_command(tracking):
     """How to see `tracking`'s runs in the MLflow UI: serve a local store (one worker: 2-core machines)."""
     if tracking.uri.startswith("sqlite:///"):
-        return f"mlflow server --backend-store-uri {tracking.uri} --workers 1 --port 5000, then open {ui_url(tracking)}"
+        server = f"mlflow server --backend-store-uri {tracking.uri} --workers 1 --port 5000"
+        return f"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false {server} (or make ui), then open {ui_url(tracking)}"
     return f"open {ui_url(tracking)}"
 
 

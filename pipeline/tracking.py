@@ -105,7 +105,7 @@ def tracked_run(tracking, run_name, stage, parent=None, reopen=None):
         run_id = reopen
         client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
         if parent:  # resumed by a later sweep: it belongs under that one now
-            client.set_tag(run_id, "mlflow.parentRunId", parent)
+            adopt(client, run_id, parent)
     elif parent is None and tracking.launched_run:
         run_id = tracking.launched_run
         client.update_run(run_id, name=run_name)
@@ -124,6 +124,16 @@ def tracked_run(tracking, run_name, stage, parent=None, reopen=None):
         client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
         raise
     client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+
+
+def adopt(client, run_id, parent):
+    """Nest the run `run_id` under the sweep run `parent`, which reuses or resumes it, so the newest sweep
+    shows every run it is made of; its tag `sweeps` keeps every sweep that used it, oldest first. (Two
+    sweeps adopting one run at the same moment may each miss the other in `sweeps`; the last one wins.)"""
+    tags = client.get_run(run_id).data.tags
+    earlier = (tags.get("sweeps") or tags.get("mlflow.parentRunId") or "").split(",")
+    client.set_tag(run_id, "sweeps", ",".join(dict.fromkeys(s for s in [*earlier, parent] if s)))
+    client.set_tag(run_id, "mlflow.parentRunId", parent)
 
 
 def heartbeat():

@@ -25,28 +25,27 @@ import models
 from models import (
     Checkpointing,
     Hook,
-    Progress,
     TrainingDiverged,
     build_model,
     load_checkpoint,
     loop_state,
     make_optimizer,
 )
+from models.progress import Progress
 from pipeline.bounds import check_training
 from pipeline.cli import EntryCommand, entry_point, log_pool_size, open_pool, options, pool_label
+from pipeline.datasets import log_eval_datasets, pool_dataset
 from pipeline.evaluation import (
     build_eval_sets,
     check_sanity,
     estimator_predictions,
     involves_transformer,
     log_curves,
-    log_eval_datasets,
     log_position_table,
     score,
     transformer_predictions,
 )
 from pipeline.figures import per_position_figure
-from pipeline.generate_pool import pool_dataset
 from pipeline.registry import alias, log_and_register
 from pipeline.resume import CheckpointUpload, last_logged_steps, resumable_run, stop_on_signals
 from pipeline.settings import TrainSettings, build, flat, machine_cores, option_names
@@ -94,9 +93,8 @@ def train(tracking, settings, *, parent=None, label=None, checkpoint_every=None,
     ):
         run.log_params(params | {"n_tasks": pool.n_tasks, "task_scale": pool.task_scale})
         run.set_tag("pool_sha256", pool.digest)
-        log_pool_size(run, pool.n_tasks)
         evaluation = _evaluation(settings, pool)
-        _log_inputs(run, settings, pool, evaluation, logged=previous is not None)
+        _log_inputs(run, settings, pool, evaluation, resumed=previous is not None)
         model = build_model(settings.arch, seed=settings.model_seed, device=device)
         optimizer = make_optimizer(model, lr=settings.optim.lr, weight_decay=settings.optim.weight_decay)
         start, logged = _restore(run, previous, model, optimizer, device)
@@ -142,12 +140,13 @@ def train(tracking, settings, *, parent=None, label=None, checkpoint_every=None,
     return run.id
 
 
-def _log_inputs(run, settings, pool, evaluation, *, logged):
-    """What the training read: the pool and eval sets as dataset inputs, the runs that made them linked in
-    the description, and, without a baselines run, the estimators' numbers once (step 0). A resumed run
-    (`logged`) has them already."""
-    if logged:
+def _log_inputs(run, settings, pool, evaluation, *, resumed):
+    """What the training read: log2_n_tasks, the pool and eval sets as dataset inputs, the runs that made
+    them linked in the description, and, without a baselines run, the estimators' numbers once (step 0).
+    A `resumed` run has them already."""
+    if resumed:
         return
+    log_pool_size(run, pool.n_tasks)
     run.log_dataset(pool_dataset(pool), context="training")
     log_eval_datasets(run, evaluation, pool_label(pool.n_tasks))
     lines = [

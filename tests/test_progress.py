@@ -9,7 +9,7 @@ import numpy as np
 import baselines.dmmse
 import baselines.prefix
 from baselines import dmmse_predictions
-from models import Progress
+from models.progress import Progress
 
 CURVES = {"true/pt/loss_noiseless": np.array([0.4, 0.42]), "true/delta_pt_ridge": np.array([0.1, 0.1])}
 
@@ -53,7 +53,7 @@ def test_lines_carry_rate_elapsed_and_eta_of_this_process_only(capsys, monkeypat
 def test_a_pipe_gets_lines_with_eta_and_no_bar(capsys):
     progress = Progress(100)
     for step in (50, 100):
-        progress.on_log(step, {"train/loss": 0.5, "train/lr": 1e-4})
+        progress.on_log(step, {"training/loss": 0.5, "training/lr": 1e-4})
         progress.on_eval(step, CURVES)
     progress.on_end(100, CURVES)
     lines = capsys.readouterr().out.splitlines()

@@ -6,6 +6,8 @@ around the pyfunc saved from pipeline/pyfunc_model.py with the registry's signat
 
 import asyncio
 import json
+import subprocess
+import sys
 
 import mlflow
 import numpy as np
@@ -119,3 +121,11 @@ def test_a_wrong_dimension_is_a_400_naming_both_dimensions(served):
     status, answer = post(served[0], body(*prompts(n_dims=5)))
     assert status == 400
     assert answer["message"] == "xs has D=5 but the model was trained at D=8"
+
+
+def test_the_served_package_loads_with_only_the_models_requirements():
+    """The model folder carries the `models` package, installed with torch, numpy and mlflow only
+    (pipeline/registry.py): importing it must not need tqdm, click or anything else of ours."""
+    code = "import sys; sys.modules.update(tqdm=None, click=None, pipeline=None); import models"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr

@@ -12,6 +12,7 @@ from conftest import MODEL_NAME, invoke
 from pipeline import main
 from pipeline.presets import resolve
 from pipeline.settings import same_params
+from pipeline.sweep import dashboard
 from pipeline.sweep.figure import sweep_figure
 from pipeline.sweep.grid import grid, warmup_fraction
 from pipeline.sweep.summary import columns, summary_row, thresholds
@@ -194,3 +195,50 @@ def test_sweep_figure_draws_a_curve_per_value_of_the_other_axes():
     labels = [line.get_label() for line in delta_panel.get_lines() if not line.get_label().startswith("M*")]
     assert labels == [r"$\Delta_{PT,Ridge}$ weight_decay=0.0", r"$\Delta_{PT,Ridge}$ weight_decay=0.001"]
     assert [len(line.get_xdata()) for line in delta_panel.get_lines()] == [3, 3]
+
+
+class FakeRun:
+    """Collects what a Run would log: {key: [(step, value)]}."""
+
+    def __init__(self):
+        self.metrics = {}
+
+    def log_metrics(self, metrics, step=None):
+        for key, value in metrics.items():
+            self.metrics.setdefault(key, []).append((step, value))
+
+
+def test_dashboard_draws_one_point_per_pool_size_and_curve():
+    axes = ("n_tasks", "batch_size")
+    rows = [row(m, 0.5, 0.1 if m < math.inf else math.nan, batch_size=b) for b in (32, 64) for m in (4, 16, math.inf)]
+    run = FakeRun()
+    assert dashboard.log_curves_by_pool_size(run, rows, axes) == 1  # powers of two: step = log2 M
+    assert run.metrics["by_M/true/delta_pt_ridge/B32"] == [(2, 0.5), (4, 0.5), (22, 0.5)]
+    assert [step for step, _ in run.metrics["by_M/true/delta_pt_dmmse/B64"]] == [2, 4]  # no dMMSE at inf
+    assert run.metrics["log2_n_tasks"] == [(2, 2.0), (4, 4.0), (22, 22.0)]  # once per pool size
+    # M = 99 and 100 are 0.015 apart in log2: steps 10 log2 M would collide, 100 log2 M do not.
+    rows = [row(m, 0.5, 0.1) for m in (99, 100, math.inf)]
+    run = FakeRun()
+    assert dashboard.log_curves_by_pool_size(run, rows, ("n_tasks",)) == 100
+    assert [step for step, _ in run.metrics["by_M/true/delta_pt_ridge"]] == [663, 664, 2200]
+    assert run.metrics["log2_n_tasks"][0] == (663, math.log2(99))  # the exact value, at its step
+
+
+def test_dashboard_description_fits_in_a_tag():
+    """MLflow cuts a tag past 8000 characters silently: the paper's grid drops the links, not rows."""
+    axes = ("n_tasks", "batch_size")
+    rows = [row(2**i, 0.5, 0.1, batch_size=b) for b in (256, 512) for i in range(1, 21)]
+    chains = [{"generate_pool": "a" * 32, "evaluate_baselines": "b" * 32, "train": "c" * 32}] * len(rows)
+    found = thresholds(rows, axes)
+    text = dashboard.description("paper", rows, axes, found, 1, chains, "1")
+    assert len(text) <= dashboard.TAG_LIMIT and text.count("\n| ") == len(rows) + 1 and "| runs |" not in text
+    small = dashboard.description("paper", rows[:3], axes, found, 1, chains[:3], "1")
+    assert "[train](#/experiments/1/runs/" + "c" * 32 + ")" in small
+
+
+def test_threshold_at_an_exact_zero_even_at_the_last_point():
+    rows = [row(4, 0.3, 0.1), row(16, 0.2, 0.2)]  # gap +0.2, then exactly 0 at the last point
+    [(_, log2_m, _, finding)] = thresholds(rows, ("n_tasks",))
+    assert log2_m == 4 and finding == "M* ~ 2^4.00"
+    [(_, log2_m, _, finding)] = thresholds([row(4, math.nan, 0.2)], ("n_tasks",))
+    assert math.isnan(log2_m) and finding == "no threshold inside the grid (no finite point to compare)"

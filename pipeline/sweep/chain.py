@@ -22,6 +22,7 @@ from pipeline.bounds import check_evaluation, check_pool, check_training
 from pipeline.evaluate_baselines import evaluate_baselines
 from pipeline.generate_pool import POOL_ARTIFACT, generate_pool
 from pipeline.settings import BaselinesSettings, TrainSettings, build, flat, same_params
+from pipeline.tracking import adopt
 from pipeline.train import train
 from tasks import PoolSettings
 
@@ -82,18 +83,9 @@ def run_stage(tracking, stage, values, *, parent, **kwargs):
     previous = finished_run(tracking, stage, settings)
     if previous is not None:
         click.echo(f"reusing {previous.info.run_name} ({previous.info.run_id}): same params, FINISHED")
-        adopt(tracking, previous, parent)
+        adopt(tracking.client(), previous.info.run_id, parent)
         return previous.info.run_id
     return stage.run(tracking, settings, parent=parent, **kwargs)
-
-
-def adopt(tracking, run, parent):
-    """Nest the finished `run` (an MLflow Run) under the sweep run `parent` that reuses it."""
-    tags = run.data.tags
-    earlier = (tags.get("sweeps") or tags.get("mlflow.parentRunId") or "").split(",")
-    client = tracking.client()
-    client.set_tag(run.info.run_id, "sweeps", ",".join(dict.fromkeys(s for s in [*earlier, parent] if s)))
-    client.set_tag(run.info.run_id, "mlflow.parentRunId", parent)
 
 
 def prepare(tracking, point, *, parent):

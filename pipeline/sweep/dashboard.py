@@ -30,14 +30,16 @@ TABLE = [
 
 def chart_scale(rows):
     """Steps per unit of log2 M: 1 when every finite M of the sweep is a power of two (the step is then
-    log2 M itself), else 10 (steps are integers; 10 log2 M keeps M = 100 and M = 128 apart)."""
-    finite = [r["log2_n_tasks"] for r in rows if math.isfinite(r["log2_n_tasks"])]
-    return 1 if all(x == round(x) for x in finite) else 10
+    log2 M itself), else the smallest of 10, 100, ... that keeps the pool sizes on distinct integer steps."""
+    finite = sorted({r["log2_n_tasks"] for r in rows if math.isfinite(r["log2_n_tasks"])})
+    if all(x == round(x) for x in finite):
+        return 1
+    return next((scale for scale in (10, 100, 1000) if len({round(scale * x) for x in finite}) == len(finite)), 10_000)
 
 
-def chart_step(row, scale):
-    x = row["log2_n_tasks"] if math.isfinite(row["log2_n_tasks"]) else INF_LOG2_N_TASKS
-    return round(scale * x)
+def chart_x(row):
+    """log2 M of a summary row, M = inf at INF_LOG2_N_TASKS (as the runs' log2_n_tasks metric)."""
+    return row["log2_n_tasks"] if math.isfinite(row["log2_n_tasks"]) else INF_LOG2_N_TASKS
 
 
 def metric_suffix(row, axes):
@@ -53,46 +55,63 @@ def dashboard_key(key):
 
 
 def log_curves_by_pool_size(run, rows, axes):
-    """The summary's losses and Deltas as histories over M (see the module docstring)."""
+    """The summary's losses and Deltas as histories over M (see the module docstring); returns the scale of
+    the steps (chart_scale)."""
     scale = chart_scale(rows)
     for row in rows:
-        step, suffix = chart_step(row, scale), metric_suffix(row, axes)
+        suffix = metric_suffix(row, axes)
         metrics = {f"{dashboard_key(key)}{suffix}": row[key] for key in LOSSES + DELTAS if math.isfinite(row[key])}
-        run.log_metrics(metrics | {"log2_n_tasks": step / scale}, step)
+        run.log_metrics(metrics, round(scale * chart_x(row)))
+    for x in sorted({chart_x(row) for row in rows}):  # the x-axis itself, once per pool size
+        run.log_metrics({"log2_n_tasks": x}, round(scale * x))
     return scale
 
 
+# MLflow keeps at most this many characters of a tag (the description is one), and cuts the rest silently.
+TAG_LIMIT = 8000
+
+
 def description(preset, rows, axes, found, scale, chains, experiment_id):
-    """The sweep run's markdown description; `chains` ({stage: run id} per row) are linked, in `experiment_id`."""
+    """The sweep run's markdown description; `chains` ({stage: run id} per row) are linked, in `experiment_id`,
+    unless the table would then not fit in a tag (the paper's grid): the runs table nests them anyway."""
+    text = _description(preset, rows, axes, found, scale, _table(rows, axes, chains, experiment_id))
+    if len(text) > TAG_LIMIT:
+        text = _description(preset, rows, axes, found, scale, _table(rows, axes, None, experiment_id))
+    if len(text) > TAG_LIMIT:
+        cut = "\n\n(table cut here: `summary/summary.csv` has every row)"
+        text = text[: TAG_LIMIT - len(cut)].rsplit("\n", 1)[0] + cut
+    return text
+
+
+def _description(preset, rows, axes, found, scale, table):
     lines = [
         f"**Task-diversity sweep `{preset}`**: {len(rows)} trainings over {', '.join(axes)}.",
         "",
         *(f"- **Threshold{' for ' + group_label(g) if g else ''}**: {text} (rule: {r})" for g, _, r, text in found),
         "",
         "**How to read it.** In *Model metrics*, the charts `by_M/...` draw the summary against the number of "
-        f"pretraining tasks: the step is {'' if scale == 1 else '10 x '}log2 M, with M = inf at "
+        f"pretraining tasks: the step is {'' if scale == 1 else f'{scale} x '}log2 M, with M = inf at "
         f"{scale * INF_LOG2_N_TASKS:g}. `by_M/true/delta_pt_ridge` (how far the transformer is from ridge on "
         "fresh tasks) falls to near 0 above the threshold; `by_M/pretrain/delta_pt_dmmse` (how far it is from "
         "dMMSE on the pool's tasks) is near 0 below it. The figure `summary/sweep.png` (Artifacts) draws all "
         "panels; `summary/summary.csv` holds every number.",
         "",
-        _table(rows, axes, chains, experiment_id),
+        table,
     ]
     return "\n".join(lines)
 
 
 def _table(rows, axes, chains, experiment_id):
-    headers = ["M", *axes[1:], *(header for header, _ in TABLE), "runs"]
+    headers = ["M", *axes[1:], *(header for header, _ in TABLE), *(["runs"] if chains else [])]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    for row, chain in zip(rows, chains, strict=True):
+    for row, chain in zip(rows, chains or [None] * len(rows), strict=True):
         cells = [str(row["n_tasks"]), *(str(row[axis]) for axis in axes[1:])]
         for _, keys in TABLE:
             keys = keys if isinstance(keys, tuple) else (keys,)
             cells.append(" / ".join(_number(row[key]) for key in keys))
-        links = (
-            f"[{stage.split('_')[-1]}](#/experiments/{experiment_id}/runs/{run_id})" for stage, run_id in chain.items()
-        )
-        cells.append(" ".join(links))
+        if chain:
+            runs = f"#/experiments/{experiment_id}/runs"
+            cells.append(" ".join(f"[{stage.split('_')[-1]}]({runs}/{run_id})" for stage, run_id in chain.items()))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -104,9 +104,9 @@ def _finding(log2_m, xs, gaps, sides):
     """What the grid shows, in words: the threshold, or on which side of it every grid point lies."""
     if math.isfinite(log2_m):
         return f"M* ~ 2^{log2_m:.2f}"
-    signs = {np.sign(g) for g in gaps if math.isfinite(g)}
-    if len(signs) != 1:
-        return "no threshold inside the grid (too few finite points)"
+    signs = {np.sign(g) for g in gaps if math.isfinite(g)}  # no 0 among them: a zero is a threshold
+    if not signs:
+        return "no threshold inside the grid (no finite point to compare)"
     side = sides[0] if signs == {-1.0} else sides[1]
     return f"no threshold inside the grid: {side} on T_True at every finite M (2^{xs[0]:g} ... 2^{xs[-1]:g})"
 
@@ -119,7 +119,7 @@ def _first_sign_change(xs, ys):
             return x0
         if np.sign(y0) != np.sign(y1) and y1 != 0:
             return x0 + (x1 - x0) * y0 / (y0 - y1)
-    return math.nan
+    return xs[-1] if ys and ys[-1] == 0 else math.nan
 
 
 def summary_table(rows, axes):
