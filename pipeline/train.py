@@ -129,15 +129,21 @@ def train(tracking, settings, *, parent=None, label=None, checkpoint_every=None,
             except TrainingDiverged as error:  # the learning rate the user chose is too high for this model
                 run.set_tag("resumable", "false")
                 raise InputError(str(error)) from None
-        check_sanity(run, curves, evaluation, settings.optim.lr)
-        log_position_table(run, curves)
-        run.log_figure(per_position_figure(curves, list(evaluation), f"M = {pool.n_tasks}"), "figures/per_position.png")
-        name = settings.model_name
-        click.echo(f"{prefix}registering the model as {name} (alias {alias(label)}) ...")
-        final = {key: float(curve.mean()) for key, curve in curves.items()}
-        version = log_and_register(run, model, settings, pool, label, final)
-        click.echo(f"{prefix}registered models:/{name}/{version}; reload it as models:/{name}@{alias(label)}")
+        _finish(run, model, curves, evaluation, settings, pool, label, prefix)
     return run.id
+
+
+def _finish(run, model, curves, evaluation, settings, pool, label, prefix):
+    """After the last step: the sanity gate (a model it refuses is never logged), the per-position table
+    and figure, then the model, logged and registered under the alias of `label`."""
+    check_sanity(run, curves, evaluation, settings.optim.lr)
+    log_position_table(run, curves)
+    run.log_figure(per_position_figure(curves, list(evaluation), f"M = {pool.n_tasks}"), "figures/per_position.png")
+    name = settings.model_name
+    click.echo(f"{prefix}registering the model as {name} (alias {alias(label)}) ...")
+    final = {key: float(curve.mean()) for key, curve in curves.items()}
+    version = log_and_register(run, model, settings, pool, label, final)
+    click.echo(f"{prefix}registered models:/{name}/{version}; reload it as models:/{name}@{alias(label)}")
 
 
 def _log_inputs(run, settings, pool, evaluation, *, resumed):
