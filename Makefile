@@ -46,6 +46,7 @@ mlproject: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.ensemble
 
 clean:
 	rm -rf $(VENV) mlflow.db mlflow.db.lock mlruns mlartifacts .pytest_cache .ruff_cache

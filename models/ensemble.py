@@ -1,0 +1,200 @@
+"""S transformers of one architecture as one batched computation: a sweep's trainings packed together.
+
+Every parameter of the single model (models/transformer.py) becomes a stack with a leading member axis
+S, under the same name, so a stacked state_dict is `torch.stack` of the members' and member s's
+weights are `[s]` of each entry. Each layer works per member (batched matmuls, LayerNorm and attention
+with the members folded into the batch), so member s's predictions depend on its own weights and inputs
+only. Trained on the sum of the members' losses, each member's gradient is that of its own loss, and
+EnsembleAdamW keeps each member's Adam state and learning rate apart: an ensemble is S separate
+trainings, up to the float32 round-off of batched against single kernels.
+"""
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from models.optim import param_groups
+from models.transformer import InContextRegressor
+
+
+class StackedLinear(nn.Module):
+    """S linear maps. Shapes: (S, ..., fan_in) -> (S, ..., fan_out)."""
+
+    def __init__(self, members, fan_in, fan_out, bias=True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(members, fan_out, fan_in))
+        self.bias = nn.Parameter(torch.empty(members, fan_out)) if bias else None
+
+    def forward(self, h):
+        flat = h.reshape(h.shape[0], -1, h.shape[-1])  # (S, N, in)
+        weight = self.weight.transpose(1, 2)  # (S, in, out)
+        out = torch.bmm(flat, weight) if self.bias is None else torch.baddbmm(self.bias[:, None], flat, weight)
+        return out.reshape(*h.shape[:-1], out.shape[-1])
+
+
+class StackedLayerNorm(nn.Module):
+    """S LayerNorms (eps 1e-5) over the last axis. Shapes: (S, ..., C) -> (S, ..., C)."""
+
+    def __init__(self, members, width):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(members, width))
+        self.bias = nn.Parameter(torch.empty(members, width))
+
+    def forward(self, h):
+        shape = (h.shape[0],) + (1,) * (h.ndim - 2) + (h.shape[-1],)
+        return F.layer_norm(h, h.shape[-1:], eps=1e-5) * self.weight.view(shape) + self.bias.view(shape)
+
+
+class StackedAttention(nn.Module):
+    def __init__(self, members, config):
+        super().__init__()
+        self.n_head = config.n_head
+        self.c_attn = StackedLinear(members, config.n_embd, 3 * config.n_embd)
+        self.c_proj = StackedLinear(members, config.n_embd, config.n_embd)
+
+    def forward(self, h):
+        members, batch, length, width = h.shape
+        q, k, v = self.c_attn(h).split(width, dim=3)
+        # (S, B, T, C) -> (S B, heads, T, C / heads): the members are more batch to attention
+        q, k, v = (t.reshape(members * batch, length, self.n_head, -1).transpose(1, 2) for t in (q, k, v))
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.c_proj(out.transpose(1, 2).reshape(members, batch, length, width))
+
+
+class StackedMLP(nn.Module):
+    def __init__(self, members, config):
+        super().__init__()
+        self.c_fc = StackedLinear(members, config.n_embd, 4 * config.n_embd)
+        self.c_proj = StackedLinear(members, 4 * config.n_embd, config.n_embd)
+
+    def forward(self, h):
+        return self.c_proj(F.gelu(self.c_fc(h), approximate="tanh"))
+
+
+class StackedBlock(nn.Module):
+    def __init__(self, members, config):
+        super().__init__()
+        self.ln_1 = StackedLayerNorm(members, config.n_embd)
+        self.attn = StackedAttention(members, config)
+        self.ln_2 = StackedLayerNorm(members, config.n_embd)
+        self.mlp = StackedMLP(members, config)
+
+    def forward(self, h):
+        h = h + self.attn(self.ln_1(h))
+        return h + self.mlp(self.ln_2(h))
+
+
+class EnsembleRegressor(nn.Module):
+    """S in-context regressors of one ModelConfig. Shapes: xs (S, B, K, D), ys (S, B, K) -> (S, B, K)."""
+
+    def __init__(self, config, members):
+        super().__init__()
+        self.config, self.members = config, members
+        self.read_in = StackedLinear(members, config.n_dims + 1, config.n_embd, bias=False)
+        self.wpe = nn.ParameterDict({"weight": nn.Parameter(torch.empty(members, 2 * config.n_points, config.n_embd))})
+        self.blocks = nn.ModuleList(StackedBlock(members, config) for _ in range(config.n_layer))
+        self.ln_f = StackedLayerNorm(members, config.n_embd)
+        self.read_out = StackedLinear(members, config.n_embd, 1, bias=False)
+
+    @classmethod
+    def of(cls, models):
+        """The ensemble of `models` (InContextRegressors of one config, on one device), weights copied."""
+        config = models[0].config
+        if any(m.config != config for m in models):
+            raise ValueError(f"an ensemble needs one architecture, got {sorted({str(m.config) for m in models})}")
+        like = next(models[0].parameters())
+        with torch.device("meta"):
+            ensemble = cls(config, len(models))
+        ensemble.to_empty(device=like.device).to(like.dtype)
+        states = [m.state_dict() for m in models]
+        ensemble.load_state_dict({key: torch.stack([s[key] for s in states]) for key in states[0]})
+        return ensemble
+
+    def select(self, indices):
+        """A new ensemble of the members at `indices` (weights copied), in that order."""
+        return EnsembleRegressor.of([self.member(i) for i in indices])
+
+    def member(self, index):
+        """Member `index` as a stand-alone InContextRegressor (a copy of its weights, same device)."""
+        like = self.read_in.weight
+        with torch.device("meta"):
+            model = InContextRegressor(self.config)
+        model.to_empty(device=like.device).to(like.dtype)
+        model.load_state_dict({key: value[index] for key, value in self.state_dict().items()})
+        return model
+
+    def forward(self, xs, ys):
+        members, batch, n_points, n_dims = xs.shape
+        if members != self.members or n_dims != self.config.n_dims or ys.shape != xs.shape[:3]:
+            raise ValueError(
+                f"expected xs ({self.members}, B, K, {self.config.n_dims}) and ys ({self.members}, B, K), "
+                f"got {tuple(xs.shape)} and {tuple(ys.shape)}"
+            )
+        if n_points > self.config.n_points:
+            raise ValueError(f"n_points={n_points} exceeds the model's context of {self.config.n_points} points")
+        # Tokens as the single model lays them out (models/tokens.py), members folded into the batch.
+        x_tokens = torch.cat([xs.new_zeros(members, batch, n_points, 1), xs], dim=3)
+        y_tokens = torch.cat([ys[..., None], ys.new_zeros(members, batch, n_points, n_dims)], dim=3)
+        tokens = torch.stack([x_tokens, y_tokens], dim=3).reshape(members, batch, 2 * n_points, n_dims + 1)
+        h = self.read_in(tokens) + self.wpe["weight"][:, None, : tokens.shape[2]]
+        for block in self.blocks:
+            h = block(h)
+        return self.read_out(self.ln_f(h)[:, :, 0::2])[..., 0]
+
+
+def decayed_names(config):
+    """Names of the parameters weight decay applies to: those of the single model's decayed group."""
+    with torch.device("meta"):
+        model = InContextRegressor(config)
+    decayed = {id(p) for p in param_groups(model, 1.0)[0]["params"]}
+    return {name for name, p in model.named_parameters() if id(p) in decayed}
+
+
+class EnsembleAdamW:
+    """AdamW (0.9, 0.999, eps 1e-8; torch's update, written out) on an EnsembleRegressor, with a learning
+    rate and a weight decay per member; decay only on the single model's decayed group (models/optim.py)."""
+
+    def __init__(self, ensemble, weight_decay, betas=(0.9, 0.999), eps=1e-8):
+        device = ensemble.read_in.weight.device
+        self.ensemble, self.betas, self.eps, self.step_count = ensemble, betas, eps, 0
+        self.weight_decay = torch.as_tensor(weight_decay, dtype=ensemble.read_in.weight.dtype, device=device)
+        self.decayed = decayed_names(ensemble.config)
+        self.state = {name: (torch.zeros_like(p), torch.zeros_like(p)) for name, p in ensemble.named_parameters()}
+
+    def select(self, ensemble, indices):
+        """This optimiser's state for the members at `indices`, driving `ensemble` (made by that selection)."""
+        chosen = EnsembleAdamW(ensemble, self.weight_decay[indices], self.betas, self.eps)
+        index = torch.as_tensor(indices, device=self.weight_decay.device)
+        chosen.state = {name: (m[index].clone(), v[index].clone()) for name, (m, v) in self.state.items()}
+        chosen.step_count = self.step_count
+        return chosen
+
+    @torch.no_grad()
+    def step(self, lr):
+        """One update with `lr`, a (S,) tensor of each member's learning rate at this step."""
+        beta1, beta2 = self.betas
+        self.step_count += 1
+        correction1, correction2 = 1 - beta1**self.step_count, math.sqrt(1 - beta2**self.step_count)
+        for name, p in self.ensemble.named_parameters():
+            shape = (-1,) + (1,) * (p.ndim - 1)  # one value per member, broadcast over its tensor
+            rate = lr.view(shape)
+            if name in self.decayed:
+                p.mul_(1 - rate * self.weight_decay.view(shape))
+            exp_avg, exp_avg_sq = self.state[name]
+            exp_avg.lerp_(p.grad, 1 - beta1)
+            exp_avg_sq.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+            denom = (exp_avg_sq.sqrt() / correction2).add_(self.eps)
+            p.sub_(rate / correction1 * exp_avg / denom)
+
+
+def ensemble_step(ensemble, optimizer, xs, ys, lr):
+    """One step of every member on the MSE of its own batch. Shapes: xs (S, B, K, D), ys (S, B, K), lr (S,).
+    Returns each member's batch loss, (S,), detached."""
+    losses = ((ensemble(xs, ys) - ys) ** 2).mean(dim=(1, 2))
+    for p in ensemble.parameters():
+        p.grad = None
+    losses.sum().backward()  # member s's gradient is that of its own loss: the terms share no parameter
+    optimizer.step(lr)
+    return losses.detach()
