@@ -46,6 +46,7 @@ mlproject: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.evaluation
 	$(BIN)/python -m benchmarks.ensemble
 
 clean:
