@@ -1,0 +1,85 @@
+"""Benchmark for a CUDA machine: how many base-model trainings one accelerator runs at once as an ensemble
+(models/ensemble.py), and what that makes of the paper's Fig. 2 sweep.
+
+For S = 1, 4, 16, 42 members (42 = the Fig. 2 grid: 21 pool sizes x 2 data scales) of the base model at
+the paper's setting (D = 8, K = 16, batch 256), it times ensemble steps after a warm-up, synchronising
+the device, and reports members x steps / s, the peak device memory, and the projected wall time of the
+42 trainings of 500k steps each when packed S at a time. `--dry` runs the same code on the CPU with the
+smoke model and a few steps (CI checks it runs); its numbers mean nothing.
+
+    python -m benchmarks.gpu            # on a CUDA machine
+    python -m benchmarks.gpu --dry      # anywhere
+"""
+
+import math
+import time
+
+import click
+import torch
+
+from models import ModelConfig, build_model
+from models.ensemble import EnsembleAdamW, EnsembleRegressor, ensemble_step
+from tasks import DataSettings, sample_batch
+
+FIG2_TRAININGS, FIG2_STEPS = 42, 500_000
+
+
+def rate(config, members, batch_size, steps, device):
+    """(members x steps / s, peak device bytes or None) of `steps` ensemble steps after 3 warm-up steps."""
+    ensemble = EnsembleRegressor.of([build_model(config, seed=s, device=device) for s in range(members)])
+    optimizer = EnsembleAdamW(ensemble, [0.0] * members)
+    shape = (batch_size, config.n_points, config.n_dims)
+    specs = [DataSettings(*shape, 0.5, 1.0, s, s + 1, s + 2) for s in range(members)]
+    lr = torch.full((members,), 1e-4, device=device)
+
+    def step(index):
+        drawn = (sample_batch(spec, index, pool=None, task_scale=1.0, device=device) for spec in specs)
+        xs, _, ys = zip(*drawn, strict=True)
+        ensemble_step(ensemble, optimizer, torch.stack(xs), torch.stack(ys), lr)
+
+    for index in range(3):
+        step(index)
+    cuda = torch.device(device).type == "cuda"
+    if cuda:
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    for index in range(steps):
+        step(3 + index)
+    if cuda:
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    return members * steps / seconds, torch.cuda.max_memory_allocated(device) if cuda else None
+
+
+@click.command()
+@click.option("--dry", is_flag=True, help="CPU, smoke model, a few steps: check the script, not the machine.")
+@click.option("--steps", default=50, show_default=True, help="Timed steps per ensemble size.")
+def main(dry, steps):
+    if dry:
+        device, config, batch_size, sizes, steps = "cpu", ModelConfig(4, 8, 1, 32, 2), 32, (1, 2), 2
+    else:
+        if not torch.cuda.is_available():
+            raise click.ClickException("no CUDA device here: run with --dry to check the script on a CPU")
+        device, batch_size, sizes = "cuda", 256, (1, 4, 16, 42)
+        config = ModelConfig.of_size("base", n_dims=8, n_points=16)
+        torch.backends.cuda.matmul.allow_tf32 = False  # as training does (pipeline/train.py)
+    name = torch.cuda.get_device_name(device) if device == "cuda" else "CPU (dry run: numbers mean nothing)"
+    print(f"{name}; torch {torch.__version__}; {config}, batch {batch_size}, {steps} timed steps\n")
+    print("| S | members x steps / s | peak memory | Fig. 2 (42 x 500k steps) packed S at a time |")
+    print("|---|---|---|---|")
+    for members in sizes:
+        try:
+            speed, peak = rate(config, members, batch_size, steps, device)
+        except torch.OutOfMemoryError:
+            print(f"| {members} | out of memory | - | - |", flush=True)
+            torch.cuda.empty_cache()
+            continue
+        packs = math.ceil(FIG2_TRAININGS / members)
+        hours = packs * members * FIG2_STEPS / speed / 3600  # every pack runs S members for 500k steps
+        memory = f"{peak / 2**30:.1f} GiB" if peak is not None else "-"
+        print(f"| {members} | {speed:.1f} | {memory} | {hours:.1f} h ({packs} packs) |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

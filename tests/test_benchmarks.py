@@ -1,0 +1,30 @@
+"""The GPU benchmark runs: in its dry mode on this CPU (the same code path as on CUDA, the smoke model),
+and without CUDA it says so in one line."""
+
+import subprocess
+import sys
+
+import torch
+from conftest import PROJECT
+
+
+def benchmark(*args):
+    command = [sys.executable, "-m", "benchmarks.gpu", *args]
+    return subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, timeout=300)
+
+
+def test_gpu_benchmark_dry_run_prints_its_table():
+    result = benchmark("--dry")
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert [row.split(" | ")[0] for row in rows] == ["| 1", "| 2"]
+    assert all(float(row.split(" | ")[1]) > 0 and row.endswith("packs) |") for row in rows)
+
+
+def test_gpu_benchmark_without_cuda_says_so():
+    if torch.cuda.is_available():
+        return
+    result = benchmark()
+    assert result.returncode == 1 and result.stderr.strip().splitlines() == [
+        "Error: no CUDA device here: run with --dry to check the script on a CPU"
+    ]
