@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from models.optim import param_groups
+from models.tokens import at_x_tokens, to_tokens
 from models.transformer import InContextRegressor
 
 
@@ -134,14 +135,14 @@ class EnsembleRegressor(nn.Module):
             )
         if n_points > self.config.n_points:
             raise ValueError(f"n_points={n_points} exceeds the model's context of {self.config.n_points} points")
-        # Tokens as the single model lays them out (models/tokens.py), members folded into the batch.
-        x_tokens = torch.cat([xs.new_zeros(members, batch, n_points, 1), xs], dim=3)
-        y_tokens = torch.cat([ys[..., None], ys.new_zeros(members, batch, n_points, n_dims)], dim=3)
-        tokens = torch.stack([x_tokens, y_tokens], dim=3).reshape(members, batch, 2 * n_points, n_dims + 1)
+        # The single model's token layout, members folded into the batch: (S B, 2K, D + 1) -> (S, B, 2K, D + 1)
+        tokens = to_tokens(xs.reshape(-1, n_points, n_dims), ys.reshape(-1, n_points))
+        tokens = tokens.reshape(members, batch, *tokens.shape[1:])
         h = self.read_in(tokens) + self.wpe["weight"][:, None, : tokens.shape[2]]
         for block in self.blocks:
             h = block(h)
-        return self.read_out(self.ln_f(h)[:, :, 0::2])[..., 0]
+        out = at_x_tokens(self.ln_f(h).flatten(0, 1))  # (S B, K, C)
+        return self.read_out(out.reshape(members, batch, n_points, -1))[..., 0]
 
 
 def decayed_names(config):
