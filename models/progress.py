@@ -28,9 +28,7 @@ class Progress(Hook):
 
     def on_log(self, step, scalars):
         if self.bar is not None:
-            # The loss key's prefix is the loop's business; there is one loss among the scalars.
-            loss = next(value for key, value in scalars.items() if key.endswith("/loss"))
-            self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            self.bar.set_postfix(loss=f"{scalars['training/loss']:.4f}", refresh=False)
             self.bar.update(step - self.bar.n)
 
     def on_eval(self, step, curves):
