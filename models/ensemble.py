@@ -178,16 +178,16 @@ class EnsembleAdamW:
         beta1, beta2 = self.betas
         self.step_count += 1
         correction1, correction2 = 1 - beta1**self.step_count, math.sqrt(1 - beta2**self.step_count)
+        decay, step_size = 1 - lr * self.weight_decay, lr / correction1  # (S,): once per step
         for name, p in self.ensemble.named_parameters():
             shape = (-1,) + (1,) * (p.ndim - 1)  # one value per member, broadcast over its tensor
-            rate = lr.view(shape)
             if name in self.decayed:
-                p.mul_(1 - rate * self.weight_decay.view(shape))
+                p.mul_(decay.view(shape))
             exp_avg, exp_avg_sq = self.state[name]
             exp_avg.lerp_(p.grad, 1 - beta1)
             exp_avg_sq.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
-            denom = (exp_avg_sq.sqrt() / correction2).add_(self.eps)
-            p.sub_(rate / correction1 * exp_avg / denom)
+            denom = exp_avg_sq.sqrt().div_(correction2).add_(self.eps)
+            p.sub_((step_size.view(shape) * exp_avg).div_(denom))
 
 
 def ensemble_step(ensemble, optimizer, xs, ys, lr):

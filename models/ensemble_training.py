@@ -28,33 +28,36 @@ def train_ensemble(ensemble, optimizer, optims, *, batches, evaluate, eval_every
         raise ValueError(f"an ensemble trains its members for one length, got {[o.total_steps for o in optims]}")
     members, results = list(range(len(optims))), {}
     running, count = None, 0
+    like = ensemble.read_in.weight
     for step in range(total):
-        lrs = [optims[i].lr_at(step) for i in members]
+        # The members' learning rates, made a device tensor once per logging window: a host-to-device
+        # copy every step would make the host wait for the device every step.
+        if step % LOG_EVERY == 0:
+            window = range(step, min(step + LOG_EVERY, total))
+            rates = torch.tensor([[optims[i].lr_at(s) for i in members] for s in window], dtype=like.dtype)
+            rates = rates.to(like.device)
         xs, ys = batches(step, members)
-        lr = torch.tensor(lrs, dtype=xs.dtype, device=xs.device)
-        losses = ensemble_step(ensemble, optimizer, xs, ys, lr)
+        losses = ensemble_step(ensemble, optimizer, xs, ys, rates[step % LOG_EVERY])
         running, count = (losses if running is None else running + losses), count + 1
         done = step + 1
         # ---- training loss per member, every LOG_EVERY steps (one device sync for all)
         if done % LOG_EVERY == 0 or done == total:
             means = (running / count).tolist()
             running, count = None, 0
-            diverged = [i for i, mean in zip(members, means, strict=True) if not math.isfinite(mean)]
-            for i, mean, lr_i in zip(members, means, lrs, strict=True):
-                if i in diverged:
-                    results[i] = TrainingDiverged(
-                        f"training diverged at step {done}: loss={mean}; lower lr (lr={optims[i].lr})"
-                    )
+            keep = [k for k, mean in enumerate(means) if math.isfinite(mean)]
+            for i, mean in zip(members, means, strict=True):
+                if not math.isfinite(mean):
+                    results[i] = TrainingDiverged.at(done, mean, optims[i].lr)
                     continue
                 for hook in hooks[i]:
-                    hook.on_log(done, {"training/loss": mean, "training/lr": lr_i})
-            if diverged:
-                keep = [k for k, i in enumerate(members) if i not in diverged]
+                    hook.on_log(done, {"training/loss": mean, "training/lr": optims[i].lr_at(step)})
+            if len(keep) < len(members):
                 members = [members[k] for k in keep]
                 if not members:
                     break
                 chosen = ensemble.select(keep)
                 optimizer, ensemble = optimizer.select(chosen, keep), chosen
+                rates = rates[:, keep]
         # ---- evaluation, member by member
         if done % eval_every == 0 or done == total:
             for k, i in enumerate(members):

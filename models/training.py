@@ -20,6 +20,10 @@ LOG_EVERY = 50  # steps between training-loss points (each costs a device sync)
 class TrainingDiverged(ArithmeticError):
     """The training loss became NaN or infinite; the message names the step and the learning rate."""
 
+    @classmethod
+    def at(cls, step, loss, lr):
+        return cls(f"training diverged at step {step}: loss={loss}; lower lr (lr={lr})")
+
 
 class Hook:
     """What a loop reports, as no-op methods to override. Curves are {metric key: array over positions}."""
@@ -98,7 +102,7 @@ def train(
             mean = running.item() / count
             running, count = None, 0
             if not math.isfinite(mean):
-                raise TrainingDiverged(f"training diverged at step {done}: loss={mean}; lower lr (lr={optim.lr})")
+                raise TrainingDiverged.at(done, mean, optim.lr)
             for hook in hooks:
                 hook.on_log(done, {"training/loss": mean, "training/lr": lr})
         # ---- evaluation
