@@ -2,10 +2,11 @@
 (models/ensemble.py), and what that makes of the paper's Fig. 2 sweep.
 
 For S = 1, 4, 16, 42 members (42 = the Fig. 2 grid: 21 pool sizes x 2 data scales) of the base model at
-the paper's setting (D = 8, K = 16, batch 256), it times ensemble steps after a warm-up, synchronising
-the device, and reports members x steps / s, the peak device memory, and the projected wall time of the
-42 trainings of 500k steps each when packed S at a time. `--dry` runs the same code on the CPU with the
-smoke model and a few steps (CI checks it runs); its numbers mean nothing.
+the paper's setting (D = 8, K = 16, batch 256), it times ensemble steps after a warm-up (the batches are
+drawn beforehand), synchronising the device, and reports members x steps / s, the peak device memory,
+and the projected wall time of the 42 trainings of 500k steps each when packed S at a time. `--dry`
+runs the same code on the CPU with the smoke model and a few steps (CI checks it runs); its numbers
+mean nothing.
 
     python -m benchmarks.gpu            # on a CUDA machine
     python -m benchmarks.gpu --dry      # anywhere
@@ -32,20 +33,21 @@ def rate(config, members, batch_size, steps, device):
     specs = [DataSettings(*shape, 0.5, 1.0, s, s + 1, s + 2) for s in range(members)]
     lr = torch.full((members,), 1e-4, device=device)
 
-    def step(index):
+    def draw(index):  # every member's batch of step `index`, stacked: drawn before the timing starts
         drawn = (sample_batch(spec, index, pool=None, task_scale=1.0, device=device) for spec in specs)
         xs, _, ys = zip(*drawn, strict=True)
-        ensemble_step(ensemble, optimizer, torch.stack(xs), torch.stack(ys), lr)
+        return torch.stack(xs), torch.stack(ys)
 
-    for index in range(3):
-        step(index)
+    data = [draw(index) for index in range(3 + steps)]
+    for xs, ys in data[:3]:  # warm-up
+        ensemble_step(ensemble, optimizer, xs, ys, lr)
     cuda = torch.device(device).type == "cuda"
     if cuda:
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
-    for index in range(steps):
-        step(3 + index)
+    for xs, ys in data[3:]:
+        ensemble_step(ensemble, optimizer, xs, ys, lr)
     if cuda:
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
