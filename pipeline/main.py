@@ -36,8 +36,9 @@ def sweep(tracking, preset, overrides):
     executor = make_executor(executor_name, workers)
     given = overrides.get("warmup_steps") is not None
     points = grid(settings, warmup_fraction(settings if given else resolve(preset, {})), executor.threads())
+    device = device_of(settings["device"][0])
     for point in points:
-        check(point, device_of(settings["device"][0]))
+        check(point, device)
     name = f"sweep-{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
     with stop_on_signals(forward=True), tracked_run(tracking, name, "main") as run:
         run.client.update_run(run.id, name=f"{name}-{run.id[:6]}")  # distinct even within one second
@@ -56,11 +57,14 @@ def sweep(tracking, preset, overrides):
         )
         chains = run_chains(executor, tracking, points, run.id)
         client = tracking.client()
+        # Points that differ only in training settings share one baselines run: fetch each once.
+        baselines = {chain["evaluate_baselines"] for chain in chains}
+        baselines = {run_id: client.get_run(run_id).data.metrics for run_id in baselines}
         rows = [
             summary.summary_row(
                 point.values,
                 axes,
-                client.get_run(chain["evaluate_baselines"]).data.metrics,
+                baselines[chain["evaluate_baselines"]],
                 client.get_run(chain["train"]).data.metrics,
                 runs=chain,
             )

@@ -6,6 +6,7 @@ header with its shape, its parameters and the SHA-256 digest of the tasks, which
 """
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -30,8 +31,9 @@ class TaskPool:
     seed: int
     task_scale: float
 
-    @property
+    @functools.cached_property
     def digest(self):
+        """SHA-256 of the tasks, computed once (a run reads it for its tag, datasets, checks and registry)."""
         return pool_digest(self.tasks, self.n_dims)
 
 

@@ -14,7 +14,7 @@
 import math
 import re
 
-from pipeline.cli import INF_LOG2_N_TASKS
+from pipeline.cli import INF_LOG2_N_TASKS, log2_n_tasks
 from pipeline.sweep.summary import DELTAS, LOSSES, curve_label, group_label
 
 PREFIX = "by_M"
@@ -38,8 +38,8 @@ def chart_scale(rows):
 
 
 def chart_x(row):
-    """log2 M of a summary row, M = inf at INF_LOG2_N_TASKS (as the runs' log2_n_tasks metric)."""
-    return row["log2_n_tasks"] if math.isfinite(row["log2_n_tasks"]) else INF_LOG2_N_TASKS
+    """log2 M of a summary row, placed as the runs' log2_n_tasks metric places it (M = inf too)."""
+    return log2_n_tasks(math.inf if row["n_tasks"] == "inf" else row["n_tasks"])
 
 
 def metric_suffix(row, axes):
