@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from models.optim import param_groups
+from models.optim import make_optimizer, param_groups
 from models.tokens import at_x_tokens, to_tokens
 from models.transformer import InContextRegressor
 
@@ -155,18 +155,58 @@ def decayed_names(config):
 
 class EnsembleAdamW:
     """AdamW (0.9, 0.999, eps 1e-8; torch's update, written out) on an EnsembleRegressor, with a learning
-    rate and a weight decay per member; decay only on the single model's decayed group (models/optim.py)."""
+    rate and a weight decay per member; decay only on the single model's decayed group (models/optim.py).
+
+    Its state converts both ways with the single training's optimiser (torch AdamW from make_optimizer):
+    `of` continues the members' optimisers (fresh or restored from their checkpoints), and
+    `member_optimizer` gives member k's state as one, so an ensemble's checkpoints are single trainings'.
+    """
 
     def __init__(self, ensemble, weight_decay, betas=(0.9, 0.999), eps=1e-8):
-        device = ensemble.read_in.weight.device
+        like = ensemble.read_in.weight
         self.ensemble, self.betas, self.eps, self.step_count = ensemble, betas, eps, 0
-        self.weight_decay = torch.as_tensor(weight_decay, dtype=ensemble.read_in.weight.dtype, device=device)
+        self.decays = [float(w) for w in weight_decay]
+        self.weight_decay = torch.tensor(self.decays, dtype=like.dtype, device=like.device)
         self.decayed = decayed_names(ensemble.config)
         self.state = {name: (torch.zeros_like(p), torch.zeros_like(p)) for name, p in ensemble.named_parameters()}
 
+    @classmethod
+    def of(cls, ensemble, models, optimizers):
+        """The optimiser of `ensemble` (made by EnsembleRegressor.of(models)) that continues each member's
+        torch AdamW in `optimizers` (made by make_optimizer for models[k]; all fresh, or all restored
+        at one step)."""
+        chosen = cls(ensemble, [optimizer.param_groups[0]["weight_decay"] for optimizer in optimizers])
+        states = [_named_state(model, optimizer) for model, optimizer in zip(models, optimizers, strict=True)]
+        steps = {step for step, _ in states}
+        if len(steps) > 1:
+            raise ValueError(f"an ensemble's members continue from one step, got steps {sorted(steps)}")
+        chosen.step_count = steps.pop()
+        if chosen.step_count:
+            chosen.state = {
+                name: tuple(torch.stack([moments[name][j] for _, moments in states]) for j in (0, 1))
+                for name in chosen.state
+            }
+        return chosen
+
+    def member_optimizer(self, index, model, lr):
+        """Member `index`'s state as the torch AdamW a single training of `model` (that member's weights,
+        EnsembleRegressor.member) would hold: a checkpoint of it resumes alone or in an ensemble."""
+        optimizer = make_optimizer(model, lr=lr, weight_decay=self.decays[index])
+        if self.step_count:
+            fused = optimizer.defaults.get("fused") or optimizer.defaults.get("capturable")
+            for name, p in model.named_parameters():
+                exp_avg, exp_avg_sq = self.state[name]
+                step = torch.tensor(float(self.step_count), dtype=torch.float32, device=p.device if fused else "cpu")
+                optimizer.state[p] = {
+                    "step": step,
+                    "exp_avg": exp_avg[index].clone(),
+                    "exp_avg_sq": exp_avg_sq[index].clone(),
+                }
+        return optimizer
+
     def select(self, ensemble, indices):
         """This optimiser's state for the members at `indices`, driving `ensemble` (made by that selection)."""
-        chosen = EnsembleAdamW(ensemble, self.weight_decay[indices], self.betas, self.eps)
+        chosen = EnsembleAdamW(ensemble, [self.decays[i] for i in indices], self.betas, self.eps)
         index = torch.as_tensor(indices, device=self.weight_decay.device)
         chosen.state = {name: (m[index].clone(), v[index].clone()) for name, (m, v) in self.state.items()}
         chosen.step_count = self.step_count
@@ -188,6 +228,20 @@ class EnsembleAdamW:
             exp_avg_sq.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
             denom = exp_avg_sq.sqrt().div_(correction2).add_(self.eps)
             p.sub_((step_size.view(shape) * exp_avg).div_(denom))
+
+
+def _named_state(model, optimizer):
+    """(updates done, {parameter name: (exp_avg, exp_avg_sq)}) of a torch AdamW over `model`'s parameters."""
+    names = {id(p): name for name, p in model.named_parameters()}
+    state = {names[id(p)]: s for p, s in optimizer.state.items() if s}
+    if not state:
+        return 0, {}
+    steps = {int(s["step"]) for s in state.values()}
+    if len(steps) > 1 or len(state) != len(names):
+        raise ValueError(
+            f"an optimiser whose parameters are at different steps ({sorted(steps)}) cannot join an ensemble"
+        )
+    return steps.pop(), {name: (s["exp_avg"], s["exp_avg_sq"]) for name, s in state.items()}
 
 
 def ensemble_step(ensemble, optimizer, xs, ys, lr):

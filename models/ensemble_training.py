@@ -5,39 +5,65 @@ It mirrors models.train: batches are a pure function of the step (and of which m
 every member reports through its own hooks exactly what a single training would (on_log, on_eval,
 on_end), so each member can be tracked as a training of its own. A member whose loss stops being finite is
 dropped from the batch and fails alone (its TrainingDiverged is returned in its place); the others go on.
+Each member's checkpoint is a single training's (its weights, its optimiser as torch's AdamW), so a
+member resumes alone or packed with any others that stopped at the same step.
 """
 
 import math
 
 import torch
 
+from models.checkpoint import LoopState, save_checkpoint
 from models.ensemble import ensemble_step
-from models.training import LOG_EVERY, TrainingDiverged
+from models.training import LOG_EVERY, TrainingDiverged, TrainingInterrupted
 
 
-def train_ensemble(ensemble, optimizer, optims, *, batches, evaluate, eval_every, hooks):
-    """Train every member of `ensemble` to the common total_steps of `optims` (one OptimSettings each);
-    returns, per member, its final evaluation's curves or the TrainingDiverged that dropped it.
+def train_ensemble(
+    ensemble,
+    optimizer,
+    optims,
+    *,
+    batches,
+    evaluate,
+    eval_every,
+    hooks,
+    start=None,
+    checkpointing=None,
+    should_stop=None,
+):
+    """Train every member of `ensemble` from `start` to the common total_steps of `optims` (one
+    OptimSettings each); returns, per member, its final evaluation's curves or the TrainingDiverged that
+    dropped it.
 
     `batches(step, members)` returns xs (S', B, K, D) and ys (S', B, K) for the members still training
     (their original indices, in order); `evaluate(index, model)` scores member `index` as a stand-alone
-    model; `hooks[index]` are member `index`'s hooks.
+    model; `hooks[index]` are member `index`'s hooks. `start` is a LoopState whose loss_sum, if any, holds
+    one running sum per member (S,). `checkpointing[index]` (a models.Checkpointing each, one `every`)
+    is where member `index`'s checkpoints go, each a single training's checkpoint (models/checkpoint.py):
+    it resumes alone or in any ensemble. `should_stop()` is asked after every step, as in models.train.
     """
     total = optims[0].total_steps
     if any(o.total_steps != total for o in optims):
         raise ValueError(f"an ensemble trains its members for one length, got {[o.total_steps for o in optims]}")
+    start = start or LoopState(0, None, 0)
+    if not 0 <= start.step < total:
+        raise ValueError(f"start step {start.step} must be in [0, total_steps={total})")
+    every = checkpointing and {c.every for c in checkpointing}
+    if every and len(every) > 1:
+        raise ValueError(f"an ensemble checkpoints its members together, got every={sorted(every)}")
+    every = every and every.pop()
     members, results = list(range(len(optims))), {}
-    running, count = None, 0
+    running, count = start.loss_sum, start.loss_count
     like = ensemble.read_in.weight
-    for step in range(total):
+    for step in range(start.step, total):
         # The members' learning rates, made a device tensor once per logging window: a host-to-device
         # copy every step would make the host wait for the device every step.
-        if step % LOG_EVERY == 0:
-            window = range(step, min(step + LOG_EVERY, total))
+        if step == start.step or step % LOG_EVERY == 0:
+            window = range(step, min(step - step % LOG_EVERY + LOG_EVERY, total))
             rates = torch.tensor([[optims[i].lr_at(s) for i in members] for s in window], dtype=like.dtype)
             rates = rates.to(like.device)
         xs, ys = batches(step, members)
-        losses = ensemble_step(ensemble, optimizer, xs, ys, rates[step % LOG_EVERY])
+        losses = ensemble_step(ensemble, optimizer, xs, ys, rates[step - window.start])
         running, count = (losses if running is None else running + losses), count + 1
         done = step + 1
         # ---- training loss per member, every LOG_EVERY steps (one device sync for all)
@@ -64,7 +90,26 @@ def train_ensemble(ensemble, optimizer, optims, *, batches, evaluate, eval_every
                 results[i] = evaluate(i, ensemble.member(k))
                 for hook in hooks[i]:
                     hook.on_eval(done, results[i])
+        # ---- checkpoints, one single-training file per member: on schedule, at the end, before stopping
+        stop = should_stop is not None and should_stop() and done < total
+        if checkpointing and (done % every == 0 or done == total or stop):
+            _save_members(ensemble, optimizer, optims, members, LoopState(done, running, count), checkpointing, hooks)
+        if stop:
+            raise TrainingInterrupted(done)
     for i in members:
         for hook in hooks[i]:
             hook.on_end(total, results[i])
     return [results[i] for i in range(len(optims))]
+
+
+def _save_members(ensemble, optimizer, optims, members, loop, checkpointing, hooks):
+    """Each member's checkpoint at `loop` (LoopState with the ensemble's running sums), as a single training's."""
+    for k, i in enumerate(members):
+        model = ensemble.member(k)
+        state = LoopState(loop.step, None if loop.loss_sum is None else loop.loss_sum[k], loop.loss_count)
+        own = optimizer.member_optimizer(k, model, optims[i].lr)
+        save_checkpoint(
+            checkpointing[i].path, model=model, optimizer=own, loop=state, settings=checkpointing[i].settings
+        )
+        for hook in hooks[i]:
+            hook.on_checkpoint(loop.step, checkpointing[i].path)

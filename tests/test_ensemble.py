@@ -6,7 +6,17 @@ import pytest
 import torch
 
 import models
-from models import Hook, ModelConfig, OptimSettings, build_model, make_optimizer
+from models import (
+    Checkpointing,
+    Hook,
+    ModelConfig,
+    OptimSettings,
+    TrainingInterrupted,
+    build_model,
+    load_checkpoint,
+    loop_state,
+    make_optimizer,
+)
 from models.ensemble import EnsembleAdamW, EnsembleRegressor
 from models.ensemble_training import train_ensemble
 from models.training import TrainingDiverged
@@ -28,6 +38,12 @@ POOLS = [torch.randn(m, 4, generator=torch.Generator().manual_seed(m)) for m in 
 def batch(i, step, dtype):
     xs, _, ys = sample_batch(DATA[i], step, pool=POOLS[i], task_scale=1.0)
     return xs.to(dtype), ys.to(dtype)
+
+
+def stacked(step, members, dtype):
+    """The batches of `members` at `step`, stacked: xs (S, B, K, D), ys (S, B, K)."""
+    xs, ys = zip(*(batch(i, step, dtype) for i in members), strict=True)
+    return torch.stack(xs), torch.stack(ys)
 
 
 def evaluate(i, model):
@@ -130,6 +146,114 @@ def test_a_member_that_diverges_fails_alone():
     for i in range(2):  # the others finish as if trained alone
         model, _, _ = alone(i, torch.float64)
         assert max_difference(model, final[i])[0] < 1e-10
+
+
+class StopAt:
+    """should_stop: yes once `step` steps are done (asked after every step)."""
+
+    def __init__(self, step):
+        self.step, self.done = step, 0
+
+    def __call__(self):
+        self.done += 1
+        return self.done >= self.step
+
+
+def interrupted_together(folder, dtype, stop_at):
+    """The members trained as one ensemble, checkpointing every 30 steps, stopped after `stop_at` steps:
+    the Checkpointing of each member."""
+    ensemble = EnsembleRegressor.of([build_model(CONFIG, seed=100 + i).to(dtype) for i in range(3)])
+    optimizer = EnsembleAdamW(ensemble, [o.weight_decay for o in OPTIMS])
+    checkpointing = [Checkpointing(folder / str(i), {"member": i}, 30) for i in range(3)]
+    with pytest.raises(TrainingInterrupted, match=f"after step {stop_at}"):
+        train_ensemble(
+            ensemble,
+            optimizer,
+            OPTIMS,
+            batches=lambda step, members: stacked(step, members, dtype),
+            evaluate=lambda i, model: evaluate(i, model),
+            eval_every=30,
+            hooks=[[] for _ in OPTIMS],
+            checkpointing=checkpointing,
+            should_stop=StopAt(stop_at),
+        )
+    return checkpointing
+
+
+def restored(path, i):
+    """Member `i`'s model and torch AdamW from its checkpoint at `path`, and the loaded state."""
+    state = load_checkpoint(path)
+    model = build_model(CONFIG, seed=0).to(torch.float64)  # then the checkpoint's float64 weights
+    model.load_state_dict(state["model"])
+    optimizer = make_optimizer(model, lr=OPTIMS[i].lr, weight_decay=OPTIMS[i].weight_decay)
+    optimizer.load_state_dict(state["optimizer"])
+    return model, optimizer, state
+
+
+def assert_same_reports(resumed, full, after):
+    """A resumed training's reports are the uninterrupted one's after step `after` (values to 1e-10)."""
+    full = [event for event in full if event[1] > after]
+    assert [e[:2] for e in resumed] == [e[:2] for e in full]
+    assert [e[2] for e in resumed] == pytest.approx([e[2] for e in full], rel=1e-10)
+
+
+def test_an_ensembles_checkpoints_are_single_trainings_that_resume_alone_or_packed(tmp_path):
+    """Stopped at step 20 (between logs: the running loss sums are in the checkpoints too), each member's
+    checkpoint resumes by the single loop, and all three resume as an ensemble again; both end where the
+    uninterrupted single training ends, with the same reports from step 21 on."""
+    checkpointing = interrupted_together(tmp_path, torch.float64, 20)
+    resumed = []
+    for i in range(3):
+        model, optimizer, state = restored(checkpointing[i].path, i)
+        assert state["settings"] == {"member": i} and state["step"] == 20 and state["loss_count"] == 20
+        hook = Record()
+        models.train(
+            model,
+            optimizer,
+            OPTIMS[i],
+            batches=lambda step, i=i: batch(i, step, torch.float64),
+            evaluate=lambda m, i=i: evaluate(i, m),
+            eval_every=30,
+            hooks=[hook],
+            start=loop_state(state),
+        )
+        reference, _, events = alone(i, torch.float64)
+        assert max_difference(reference, model)[0] < 1e-10, i
+        assert_same_reports(hook.events, events, after=20)
+        resumed.append(restored(checkpointing[i].path, i))
+    ensemble = EnsembleRegressor.of([model for model, _, _ in resumed])
+    optimizer = EnsembleAdamW.of(ensemble, [m for m, _, _ in resumed], [o for _, o, _ in resumed])
+    sums = torch.stack([state["loss_sum"] for _, _, state in resumed])
+    hooks = [[Record()] for _ in range(3)]
+    finals = {}
+
+    def evaluate_member(i, model):
+        finals[i] = model
+        return evaluate(i, model)
+
+    train_ensemble(
+        ensemble,
+        optimizer,
+        OPTIMS,
+        batches=lambda step, members: stacked(step, members, torch.float64),
+        evaluate=evaluate_member,
+        eval_every=30,
+        hooks=hooks,
+        start=models.LoopState(20, sums, 20),
+    )
+    for i in range(3):
+        reference, _, events = alone(i, torch.float64)
+        assert max_difference(reference, finals[i])[0] < 1e-10, i
+        assert_same_reports(hooks[i][0].events, events, after=20)
+
+
+def test_members_at_different_steps_are_refused(tmp_path):
+    first = interrupted_together(tmp_path / "a", torch.float64, 20)
+    second = interrupted_together(tmp_path / "b", torch.float64, 10)
+    resumed = [restored(first[0].path, 0), restored(second[1].path, 1)]
+    ensemble = EnsembleRegressor.of([model for model, _, _ in resumed])
+    with pytest.raises(ValueError, match=r"continue from one step, got steps \[10, 20\]"):
+        EnsembleAdamW.of(ensemble, [m for m, _, _ in resumed], [o for _, o, _ in resumed])
 
 
 def test_bad_shapes_and_lengths_are_refused():
