@@ -83,8 +83,28 @@ def check_evaluation(evaluation, n_dims):
 
 def check_training(settings, device):
     """TrainSettings `settings`: its eval sets in memory, its training step on `device`."""
-    check_evaluation(settings.evaluation, settings.arch.n_dims)
-    arch, data = settings.arch, settings.data
+    check_pack([settings], device)
+
+
+def check_pack(settings, device):
+    """The TrainSettings in `settings` (one architecture and batch size) trained as one ensemble on
+    `device`: each one's eval sets in memory, and the ensemble's step (a member's, times the members)."""
+    for member in settings:
+        check_evaluation(member.evaluation, member.arch.n_dims)
+    arch, data, members = settings[0].arch, settings[0].data, len(settings)
     options = {"batch_size": data.batch_size, "n_points": arch.n_points, "n_embd": arch.n_embd}
-    options |= {"n_layer": arch.n_layer}
-    require(training_bytes(data, arch), "a training step", options, device)
+    options |= {"n_layer": arch.n_layer} | ({"pack": members} if members > 1 else {})
+    what = "a training step" if members == 1 else f"a step of {members} packed trainings"
+    require(members * training_bytes(data, arch), what, options, device)
+
+
+def pack_size(settings, device, sharing=1):
+    """Members per ensemble when the sweep's `pack` is left to choose, for TrainSettings like `settings`:
+    1 on a CPU (an ensemble there is no faster than its members one after another: README, benchmarks),
+    and on CUDA as many as fit in the HEADROOM share of the device's free memory, split between the
+    `sharing` processes that train on it at once."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return 1
+    step = training_bytes(settings.data, settings.arch)
+    return max(1, int(HEADROOM * free_memory(device) / sharing // step))

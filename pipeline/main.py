@@ -13,13 +13,14 @@ import time
 
 import click
 
+from pipeline.bounds import check_pack, pack_size
 from pipeline.cli import EntryCommand, entry_point, options
 from pipeline.presets import PRESETS, SWEEP_OPTIONS, resolve
 from pipeline.resume import stop_on_signals
 from pipeline.store import ui_command
 from pipeline.sweep import dashboard, summary
-from pipeline.sweep.chain import check
-from pipeline.sweep.executors import make_executor, run_chains
+from pipeline.sweep.chain import check, train_settings
+from pipeline.sweep.executors import make_executor, packs_of, run_chains
 from pipeline.sweep.figure import sweep_figure
 from pipeline.sweep.grid import grid, warmup_fraction
 from pipeline.tracking import as_text, tracked_run
@@ -39,6 +40,9 @@ def sweep(tracking, preset, overrides):
     device = device_of(settings["device"][0])
     for point in points:
         check(point, device)
+    pack = settings["pack"][0] or min(pack_size(train_settings(p), device, sharing=workers) for p in points)
+    for indices in packs_of(points, pack):
+        check_pack([train_settings(points[i]) for i in indices], device)
     name = f"sweep-{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
     with stop_on_signals(forward=True), tracked_run(tracking, name, "main") as run:
         run.client.update_run(run.id, name=f"{name}-{run.id[:6]}")  # distinct even within one second
@@ -48,14 +52,16 @@ def sweep(tracking, preset, overrides):
         resolved["n_tasks"] = ",".join(map(as_text, settings["n_tasks"]))
         if resolved["checkpoint_every"] is None:  # a checkpoint at every evaluation
             resolved["checkpoint_every"] = resolved["eval_every"]
+        resolved["pack"] = pack
         run.log_params({"preset": preset} | resolved)
         run.log_dict(resolved, "settings.json")
         axes = points[0].axes
         click.echo(
             f"sweep {preset}: {len(points)} trainings over {', '.join(axes)} "
             f"({', '.join(p.label for p in points)}), executor {executor_name}, {workers} at a time"
+            + (f", packed up to {pack} per ensemble" if pack > 1 else "")
         )
-        chains = run_chains(executor, tracking, points, run.id)
+        chains = run_chains(executor, tracking, points, run.id, pack)
         client = tracking.client()
         # Points that differ only in training settings share one baselines run: fetch each once.
         baselines = {chain["evaluate_baselines"] for chain in chains}

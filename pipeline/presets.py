@@ -50,7 +50,7 @@ PRESETS = {
 
 # Options of `main`: every setting of a chain, and how the sweep runs; SINGLE ones take one value.
 SWEEP_OPTIONS = [name for name in DEFAULTS if name not in ("pool", "baselines", "model", "prompts", "kind")]
-SINGLE = ("device", "model_name", "executor", "workers", "checkpoint_every", "resume")
+SINGLE = ("device", "model_name", "executor", "workers", "pack", "checkpoint_every", "resume", "compile")
 
 
 def resolve(preset, overrides):

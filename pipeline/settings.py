@@ -83,6 +83,13 @@ OPTIONS = {
         "auto: continue the newest interrupted train run with the same params from its checkpoint (same run "
         "id); never: start afresh.",
     ),
+    "compile": Option(
+        click.BOOL,
+        False,
+        "run the training step through torch.compile: faster on long runs once compiled (tens of seconds; "
+        "`make bench` measures both), equal to the eager step to float32 round-off. Tagged `compiled` on the "
+        "run, not a param: a finished run is reused whichever way it was computed.",
+    ),
     "model_name": Option(
         click.STRING,
         "icl-transformer",
@@ -120,6 +127,13 @@ OPTIONS = {
     ),
     "workers": Option(
         POSITIVE, 1, "chains of a sweep run at once by executor=process (2 suits 2 cores for small models)."
+    ),
+    "pack": Option(
+        Unset(POSITIVE),
+        None,
+        "trainings of a sweep packed into one ensemble, trained as one batched computation, each still its own "
+        "train run (those that share architecture, batch size, total_steps, eval_every): 1 = one model per "
+        "training; empty: 1 on a CPU (no faster there), on CUDA as many as fit in the device's free memory.",
     ),
 }
 DEFAULTS = {name: option.default for name, option in OPTIONS.items()}

@@ -13,6 +13,7 @@ the sanity gate. A run that fails registers nothing; an interrupted one is resum
 """
 
 import contextlib
+import dataclasses
 import json
 import tempfile
 from pathlib import Path
@@ -70,29 +71,119 @@ class TrackingHook(Hook):
         log_curves(self.run, own, step=step, logged=self.logged)
 
 
-def train(tracking, settings, *, parent=None, label=None, checkpoint_every=None, resume="auto"):
+def train(tracking, settings, *, parent=None, label=None, checkpoint_every=None, resume="auto", compile=False):
     """Train, evaluate and register the model of TrainSettings `settings`; returns the run id.
 
     `parent` nests the run under that run id; `label` names it (train-<label>), its registry alias and
     prefixes its progress lines (several trainings share a terminal). A checkpoint is uploaded every
     `checkpoint_every` steps (default: eval_every). `resume="auto"` continues an interrupted run with the
     same settings (pipeline/resume.py); "never" starts afresh. SIGTERM or SIGINT checkpoint the training
-    and end its run KILLED (models.TrainingInterrupted).
+    and end its run KILLED (models.TrainingInterrupted). `compile` compiles the training step (tag
+    `compiled`).
     """
     device = device_of(settings.device)
     check_training(settings, device)
+    with (
+        _threads(settings.threads),
+        stop_on_signals() as stop,
+        opened(tracking, settings, device, parent=parent, label=label, resume=resume, compile=compile) as training,
+        tempfile.TemporaryDirectory() as folder,
+    ):
+        try:
+            curves = models.train(
+                training.model,
+                training.optimizer,
+                settings.optim,
+                batches=training.batches,
+                evaluate=training.evaluate,
+                eval_every=settings.eval_every,
+                hooks=training.hooks,
+                checkpointing=training.checkpointing(folder, checkpoint_every),
+                start=training.start,
+                should_stop=stop,
+                compile=compile,
+            )
+        except TrainingDiverged as error:  # the learning rate the user chose is too high for this model
+            raise training.diverged(error) from None
+        training.finish(curves)
+    return training.run.id
+
+
+@dataclasses.dataclass
+class Training:
+    """One training's open run and what its loop needs (`opened`): the model and optimiser (restored when
+    resumed, with the LoopState `start`), its data, its evaluation and its hooks (progress, tracking,
+    checkpoint upload). The single loop drives one; pipeline/packed.py drives several as an ensemble."""
+
+    run: object
+    settings: TrainSettings
+    pool: object
+    label: str
+    prefix: str
+    device: torch.device
+    evaluation: dict
+    model: models.InContextRegressor
+    optimizer: torch.optim.Optimizer
+    start: object
+    hooks: list
+    record: dict
+    tasks: object = None  # the pool's tasks on the device (None at M = inf)
+
+    def batches(self, step):
+        """(xs, ys) of training step `step`: a pure function of the step and the settings' seeds."""
+        data, scale = self.settings.data, self.pool.task_scale
+        xs, _, ys = sample_batch(data, step, pool=self.tasks, task_scale=scale, device=self.device)
+        return xs, ys
+
+    def evaluate(self, model):
+        """{metric: per-position curve} of `model` on the eval sets, against the estimators."""
+        curves = {}
+        for dist, (eval_set, preds) in self.evaluation.items():
+            pt = transformer_predictions(model, eval_set, device=self.device)
+            curves |= score(dist, eval_set, {**preds, "pt": pt})
+        return curves
+
+    def checkpointing(self, folder, every=None):
+        """Where and how often the loop writes this training's checkpoint (default: every evaluation)."""
+        return Checkpointing(Path(folder), self.record, every or self.settings.eval_every)
+
+    def diverged(self, error):
+        """The InputError a TrainingDiverged becomes (the lr is the user's); the run is not resumable."""
+        self.run.set_tag("resumable", "false")
+        return InputError(str(error))
+
+    def finish(self, curves):
+        """After the last step: the sanity gate (a model it refuses is never logged), the per-position
+        table and figure, then the model, logged and registered under the alias of the label."""
+        run, settings, evaluation = self.run, self.settings, self.evaluation
+        check_sanity(run, curves, evaluation, settings.optim.lr)
+        log_position_table(run, curves)
+        figure = per_position_figure(curves, list(evaluation), f"M = {self.pool.n_tasks}")
+        run.log_figure(figure, "figures/per_position.png")
+        name = settings.model_name
+        click.echo(f"{self.prefix}registering the model as {name} (alias {alias(self.label)}) ...")
+        final = {key: float(curve.mean()) for key, curve in curves.items()}
+        version = log_and_register(run, self.model, settings, self.pool, self.label, final)
+        click.echo(f"{self.prefix}registered models:/{name}/{version}; reload it as models:/{name}@{alias(self.label)}")
+
+
+@contextlib.contextmanager
+def opened(tracking, settings, device, *, parent=None, label=None, resume="auto", compile=False):
+    """The Training of TrainSettings `settings` on `device`, its run open (tracking.tracked_run: FINISHED
+    when the block ends, FAILED or KILLED when it raises) and resumed from its checkpoint when `resume`
+    is "auto" and an interrupted run with the same params has one. With a `parent` (a sweep: several
+    trainings share the terminal), its progress is lines prefixed with the label. `compile`: whether its
+    step will be compiled (the run's tag `compiled` says so)."""
     pool = open_pool(settings.pool, settings.data.n_dims)
     total = settings.optim.total_steps
     label = label or pool_label(pool.n_tasks)
     params = flat(settings)
     previous = resumable_run(tracking, params, total) if resume == "auto" else None
-    with (
-        _threads(settings.threads),
-        stop_on_signals() as stop,
-        tracked_run(tracking, f"train-{label}", "train", parent, reopen=previous and previous.info.run_id) as run,
-    ):
+    with tracked_run(tracking, f"train-{label}", "train", parent, reopen=previous and previous.info.run_id) as run:
         run.log_params(params | {"n_tasks": pool.n_tasks, "task_scale": pool.task_scale})
         run.set_tag("pool_sha256", pool.digest)
+        if compile:
+            run.set_tag("compiled", "true")
         evaluation = _evaluation(settings, pool)
         _log_inputs(run, settings, pool, evaluation, resumed=previous is not None)
         model = build_model(settings.arch, seed=settings.model_seed, device=device)
@@ -101,49 +192,27 @@ def train(tracking, settings, *, parent=None, label=None, checkpoint_every=None,
         n_params = sum(p.numel() for p in model.parameters())
         run.log_params({"n_params": n_params})
         click.echo(f"training {n_params:,} parameters on {device} for {total} steps, M={pool.n_tasks}")
-        pool_tensor = None if pool.tasks is None else torch.from_numpy(pool.tasks).to(device)
-
-        def batches(step):
-            xs, _, ys = sample_batch(settings.data, step, pool=pool_tensor, task_scale=pool.task_scale, device=device)
-            return xs, ys
-
         record = params | {"n_tasks": pool.n_tasks, "task_scale": pool.task_scale, "pool_sha256": pool.digest}
-        prefix = f"[{label}] " if parent else ""  # several trainings may share the terminal
+        prefix = f"[{label}] " if parent else ""
         progress = Progress(total, prefix, start.step if start else 0)
         hooks = [progress, TrackingHook(run, logged)]
         hooks.append(CheckpointUpload(run, previous and previous.data.tags["checkpoint"]))
-        with tempfile.TemporaryDirectory() as folder, contextlib.closing(progress):
-            try:
-                curves = models.train(
-                    model,
-                    optimizer,
-                    settings.optim,
-                    batches=batches,
-                    evaluate=lambda m: _evaluate(m, evaluation, device),
-                    eval_every=settings.eval_every,
-                    hooks=hooks,
-                    checkpointing=Checkpointing(Path(folder), record, checkpoint_every or settings.eval_every),
-                    start=start,
-                    should_stop=stop,
-                )
-            except TrainingDiverged as error:  # the learning rate the user chose is too high for this model
-                run.set_tag("resumable", "false")
-                raise InputError(str(error)) from None
-        _finish(run, model, curves, evaluation, settings, pool, label, prefix)
-    return run.id
-
-
-def _finish(run, model, curves, evaluation, settings, pool, label, prefix):
-    """After the last step: the sanity gate (a model it refuses is never logged), the per-position table
-    and figure, then the model, logged and registered under the alias of `label`."""
-    check_sanity(run, curves, evaluation, settings.optim.lr)
-    log_position_table(run, curves)
-    run.log_figure(per_position_figure(curves, list(evaluation), f"M = {pool.n_tasks}"), "figures/per_position.png")
-    name = settings.model_name
-    click.echo(f"{prefix}registering the model as {name} (alias {alias(label)}) ...")
-    final = {key: float(curve.mean()) for key, curve in curves.items()}
-    version = log_and_register(run, model, settings, pool, label, final)
-    click.echo(f"{prefix}registered models:/{name}/{version}; reload it as models:/{name}@{alias(label)}")
+        with contextlib.closing(progress):
+            yield Training(
+                run=run,
+                settings=settings,
+                pool=pool,
+                label=label,
+                prefix=prefix,
+                device=device,
+                evaluation=evaluation,
+                model=model,
+                optimizer=optimizer,
+                start=start,
+                hooks=hooks,
+                record=record,
+                tasks=None if pool.tasks is None else torch.from_numpy(pool.tasks).to(device),
+            )
 
 
 def _log_inputs(run, settings, pool, evaluation, *, resumed):
@@ -197,14 +266,6 @@ def _threads(count):
         torch.set_num_threads(before)
 
 
-def _evaluate(model, evaluation, device):
-    curves = {}
-    for dist, (eval_set, preds) in evaluation.items():
-        pt = transformer_predictions(model, eval_set, device=device)
-        curves |= score(dist, eval_set, {**preds, "pt": pt})
-    return curves
-
-
 def _evaluation(settings, pool):
     """{dist: (eval set, estimator predictions)}: cached from a baselines run, or computed now."""
     if not settings.baselines:
@@ -248,11 +309,11 @@ def device_of(name):
     cls=EntryCommand,
     help="Pretrain the in-context regression transformer on a task pool (paper Sec. 2) and register it.",
 )
-@options(*option_names(TrainSettings), "checkpoint_every", "resume")
+@options(*option_names(TrainSettings), "checkpoint_every", "resume", "compile")
 @entry_point
-def main(tracking, checkpoint_every, resume, **params):
+def main(tracking, checkpoint_every, resume, compile, **params):
     settings = build(TrainSettings, params | {"threads": params["threads"] or machine_cores()})
-    train(tracking, settings, checkpoint_every=checkpoint_every, resume=resume)
+    train(tracking, settings, checkpoint_every=checkpoint_every, resume=resume, compile=compile)
 
 
 if __name__ == "__main__":

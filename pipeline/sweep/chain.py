@@ -21,6 +21,7 @@ import click
 from pipeline.bounds import check_pool, check_training
 from pipeline.evaluate_baselines import evaluate_baselines
 from pipeline.generate_pool import POOL_ARTIFACT, generate_pool
+from pipeline.packed import train_packed
 from pipeline.settings import BaselinesSettings, TrainSettings, build, flat, same_params
 from pipeline.tracking import adopt
 from pipeline.train import train
@@ -46,7 +47,12 @@ def check(point, device):
     combination raises InputError before any run starts."""
     values = point.values | LINKS
     check_pool(build(GENERATE_POOL.settings, values))
-    check_training(build(TRAIN.settings, values), device)  # the eval sets too: the baselines run's are the same
+    check_training(train_settings(point), device)  # the eval sets too: the baselines run's are the same
+
+
+def train_settings(point):
+    """The point's TrainSettings, before its pool and baselines runs exist (their URIs left empty)."""
+    return build(TRAIN.settings, point.values | LINKS)
 
 
 def preparation(point):
@@ -75,15 +81,20 @@ def finished_run(tracking, stage, settings):
     )
 
 
+def reused(tracking, stage, settings, *, parent):
+    """The id of a finished run of `stage` with `settings`, moved under `parent`; None when there is none."""
+    previous = finished_run(tracking, stage, settings)
+    if previous is None:
+        return None
+    click.echo(f"reusing {previous.info.run_name} ({previous.info.run_id}): same params, FINISHED")
+    adopt(tracking.client(), previous.info.run_id, parent)
+    return previous.info.run_id
+
+
 def run_stage(tracking, stage, values, *, parent, **kwargs):
     """Reuse a finished run of `stage` with the settings built from `values`, or run it; returns its id."""
     settings = build(stage.settings, values)
-    previous = finished_run(tracking, stage, settings)
-    if previous is not None:
-        click.echo(f"reusing {previous.info.run_name} ({previous.info.run_id}): same params, FINISHED")
-        adopt(tracking.client(), previous.info.run_id, parent)
-        return previous.info.run_id
-    return stage.run(tracking, settings, parent=parent, **kwargs)
+    return reused(tracking, stage, settings, parent=parent) or stage.run(tracking, settings, parent=parent, **kwargs)
 
 
 def prepare(tracking, point, *, parent):
@@ -98,8 +109,39 @@ def prepare(tracking, point, *, parent):
 
 def finish(tracking, point, prepared, *, parent):
     """The point's training on its `prepared` pool and baselines; returns the chain's {stage name: run id}."""
+    train_run = run_stage(
+        tracking, TRAIN, _train_values(point, prepared), parent=parent, label=point.label, **_control(point)
+    )
+    return prepared | {TRAIN.name: train_run}
+
+
+def finish_pack(tracking, points, prepared, *, parent):
+    """The trainings of `points` (one architecture and batch size: packed.pack_key), each on its `prepared`
+    pool and baselines, as one ensemble (pipeline/packed.py); those with a finished run are reused, and
+    a single one left trains alone. Returns each chain's {stage name: run id}."""
+    runs, todo = {}, []
+    for k, point in enumerate(points):
+        settings = build(TRAIN.settings, _train_values(point, prepared[k]))
+        runs[k] = reused(tracking, TRAIN, settings, parent=parent)
+        if runs[k] is None:
+            todo.append((k, settings))
+    if len(todo) == 1:
+        ((k, settings),) = todo
+        runs[k] = train(tracking, settings, parent=parent, label=points[k].label, **_control(points[k]))
+    elif todo:
+        labels = [points[k].label for k, _ in todo]
+        trained = train_packed(tracking, [s for _, s in todo], parent=parent, labels=labels, **_control(points[0]))
+        runs |= {k: run_id for (k, _), run_id in zip(todo, trained, strict=True)}
+    return [prepared[k] | {TRAIN.name: runs[k]} for k in range(len(points))]
+
+
+def _train_values(point, prepared):
+    """The point's option values with the URIs of its prepared pool and baselines runs."""
     links = {"pool": f"runs:/{prepared[GENERATE_POOL.name]}/{POOL_ARTIFACT}", "model": ""}
     links["baselines"] = f"runs:/{prepared[EVALUATE_BASELINES.name]}"
-    control = {key: point.values[key] for key in ("checkpoint_every", "resume")}
-    train_run = run_stage(tracking, TRAIN, point.values | links, parent=parent, label=point.label, **control)
-    return prepared | {TRAIN.name: train_run}
+    return point.values | links
+
+
+def _control(point):
+    """How a training runs rather than what it computes (not params: equal runs match whatever these were)."""
+    return {key: point.values[key] for key in ("checkpoint_every", "resume", "compile")}

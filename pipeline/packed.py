@@ -1,0 +1,126 @@
+"""Several trainings packed into one ensemble (models/ensemble.py): one batched computation, each member
+still a training of its own in MLflow.
+
+Each member is opened exactly as `pipeline.train.train` opens a training (pipeline/train.py `opened`):
+its own train run with the same params, step metrics, checkpoints, registered model and alias, found
+again by a sweep's reuse and resumed from its own checkpoint. Members resumed at different steps train
+as separate ensembles, one per step. A member that diverges or fails the sanity gate fails alone (its run
+FAILED, nothing registered); the others finish, then the first failure is raised.
+"""
+
+import contextlib
+import tempfile
+from pathlib import Path
+
+import torch
+
+from models import LoopState, TrainingDiverged
+from models.ensemble import EnsembleAdamW, EnsembleRegressor
+from models.ensemble_training import train_ensemble
+from pipeline.bounds import check_pack
+from pipeline.resume import stop_on_signals
+from pipeline.train import _threads, device_of, opened
+from pipeline.types import InputError
+
+# What members of one ensemble must share: one architecture, batch size, length, evaluation schedule, and
+# where and how they run (device, threads). Anything else (pool, seeds, lr, schedule, weight decay,
+# eval sets) may differ.
+SHARED = ("arch", "data.batch_size", "optim.total_steps", "eval_every", "device", "threads")
+
+
+def pack_key(settings):
+    """What TrainSettings `settings` must share with the others of its ensemble (SHARED), as a tuple."""
+    values = []
+    for path in SHARED:
+        value = settings
+        for name in path.split("."):
+            value = getattr(value, name)
+        values.append(value)
+    return tuple(values)
+
+
+def train_packed(tracking, settings, *, parent=None, labels=None, checkpoint_every=None, resume="auto", compile=False):
+    """Train the TrainSettings in `settings` as one ensemble; returns their run ids, in order.
+
+    Each member is what `pipeline.train.train(tracking, settings[k], parent=parent, label=labels[k], ...)`
+    would make of it alone, to float32 round-off. Raises the first member's failure once the others are
+    done (registered); SIGTERM or SIGINT checkpoint every member and end their runs KILLED. `compile`
+    compiles the ensemble's step (models.training.compiled).
+    """
+    keys = {pack_key(s) for s in settings}
+    if len(keys) > 1:
+        raise InputError(f"packed trainings must share {', '.join(SHARED)}; these differ: {sorted(map(str, keys))}")
+    labels = labels or [None] * len(settings)
+    device = device_of(settings[0].device)
+    check_pack(settings, device)
+    failures = {}
+    with (
+        _threads(settings[0].threads),
+        stop_on_signals() as stop,
+        contextlib.ExitStack() as stack,
+        tempfile.TemporaryDirectory() as folder,
+    ):
+        # Each member's run in a context of its own, so one can end FAILED while the others go on.
+        runs = [stack.enter_context(contextlib.ExitStack()) for _ in settings]
+        trainings = [
+            runs[k].enter_context(
+                opened(tracking, s, device, parent=parent, label=labels[k], resume=resume, compile=compile)
+            )
+            for k, s in enumerate(settings)
+        ]
+        for k, training in enumerate(trainings):
+            training.run.set_tag("packed", f"member {k + 1} of {len(trainings)} trained as one ensemble")
+        groups = {}
+        for k, training in enumerate(trainings):
+            groups.setdefault(training.start.step if training.start else 0, []).append(k)
+        for members in groups.values():
+            group = [trainings[k] for k in members]
+            checkpointing = [trainings[k].checkpointing(Path(folder, str(k)), checkpoint_every) for k in members]
+            results = _train_ensemble(group, checkpointing, stop, compile)
+            for k, result in zip(members, results, strict=True):
+                try:
+                    if isinstance(result, TrainingDiverged):
+                        raise trainings[k].diverged(result)
+                    trainings[k].finish(result)
+                except Exception as error:  # this member fails alone: its run ends FAILED
+                    failures[k] = error
+                    runs[k].__exit__(type(error), error, error.__traceback__)
+                else:
+                    runs[k].close()
+    if failures:
+        raise failures[min(failures)]
+    return [training.run.id for training in trainings]
+
+
+def _train_ensemble(trainings, checkpointing, stop, compile):
+    """Train the opened `trainings` (all at one start step) as one ensemble; per member, its final curves or
+    its TrainingDiverged."""
+    models = [t.model for t in trainings]
+    ensemble = EnsembleRegressor.of(models)
+    optimizer = EnsembleAdamW.of(ensemble, models, [t.optimizer for t in trainings])
+    start = trainings[0].start
+    if start is not None:
+        sums = None if start.loss_sum is None else torch.stack([t.start.loss_sum for t in trainings])
+        start = LoopState(start.step, sums, start.loss_count)
+
+    def batches(step, members):
+        xs, ys = zip(*(trainings[i].batches(step) for i in members), strict=True)
+        return torch.stack(xs), torch.stack(ys)
+
+    def evaluate(index, model):
+        trainings[index].model = model  # the member's latest weights: its final ones are registered
+        return trainings[index].evaluate(model)
+
+    return train_ensemble(
+        ensemble,
+        optimizer,
+        [t.settings.optim for t in trainings],
+        batches=batches,
+        evaluate=evaluate,
+        eval_every=trainings[0].settings.eval_every,
+        hooks=[t.hooks for t in trainings],
+        start=start,
+        checkpointing=checkpointing,
+        should_stop=stop,
+        compile=compile,
+    )
