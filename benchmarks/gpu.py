@@ -4,12 +4,13 @@
 For S = 1, 4, 16, 42 members (42 = the Fig. 2 grid: 21 pool sizes x 2 data scales) of the base model at
 the paper's setting (D = 8, K = 16, batch 256), it times ensemble steps after a warm-up (the batches are
 drawn beforehand), synchronising the device, and reports members x steps / s, the peak device memory,
-and the projected wall time of the 42 trainings of 500k steps each when packed S at a time. `--dry`
-runs the same code on the CPU with the smoke model and a few steps (CI checks it runs); its numbers
-mean nothing.
+and the projected wall time of the 42 trainings of 500k steps each when packed S at a time. With
+`--compile`, the compiled step (the `compile` option: torch.compile) is timed too, after its compile
+time, and the projection uses the faster way. `--dry` runs the same code on the CPU with the smoke model
+and a few steps (CI checks it runs); its numbers mean nothing.
 
-    python -m benchmarks.gpu            # on a CUDA machine
-    python -m benchmarks.gpu --dry      # anywhere
+    python -m benchmarks.gpu --compile            # on a CUDA machine
+    python -m benchmarks.gpu --compile --dry      # anywhere
 """
 
 import math
@@ -20,15 +21,18 @@ import torch
 
 from models import ModelConfig, build_model
 from models.ensemble import EnsembleAdamW, EnsembleRegressor, ensemble_step
+from models.training import compiled
 from tasks import DataSettings, sample_batch
 
 FIG2_TRAININGS, FIG2_STEPS = 42, 500_000
 
 
-def rate(config, members, batch_size, steps, device):
-    """(members x steps / s, peak device bytes or None) of `steps` ensemble steps after 3 warm-up steps."""
+def rate(config, members, batch_size, steps, device, compile=False):
+    """(members x steps / s, peak device bytes or None, seconds of the warm-up) of `steps` ensemble steps
+    after 3 warm-up steps (the first compiles, with `compile`)."""
     ensemble = EnsembleRegressor.of([build_model(config, seed=s, device=device) for s in range(members)])
     optimizer = EnsembleAdamW(ensemble, [0.0] * members)
+    stepped = compiled(ensemble) if compile else ensemble
     shape = (batch_size, config.n_points, config.n_dims)
     specs = [DataSettings(*shape, 0.5, 1.0, s, s + 1, s + 2) for s in range(members)]
     lr = torch.full((members,), 1e-4, device=device)
@@ -39,25 +43,28 @@ def rate(config, members, batch_size, steps, device):
         return torch.stack(xs), torch.stack(ys)
 
     data = [draw(index) for index in range(3 + steps)]
-    for xs, ys in data[:3]:  # warm-up
-        ensemble_step(ensemble, optimizer, xs, ys, lr)
     cuda = torch.device(device).type == "cuda"
+    warm = time.perf_counter()
+    for xs, ys in data[:3]:  # warm-up
+        ensemble_step(stepped, optimizer, xs, ys, lr)
     if cuda:
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
+    warm = time.perf_counter() - warm
     start = time.perf_counter()
     for xs, ys in data[3:]:
-        ensemble_step(ensemble, optimizer, xs, ys, lr)
+        ensemble_step(stepped, optimizer, xs, ys, lr)
     if cuda:
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
-    return members * steps / seconds, torch.cuda.max_memory_allocated(device) if cuda else None
+    return members * steps / seconds, torch.cuda.max_memory_allocated(device) if cuda else None, warm
 
 
 @click.command()
 @click.option("--dry", is_flag=True, help="CPU, smoke model, a few steps: check the script, not the machine.")
 @click.option("--steps", default=50, show_default=True, help="Timed steps per ensemble size.")
-def main(dry, steps):
+@click.option("--compile", "compile_", is_flag=True, help="Time the compiled step (torch.compile) too.")
+def main(dry, steps, compile_):
     if dry:
         device, config, batch_size, sizes, steps = "cpu", ModelConfig(4, 8, 1, 32, 2), 32, (1, 2), 2
     else:
@@ -68,19 +75,23 @@ def main(dry, steps):
         torch.backends.cuda.matmul.allow_tf32 = False  # as training does (pipeline/train.py)
     name = torch.cuda.get_device_name(device) if device == "cuda" else "CPU (dry run: numbers mean nothing)"
     print(f"{name}; torch {torch.__version__}; {config}, batch {batch_size}, {steps} timed steps\n")
-    print("| S | members x steps / s | peak memory | Fig. 2 (42 x 500k steps) packed S at a time |")
-    print("|---|---|---|---|")
+    columns = ["S", "members x steps / s", "compiled (compile time)", "peak memory"]
+    print(f"| {' | '.join(columns)} | Fig. 2 (42 x 500k steps) packed S at a time |")
+    print("|---|---|---|---|---|")
     for members in sizes:
         try:
-            speed, peak = rate(config, members, batch_size, steps, device)
+            speed, peak, _ = rate(config, members, batch_size, steps, device)
+            fast = rate(config, members, batch_size, steps, device, compile=True) if compile_ else None
         except torch.OutOfMemoryError:
-            print(f"| {members} | out of memory | - | - |", flush=True)
+            print(f"| {members} | out of memory | - | - | - |", flush=True)
             torch.cuda.empty_cache()
             continue
         packs = math.ceil(FIG2_TRAININGS / members)
-        hours = packs * members * FIG2_STEPS / speed / 3600  # every pack runs S members for 500k steps
+        best = max(speed, fast[0]) if fast else speed
+        hours = packs * members * FIG2_STEPS / best / 3600  # every pack runs S members for 500k steps
         memory = f"{peak / 2**30:.1f} GiB" if peak is not None else "-"
-        print(f"| {members} | {speed:.1f} | {memory} | {hours:.1f} h ({packs} packs) |", flush=True)
+        faster = f"{fast[0]:.1f} ({fast[2]:.0f} s)" if fast else "-"
+        print(f"| {members} | {speed:.1f} | {faster} | {memory} | {hours:.1f} h ({packs} packs) |", flush=True)
 
 
 if __name__ == "__main__":

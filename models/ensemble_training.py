@@ -15,7 +15,7 @@ import torch
 
 from models.checkpoint import LoopState, save_checkpoint
 from models.ensemble import ensemble_step
-from models.training import LOG_EVERY, TrainingDiverged, TrainingInterrupted
+from models.training import LOG_EVERY, TrainingDiverged, TrainingInterrupted, compiled
 
 
 def train_ensemble(
@@ -30,6 +30,7 @@ def train_ensemble(
     start=None,
     checkpointing=None,
     should_stop=None,
+    compile=False,
 ):
     """Train every member of `ensemble` from `start` to the common total_steps of `optims` (one
     OptimSettings each); returns, per member, its final evaluation's curves or the TrainingDiverged that
@@ -40,7 +41,8 @@ def train_ensemble(
     model; `hooks[index]` are member `index`'s hooks. `start` is a LoopState whose loss_sum, if any, holds
     one running sum per member (S,). `checkpointing[index]` (a models.Checkpointing each, one `every`)
     is where member `index`'s checkpoints go, each a single training's checkpoint (models/checkpoint.py):
-    it resumes alone or in any ensemble. `should_stop()` is asked after every step, as in models.train.
+    it resumes alone or in any ensemble. `should_stop()` is asked after every step and `compile` compiles
+    the batched step (models.training.compiled), as in models.train.
     """
     total = optims[0].total_steps
     if any(o.total_steps != total for o in optims):
@@ -55,6 +57,7 @@ def train_ensemble(
     members, results = list(range(len(optims))), {}
     running, count = start.loss_sum, start.loss_count
     like = ensemble.read_in.weight
+    stepped = compiled(ensemble) if compile else ensemble
     for step in range(start.step, total):
         # The members' learning rates, made a device tensor once per logging window: a host-to-device
         # copy every step would make the host wait for the device every step.
@@ -63,7 +66,7 @@ def train_ensemble(
             rates = torch.tensor([[optims[i].lr_at(s) for i in members] for s in window], dtype=like.dtype)
             rates = rates.to(like.device)
         xs, ys = batches(step, members)
-        losses = ensemble_step(ensemble, optimizer, xs, ys, rates[step - window.start])
+        losses = ensemble_step(stepped, optimizer, xs, ys, rates[step - window.start])
         running, count = (losses if running is None else running + losses), count + 1
         done = step + 1
         # ---- training loss per member, every LOG_EVERY steps (one device sync for all)
@@ -83,6 +86,7 @@ def train_ensemble(
                     break
                 chosen = ensemble.select(keep)
                 optimizer, ensemble = optimizer.select(chosen, keep), chosen
+                stepped = compiled(ensemble) if compile else ensemble
                 rates = rates[:, keep]
         # ---- evaluation, member by member
         if done % eval_every == 0 or done == total:

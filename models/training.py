@@ -11,6 +11,8 @@ import dataclasses
 import math
 from pathlib import Path
 
+import torch
+
 from models.checkpoint import LoopState, save_checkpoint
 from models.optim import train_step
 
@@ -64,6 +66,13 @@ class Checkpointing:
         return Path(self.folder, "last.pt")
 
 
+def compiled(model):
+    """`model` (an nn.Module) behind torch.compile (inductor, static shapes): its forward and backward become
+    generated kernels, compiled at the first call. It shares `model`'s parameters, so the optimiser, the
+    checkpoints and the evaluation use `model` itself."""
+    return torch.compile(model, dynamic=False)
+
+
 def train(
     model,
     optimizer,
@@ -76,6 +85,7 @@ def train(
     checkpointing=None,
     start=None,
     should_stop=None,
+    compile=False,
 ):
     """Train `model` from `start` (a LoopState; step 0 by default) to `optim.total_steps`; returns the final
     evaluation's curves.
@@ -83,9 +93,11 @@ def train(
     `optim` is an OptimSettings (its schedule sets every step's lr); `optimizer` was made for `model`
     (models.make_optimizer), fresh or restored from the checkpoint `start` came from. `should_stop()` is
     asked after every step: when it says yes, the loop writes a checkpoint and raises TrainingInterrupted.
-    Raises TrainingDiverged when the training loss stops being finite.
+    Raises TrainingDiverged when the training loss stops being finite. `compile` runs the training step's
+    forward and backward through torch.compile (`compiled`); the evaluation stays eager.
     """
     total = optim.total_steps
+    stepped = compiled(model) if compile else model
     start = start or LoopState(0, None, 0)
     if not 0 <= start.step < total:
         raise ValueError(f"start step {start.step} must be in [0, total_steps={total})")
@@ -93,7 +105,7 @@ def train(
     for step in range(start.step, total):
         lr = optim.lr_at(step)
         xs, ys = batches(step)
-        loss = train_step(model, optimizer, xs, ys, lr)
+        loss = train_step(stepped, optimizer, xs, ys, lr)
         running = loss if running is None else running + loss
         count += 1
         done = step + 1

@@ -14,11 +14,12 @@ def benchmark(*args):
 
 
 def test_gpu_benchmark_dry_run_prints_its_table():
-    result = benchmark("--dry")
+    result = benchmark("--dry", "--compile")
     assert result.returncode == 0, result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and line[2].isdigit()]
     assert [row.split(" | ")[0] for row in rows] == ["| 1", "| 2"]
     assert all(float(row.split(" | ")[1]) > 0 and row.endswith("packs) |") for row in rows)
+    assert all(float(row.split(" | ")[2].split(" (")[0]) > 0 for row in rows)  # the compiled step's rate
 
 
 def test_gpu_benchmark_without_cuda_says_so():
