@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 	$(BIN)/python -m benchmarks.evaluation
 	$(BIN)/python -m benchmarks.ensemble
+	$(BIN)/python -m benchmarks.compiled
 
 clean:
 	rm -rf $(VENV) mlflow.db mlflow.db.lock mlruns mlartifacts .pytest_cache .ruff_cache

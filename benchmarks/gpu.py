@@ -72,7 +72,7 @@ def main(dry, steps, compile_):
             raise click.ClickException("no CUDA device here: run with --dry to check the script on a CPU")
         device, batch_size, sizes = "cuda", 256, (1, 4, 16, 42)
         config = ModelConfig.of_size("base", n_dims=8, n_points=16)
-        torch.backends.cuda.matmul.allow_tf32 = False  # as training does (pipeline/train.py)
+        torch.backends.cuda.matmul.allow_tf32 = False  # as training does (pipeline/devices.py)
     name = torch.cuda.get_device_name(device) if device == "cuda" else "CPU (dry run: numbers mean nothing)"
     print(f"{name}; torch {torch.__version__}; {config}, batch {batch_size}, {steps} timed steps\n")
     columns = ["S", "members x steps / s", "compiled (compile time)", "peak memory"]

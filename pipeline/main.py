@@ -15,6 +15,7 @@ import click
 
 from pipeline.bounds import check_pack, pack_size
 from pipeline.cli import EntryCommand, entry_point, options
+from pipeline.devices import device_of
 from pipeline.presets import PRESETS, SWEEP_OPTIONS, resolve
 from pipeline.resume import stop_on_signals
 from pipeline.store import ui_command
@@ -24,7 +25,6 @@ from pipeline.sweep.executors import make_executor, packs_of, run_chains
 from pipeline.sweep.figure import sweep_figure
 from pipeline.sweep.grid import grid, warmup_fraction
 from pipeline.tracking import as_text, tracked_run
-from pipeline.train import device_of
 from pipeline.types import InputError
 
 

@@ -18,8 +18,9 @@ from models import LoopState, TrainingDiverged
 from models.ensemble import EnsembleAdamW, EnsembleRegressor
 from models.ensemble_training import train_ensemble
 from pipeline.bounds import check_pack
+from pipeline.devices import device_of, fixed_threads
 from pipeline.resume import stop_on_signals
-from pipeline.train import _threads, device_of, opened
+from pipeline.train import opened
 from pipeline.types import InputError
 
 # What members of one ensemble must share: one architecture, batch size, length, evaluation schedule, and
@@ -55,7 +56,7 @@ def train_packed(tracking, settings, *, parent=None, labels=None, checkpoint_eve
     check_pack(settings, device)
     failures = {}
     with (
-        _threads(settings[0].threads),
+        fixed_threads(settings[0].threads),
         stop_on_signals() as stop,
         contextlib.ExitStack() as stack,
         tempfile.TemporaryDirectory() as folder,

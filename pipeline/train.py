@@ -36,6 +36,7 @@ from models.progress import Progress
 from pipeline.bounds import check_training
 from pipeline.cli import EntryCommand, entry_point, log_pool_size, open_pool, options, pool_label
 from pipeline.datasets import log_eval_datasets, pool_dataset
+from pipeline.devices import device_of, fixed_threads
 from pipeline.evaluation import (
     build_eval_sets,
     check_sanity,
@@ -84,7 +85,7 @@ def train(tracking, settings, *, parent=None, label=None, checkpoint_every=None,
     device = device_of(settings.device)
     check_training(settings, device)
     with (
-        _threads(settings.threads),
+        fixed_threads(settings.threads),
         stop_on_signals() as stop,
         opened(tracking, settings, device, parent=parent, label=label, resume=resume, compile=compile) as training,
         tempfile.TemporaryDirectory() as folder,
@@ -253,19 +254,6 @@ def _restore(run, previous, model, optimizer, device):
     return loop_state(state), last_logged_steps(run)
 
 
-@contextlib.contextmanager
-def _threads(count):
-    """torch's CPU thread count, fixed for a whole training (its float results depend on it), then restored."""
-    if count < 1:
-        raise ValueError(f"threads must be resolved to a positive count before training, got {count}")
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _evaluation(settings, pool):
     """{dist: (eval set, estimator predictions)}: cached from a baselines run, or computed now."""
     if not settings.baselines:
@@ -290,19 +278,6 @@ def _evaluation(settings, pool):
                 preds = {name: data[name] for name in ("ridge", "dmmse") if name in data}
                 evaluation[path.stem] = (EvalSet(data["xs"], data["ws"], data["ys"]), preds)
     return evaluation
-
-
-def device_of(name):
-    """The torch device called `name` (the `device` option: auto, cpu, cuda, cuda:N)."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise InputError(f"device={name!r} but CUDA is not available here")
-        # Full float32 matmuls: the transformer is compared with float64 estimators.
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-    return torch.device(name)
 
 
 @click.command(

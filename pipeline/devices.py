@@ -1,0 +1,33 @@
+"""Where a training runs: its torch device (the `device` option) and its fixed CPU thread count."""
+
+import contextlib
+
+import torch
+
+from pipeline.types import InputError
+
+
+def device_of(name):
+    """The torch device called `name` (the `device` option: auto, cpu, cuda, cuda:N)."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise InputError(f"device={name!r} but CUDA is not available here")
+        # Full float32 matmuls: the transformer is compared with float64 estimators.
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    return torch.device(name)
+
+
+@contextlib.contextmanager
+def fixed_threads(count):
+    """torch's CPU thread count, fixed for a whole training (its float results depend on it), then restored."""
+    if count < 1:
+        raise ValueError(f"threads must be resolved to a positive count before training, got {count}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
