@@ -25,22 +25,19 @@ from pipeline.sweep.executors import make_executor, packs_of, run_chains
 from pipeline.sweep.figure import sweep_figure
 from pipeline.sweep.grid import grid, warmup_fraction
 from pipeline.tracking import as_text, tracked_run
-from pipeline.types import InputError
 
 
 def sweep(tracking, preset, overrides):
     """Run the sweep and its summary; returns the parent run id."""
     settings = resolve(preset, overrides)
-    executor_name, workers = settings["executor"][0], settings["workers"][0]
-    if executor_name == "inline" and workers > 1:
-        raise InputError(f"workers={workers} needs executor=process (executor=inline runs one chain at a time)")
-    executor = make_executor(executor_name, workers)
-    given = overrides.get("warmup_steps") is not None
-    points = grid(settings, warmup_fraction(settings if given else resolve(preset, {})), executor.threads())
     device = device_of(settings["device"][0])
+    fraction = warmup_fraction(settings if overrides.get("warmup_steps") is not None else resolve(preset, {}))
+    trainings = len(grid(settings, fraction, 1))
+    executor = make_executor(settings["executor"][0], settings["workers"][0], device, trainings)
+    points = grid(settings, fraction, executor.threads())
     for point in points:
         check(point, device)
-    pack = settings["pack"][0] or min(pack_size(train_settings(p), device, sharing=workers) for p in points)
+    pack = settings["pack"][0] or min(pack_size(train_settings(p), device, sharing=executor.workers) for p in points)
     for indices in packs_of(points, pack):
         check_pack([train_settings(points[i]) for i in indices], device)
     name = f"sweep-{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -52,13 +49,13 @@ def sweep(tracking, preset, overrides):
         resolved["n_tasks"] = ",".join(map(as_text, settings["n_tasks"]))
         if resolved["checkpoint_every"] is None:  # a checkpoint at every evaluation
             resolved["checkpoint_every"] = resolved["eval_every"]
-        resolved["pack"] = pack
+        resolved |= {"executor": executor.name, "workers": executor.workers, "pack": pack}
         run.log_params({"preset": preset} | resolved)
         run.log_dict(resolved, "settings.json")
         axes = points[0].axes
         click.echo(
             f"sweep {preset}: {len(points)} trainings over {', '.join(axes)} "
-            f"({', '.join(p.label for p in points)}), executor {executor_name}, {workers} at a time"
+            f"({', '.join(p.label for p in points)}), executor {executor.name}, {executor.workers} at a time"
             + (f", packed up to {pack} per ensemble" if pack > 1 else "")
         )
         chains = run_chains(executor, tracking, points, run.id, pack)

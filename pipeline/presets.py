@@ -30,7 +30,8 @@ PRESETS = {
         "workers": 2,
         "model_name": "icl-demo",
     },
-    # Seconds per pool size, for tests and for trying the pipeline out.
+    # Seconds per pool size, for tests and for trying the pipeline out: inline, as starting worker
+    # processes would take longer than these trainings.
     "smoke": {
         "n_tasks": [4, 64, math.inf],
         "n_dims": 4,
@@ -44,6 +45,7 @@ PRESETS = {
         "total_steps": 60,
         "eval_every": 30,
         "n_eval": 128,
+        "executor": "inline",
         "model_name": "icl-smoke",
     },
 }

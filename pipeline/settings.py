@@ -120,13 +120,18 @@ OPTIONS = {
         "which distribution to sample prompts from: true (fresh tasks, T_True) or pretrain (pool tasks).",
     ),
     "executor": Option(
-        click.Choice(["inline", "process"]),
-        "inline",
-        "how a sweep runs its chains: inline (one after another in this process) or process (`workers` "
-        "worker processes side by side).",
+        click.Choice(["auto", "inline", "process"]),
+        "auto",
+        "how a sweep runs its chains: inline (one after another in this process), process (`workers` worker "
+        "processes side by side) or auto: on a CPU, one worker process per core (at most one per training), "
+        "each training at cores / workers threads (one thread on a busy grid: two 1-thread trainings do 1.3x "
+        "the work of one 2-thread training and do not collapse when the machine is shared); on CUDA, inline.",
     ),
     "workers": Option(
-        POSITIVE, 1, "chains of a sweep run at once by executor=process (2 suits 2 cores for small models)."
+        Unset(POSITIVE),
+        None,
+        "chains of a sweep run at once by executor=process or auto (empty: one per core, at most one per "
+        "training; the demo's 2 suits 2 cores).",
     ),
     "pack": Option(
         Unset(POSITIVE),

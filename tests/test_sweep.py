@@ -7,12 +7,13 @@ import math
 
 import mlflow
 import pytest
+import torch
 from conftest import MODEL_NAME, invoke
 
 from pipeline import main
 from pipeline.presets import resolve
 from pipeline.settings import same_params
-from pipeline.sweep import dashboard
+from pipeline.sweep import dashboard, executors
 from pipeline.sweep.figure import sweep_figure
 from pipeline.sweep.grid import grid, warmup_fraction
 from pipeline.sweep.summary import columns, summary_row, thresholds
@@ -100,6 +101,25 @@ def test_two_data_scales_in_two_worker_processes(store):
     assert all(r.info.status == "FINISHED" for r in children)
     assert {r.data.params["threads"] for r in children} == {"1"}  # 2 cores / 2 workers, fixed per training
     assert parent.data.tags["threshold_rule"] == "crossing of Delta^True_PT,Ridge for B16 and B32"
+
+
+def test_auto_executor_trains_one_model_per_core_on_a_cpu_and_inline_on_cuda(monkeypatch):
+    monkeypatch.setattr(executors, "machine_cores", lambda: 8)
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+
+    def chosen(*args):
+        executor = executors.make_executor(*args)
+        return executor.name, executor.workers, executor.threads()
+
+    assert chosen("auto", None, cpu, 42) == ("process", 8, 1)  # the paper's grid on 8 cores: 1 thread each
+    assert chosen("auto", None, cpu, 3) == ("process", 3, 2)  # no idle worker: the cores are shared out
+    assert chosen("auto", None, cpu, 1) == ("inline", 1, 8)  # one training gets every core
+    assert chosen("auto", None, cuda, 42) == ("inline", 1, 8)  # one process packs the device
+    assert chosen("auto", 4, cuda, 42) == ("process", 4, 2)  # workers given: as many processes
+    assert chosen("process", None, cpu, 2) == ("process", 2, 4)
+    assert chosen("inline", None, cpu, 42) == ("inline", 1, 8)
+    with pytest.raises(InputError, match=r"workers=2 needs executor=process"):
+        executors.make_executor("inline", 2, cpu, 42)
 
 
 def test_bad_sweeps_are_refused_before_any_run(store):
