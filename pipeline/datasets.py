@@ -14,9 +14,9 @@ def pool_dataset(pool):
     return mlflow.data.from_numpy(tasks, name=f"task-pool-{pool_label(pool.n_tasks)}", digest=pool.digest[:16])
 
 
-def log_eval_datasets(run, evaluation, label):
-    """The eval sets of `evaluation` ({dist: (eval set, ...)}) as dataset inputs of `run` (context eval)."""
-    for dist, (eval_set, *_) in evaluation.items():
+def log_eval_datasets(run, eval_sets, label):
+    """The eval sets ({dist: EvalSet}) as dataset inputs of `run` (context eval)."""
+    for dist, eval_set in eval_sets.items():
         digest = hashlib.sha256()
         for array in (eval_set.xs, eval_set.ys):  # hashed in place: a paper-size set is GiBs
             digest.update(np.ascontiguousarray(array).data)

@@ -64,7 +64,7 @@ def evaluate_baselines(tracking, settings, *, parent=None, label=None):
             curves |= score(dist, eval_set, preds[dist])
         log_curves(run, curves)
         log_position_table(run, curves)
-        log_eval_datasets(run, {dist: (eval_set,) for dist, eval_set in eval_sets.items()}, pool_label(pool.n_tasks))
+        log_eval_datasets(run, eval_sets, pool_label(pool.n_tasks))
         with tempfile.TemporaryDirectory() as folder:
             save_eval_sets(folder, eval_sets, preds, evaluation, pool)
             run.log_artifacts(folder, "eval")

@@ -32,14 +32,16 @@ def sweep(tracking, preset, overrides):
     settings = resolve(preset, overrides)
     device = device_of(settings["device"][0])
     fraction = warmup_fraction(settings if overrides.get("warmup_steps") is not None else resolve(preset, {}))
-    trainings = len(grid(settings, fraction, 1))
+    trainings = math.prod(len(values) for values in settings.values())  # the grid's points
     executor = make_executor(settings["executor"][0], settings["workers"][0], device, trainings)
     points = grid(settings, fraction, executor.threads())
     for point in points:
-        check(point, device)
-    pack = settings["pack"][0] or min(pack_size(train_settings(p), device, sharing=executor.workers) for p in points)
-    for indices in packs_of(points, pack):
-        check_pack([train_settings(points[i]) for i in indices], device)
+        check(point)
+    trained = [train_settings(point) for point in points]
+    pack = settings["pack"][0] or min(pack_size(one, device, sharing=executor.workers) for one in trained)
+    packs = packs_of(trained, pack)
+    for indices in packs:
+        check_pack([trained[i] for i in indices], device)
     name = f"sweep-{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
     with stop_on_signals(forward=True), tracked_run(tracking, name, "main") as run:
         run.client.update_run(run.id, name=f"{name}-{run.id[:6]}")  # distinct even within one second
@@ -58,7 +60,7 @@ def sweep(tracking, preset, overrides):
             f"({', '.join(p.label for p in points)}), executor {executor.name}, {executor.workers} at a time"
             + (f", packed up to {pack} per ensemble" if pack > 1 else "")
         )
-        chains = run_chains(executor, tracking, points, run.id, pack)
+        chains = run_chains(executor, tracking, points, run.id, packs)
         client = tracking.client()
         # Points that differ only in training settings share one baselines run: fetch each once.
         baselines = {chain["evaluate_baselines"] for chain in chains}

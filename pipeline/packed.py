@@ -9,6 +9,7 @@ FAILED, nothing registered); the others finish, then the first failure is raised
 """
 
 import contextlib
+import operator
 import tempfile
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from models.ensemble_training import train_ensemble
 from pipeline.bounds import check_pack
 from pipeline.devices import device_of, fixed_threads
 from pipeline.resume import stop_on_signals
-from pipeline.train import opened
+from pipeline.train import opened, train
 from pipeline.types import InputError
 
 # What members of one ensemble must share: one architecture, batch size, length, evaluation schedule, and
@@ -31,27 +32,24 @@ SHARED = ("arch", "data.batch_size", "optim.total_steps", "eval_every", "device"
 
 def pack_key(settings):
     """What TrainSettings `settings` must share with the others of its ensemble (SHARED), as a tuple."""
-    values = []
-    for path in SHARED:
-        value = settings
-        for name in path.split("."):
-            value = getattr(value, name)
-        values.append(value)
-    return tuple(values)
+    return operator.attrgetter(*SHARED)(settings)
 
 
 def train_packed(tracking, settings, *, parent=None, labels=None, checkpoint_every=None, resume="auto", compile=False):
     """Train the TrainSettings in `settings` as one ensemble; returns their run ids, in order.
 
     Each member is what `pipeline.train.train(tracking, settings[k], parent=parent, label=labels[k], ...)`
-    would make of it alone, to float32 round-off. Raises the first member's failure once the others are
-    done (registered); SIGTERM or SIGINT checkpoint every member and end their runs KILLED. `compile`
-    compiles the ensemble's step (models.training.compiled).
+    would make of it alone, to float32 round-off (a single one is trained by it). Raises the first
+    member's failure once the others are done (registered); SIGTERM or SIGINT checkpoint every member
+    and end their runs KILLED. `compile` compiles the ensemble's step (models.training.compiled).
     """
     keys = {pack_key(s) for s in settings}
     if len(keys) > 1:
         raise InputError(f"packed trainings must share {', '.join(SHARED)}; these differ: {sorted(map(str, keys))}")
     labels = labels or [None] * len(settings)
+    if len(settings) == 1:
+        control = {"checkpoint_every": checkpoint_every, "resume": resume, "compile": compile}
+        return [train(tracking, settings[0], parent=parent, label=labels[0], **control)]
     device = device_of(settings[0].device)
     check_pack(settings, device)
     failures = {}

@@ -97,15 +97,15 @@ def _now_ms():
 def tracked_run(tracking, run_name, stage, parent=None, reopen=None):
     """A `Run` for one stage, nested under the run id `parent` when given; with no parent, the run that
     the `mlflow run` launcher opened for this process, if any (an entry point opens one parentless run);
-    `reopen` continues that earlier run (a resumed training) instead. Tagged `stage` so sweeps can find
+    `reopen` (an MLflow Run) continues that earlier run (a resumed training) instead. Tagged `stage` so sweeps can find
     it again, and with MLflow's context tags (user, source, git commit) as the fluent API would. It ends
     FINISHED; FAILED on an error (re-raised); KILLED when interrupted (a signal, Ctrl-C)."""
     client = tracking.client()
     if reopen:
-        run_id = reopen
+        run_id = reopen.info.run_id
         client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
         if parent:  # resumed by a later sweep: it belongs under that one now
-            adopt(client, run_id, parent)
+            adopt(client, reopen, parent)
     elif parent is None and tracking.launched_run:
         run_id = tracking.launched_run
         client.update_run(run_id, name=run_name)
@@ -126,12 +126,14 @@ def tracked_run(tracking, run_name, stage, parent=None, reopen=None):
     client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
 
 
-def adopt(client, run_id, parent):
-    """Nest the run `run_id` under the sweep run `parent`, which reuses or resumes it, so the newest sweep
-    shows every run it is made of; its tag `sweeps` keeps every sweep that used it, oldest first. (Two
-    sweeps adopting one run at the same moment may each miss the other in `sweeps`; the last one wins.)"""
-    tags = client.get_run(run_id).data.tags
+def adopt(client, run, parent):
+    """Nest `run` (an MLflow Run, as searched: its tags are read from it) under the sweep run `parent`,
+    which reuses or resumes it, so the newest sweep shows every run it is made of; its tag `sweeps` keeps
+    every sweep that used it, oldest first. (Two sweeps adopting one run at the same moment may each miss
+    the other in `sweeps`; the last one wins.)"""
+    tags = run.data.tags
     earlier = (tags.get("sweeps") or tags.get("mlflow.parentRunId") or "").split(",")
+    run_id = run.info.run_id
     client.set_tag(run_id, "sweeps", ",".join(dict.fromkeys(s for s in [*earlier, parent] if s)))
     client.set_tag(run_id, "mlflow.parentRunId", parent)
 

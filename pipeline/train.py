@@ -180,7 +180,7 @@ def opened(tracking, settings, device, *, parent=None, label=None, resume="auto"
     label = label or pool_label(pool.n_tasks)
     params = flat(settings)
     previous = resumable_run(tracking, params, total) if resume == "auto" else None
-    with tracked_run(tracking, f"train-{label}", "train", parent, reopen=previous and previous.info.run_id) as run:
+    with tracked_run(tracking, f"train-{label}", "train", parent, reopen=previous) as run:
         run.log_params(params | {"n_tasks": pool.n_tasks, "task_scale": pool.task_scale})
         run.set_tag("pool_sha256", pool.digest)
         if compile:
@@ -224,7 +224,7 @@ def _log_inputs(run, settings, pool, evaluation, *, resumed):
         return
     log_pool_size(run, pool.n_tasks)
     run.log_dataset(pool_dataset(pool), context="training")
-    log_eval_datasets(run, evaluation, pool_label(pool.n_tasks))
+    log_eval_datasets(run, {dist: eval_set for dist, (eval_set, _) in evaluation.items()}, pool_label(pool.n_tasks))
     lines = [
         f"Transformer pretrained on M = {pool.n_tasks} tasks ({settings.optim.total_steps} steps of batch "
         f"{settings.data.batch_size}).",

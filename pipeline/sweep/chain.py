@@ -1,6 +1,7 @@
 """One chain per grid point: generate_pool -> evaluate_baselines -> train, as child runs of the sweep.
 
-A chain runs in two parts: `prepare` (the pool and its baselines) and `finish` (the training). Points
+A chain runs in two parts: `prepare` (the pool and its baselines) and `finish` (the training, alone or
+packed with others into one ensemble). Points
 that differ only in training settings (weight_decay, lr, ...) share one pool and one baselines run,
 so a sweep prepares each distinct pair once before it trains (two workers never compute the same
 dMMSE side by side).
@@ -18,7 +19,7 @@ from collections.abc import Callable
 
 import click
 
-from pipeline.bounds import check_pool, check_training
+from pipeline.bounds import check_pool
 from pipeline.evaluate_baselines import evaluate_baselines
 from pipeline.generate_pool import POOL_ARTIFACT, generate_pool
 from pipeline.packed import train_packed
@@ -42,12 +43,11 @@ TRAIN = Stage("train", TrainSettings, train)
 LINKS = {"pool": "", "model": "", "baselines": ""}
 
 
-def check(point, device):
-    """Build every stage's settings of `point` and check their memory bounds (pipeline/bounds.py): a bad
-    combination raises InputError before any run starts."""
-    values = point.values | LINKS
-    check_pool(build(GENERATE_POOL.settings, values))
-    check_training(train_settings(point), device)  # the eval sets too: the baselines run's are the same
+def check(point):
+    """Build the point's pool settings and check the pool's memory bound (pipeline/bounds.py; its
+    training's, the eval sets' included, is checked with its pack: check_pack): a bad value raises
+    InputError before any run starts."""
+    check_pool(build(GENERATE_POOL.settings, point.values | LINKS))
 
 
 def train_settings(point):
@@ -87,7 +87,7 @@ def reused(tracking, stage, settings, *, parent):
     if previous is None:
         return None
     click.echo(f"reusing {previous.info.run_name} ({previous.info.run_id}): same params, FINISHED")
-    adopt(tracking.client(), previous.info.run_id, parent)
+    adopt(tracking.client(), previous, parent)
     return previous.info.run_id
 
 
@@ -107,28 +107,17 @@ def prepare(tracking, point, *, parent):
     return {GENERATE_POOL.name: pool_run, EVALUATE_BASELINES.name: baselines_run}
 
 
-def finish(tracking, point, prepared, *, parent):
-    """The point's training on its `prepared` pool and baselines; returns the chain's {stage name: run id}."""
-    train_run = run_stage(
-        tracking, TRAIN, _train_values(point, prepared), parent=parent, label=point.label, **_control(point)
-    )
-    return prepared | {TRAIN.name: train_run}
-
-
-def finish_pack(tracking, points, prepared, *, parent):
-    """The trainings of `points` (one architecture and batch size: packed.pack_key), each on its `prepared`
-    pool and baselines, as one ensemble (pipeline/packed.py); those with a finished run are reused, and
-    a single one left trains alone. Returns each chain's {stage name: run id}."""
+def finish(tracking, points, prepared, *, parent):
+    """The trainings of `points` (one point, or several that share an ensemble: packed.pack_key), each on
+    its `prepared` pool and baselines, as one ensemble (pipeline/packed.py; a single one trains alone);
+    those with a finished run are reused. Returns each chain's {stage name: run id}."""
     runs, todo = {}, []
     for k, point in enumerate(points):
         settings = build(TRAIN.settings, _train_values(point, prepared[k]))
         runs[k] = reused(tracking, TRAIN, settings, parent=parent)
         if runs[k] is None:
             todo.append((k, settings))
-    if len(todo) == 1:
-        ((k, settings),) = todo
-        runs[k] = train(tracking, settings, parent=parent, label=points[k].label, **_control(points[k]))
-    elif todo:
+    if todo:
         labels = [points[k].label for k, _ in todo]
         trained = train_packed(tracking, [s for _, s in todo], parent=parent, labels=labels, **_control(points[0]))
         runs |= {k: run_id for (k, _), run_id in zip(todo, trained, strict=True)}

@@ -1,8 +1,8 @@
 """Executors run a sweep's work: `inline` one job after another in this process, `process` in worker
 processes side by side. `map(function, tracking, jobs, parent)` returns function(tracking, *job,
 parent=parent) for each job, in order; `run_chains` uses it to prepare each distinct pool and baselines
-once (chain.prepare), then to train every point (chain.finish), or every pack of points as one ensemble
-(chain.finish_pack: `pack` > 1). A cluster executor plugs in here.
+once (chain.prepare), then to train every pack of points (chain.finish: one point, or several as one
+ensemble). A cluster executor plugs in here.
 
 Each executor says how many torch threads a training gets when the `threads` option is 0: every core
 (inline), or cores / workers (process), fixed for the whole run so that a chain's numbers do not depend
@@ -16,13 +16,13 @@ from concurrent.futures import ProcessPoolExecutor
 
 from pipeline.packed import pack_key
 from pipeline.settings import machine_cores
-from pipeline.sweep.chain import finish, finish_pack, preparation, prepare, train_settings
+from pipeline.sweep.chain import finish, preparation, prepare
 from pipeline.types import InputError
 
 
-def run_chains(executor, tracking, points, parent, pack=1):
-    """{stage: run id} per point: each distinct pool and baselines prepared once, then every training; with
-    `pack` > 1, the trainings that can share an ensemble (packed.pack_key) go `pack` at a time."""
+def run_chains(executor, tracking, points, parent, packs):
+    """{stage: run id} per point: each distinct pool and baselines prepared once, then the trainings, one
+    job per pack of point indices (`packs_of`: a pack of several trains as one ensemble)."""
     distinct = {}
     for point in points:
         distinct.setdefault(preparation(point), point)
@@ -30,22 +30,21 @@ def run_chains(executor, tracking, points, parent, pack=1):
         zip(distinct, executor.map(prepare, tracking, [(p,) for p in distinct.values()], parent), strict=True)
     )
     ready = [prepared[preparation(point)] for point in points]
-    if pack == 1:
-        return executor.map(finish, tracking, list(zip(points, ready, strict=True)), parent)
-    packs = packs_of(points, pack)
     jobs = [([points[i] for i in indices], [ready[i] for i in indices]) for indices in packs]
     chains = {}
-    for indices, done in zip(packs, executor.map(finish_pack, tracking, jobs, parent), strict=True):
+    for indices, done in zip(packs, executor.map(finish, tracking, jobs, parent), strict=True):
         chains |= dict(zip(indices, done, strict=True))
     return [chains[i] for i in range(len(points))]
 
 
-def packs_of(points, pack):
-    """The indices of `points` in groups of at most `pack` that can train as one ensemble, in grid order."""
+def packs_of(settings, pack):
+    """The indices of `settings` (one TrainSettings per point) in groups of at most `pack` that can train as
+    one ensemble (packed.pack_key), ordered by their first point (pack=1: grid order)."""
     groups = {}
-    for index, point in enumerate(points):
-        groups.setdefault(pack_key(train_settings(point)), []).append(index)
-    return [indices[i : i + pack] for indices in groups.values() for i in range(0, len(indices), pack)]
+    for index, one in enumerate(settings):
+        groups.setdefault(pack_key(one), []).append(index)
+    packs = [indices[i : i + pack] for indices in groups.values() for i in range(0, len(indices), pack)]
+    return sorted(packs, key=lambda indices: indices[0])
 
 
 class InlineExecutor:
