@@ -162,31 +162,41 @@ class EnsembleAdamW:
     `member_optimizer` gives member k's state as one, so an ensemble's checkpoints are single trainings'.
     """
 
-    def __init__(self, ensemble, weight_decay, betas=(0.9, 0.999), eps=1e-8):
+    def __init__(self, ensemble, weight_decay, betas=(0.9, 0.999), eps=1e-8, state=None, step_count=0):
         like = ensemble.read_in.weight
-        self.ensemble, self.betas, self.eps, self.step_count = ensemble, betas, eps, 0
+        self.ensemble, self.betas, self.eps, self.step_count = ensemble, betas, eps, step_count
         self.decays = [float(w) for w in weight_decay]
         self.weight_decay = torch.tensor(self.decays, dtype=like.dtype, device=like.device)
-        self.decayed = decayed_names(ensemble.config)
-        self.state = {name: (torch.zeros_like(p), torch.zeros_like(p)) for name, p in ensemble.named_parameters()}
+        # {parameter name: (exp_avg, exp_avg_sq)}, zero for a fresh optimiser
+        self.state = state or {
+            name: (torch.zeros_like(p), torch.zeros_like(p)) for name, p in ensemble.named_parameters()
+        }
+        # What every step walks, found once: each parameter with its moments, whether it decays, and the
+        # shape that broadcasts one value per member over it.
+        decayed = decayed_names(ensemble.config)
+        self.updates = [
+            (p, *self.state[name], name in decayed, (-1,) + (1,) * (p.ndim - 1))
+            for name, p in ensemble.named_parameters()
+        ]
 
     @classmethod
     def of(cls, ensemble, models, optimizers):
         """The optimiser of `ensemble` (made by EnsembleRegressor.of(models)) that continues each member's
         torch AdamW in `optimizers` (made by make_optimizer for models[k]; all fresh, or all restored
         at one step)."""
-        chosen = cls(ensemble, [optimizer.param_groups[0]["weight_decay"] for optimizer in optimizers])
+        decays = [optimizer.param_groups[0]["weight_decay"] for optimizer in optimizers]
         states = [_named_state(model, optimizer) for model, optimizer in zip(models, optimizers, strict=True)]
         steps = {step for step, _ in states}
         if len(steps) > 1:
             raise ValueError(f"an ensemble's members continue from one step, got steps {sorted(steps)}")
-        chosen.step_count = steps.pop()
-        if chosen.step_count:
-            chosen.state = {
-                name: tuple(torch.stack([moments[name][j] for _, moments in states]) for j in (0, 1))
-                for name in chosen.state
-            }
-        return chosen
+        step_count = steps.pop()
+        if not step_count:
+            return cls(ensemble, decays)
+        names = [name for name, _ in ensemble.named_parameters()]
+        state = {
+            name: tuple(torch.stack([moments[name][j] for _, moments in states]) for j in (0, 1)) for name in names
+        }
+        return cls(ensemble, decays, state=state, step_count=step_count)
 
     def member_optimizer(self, index, model, lr):
         """Member `index`'s state as the torch AdamW a single training of `model` (that member's weights,
@@ -194,11 +204,12 @@ class EnsembleAdamW:
         optimizer = make_optimizer(model, lr=lr, weight_decay=self.decays[index])
         if self.step_count:
             fused = optimizer.defaults.get("fused") or optimizer.defaults.get("capturable")
+            device = self.weight_decay.device if fused else "cpu"  # where torch's AdamW keeps its step count
+            step = torch.tensor(float(self.step_count), dtype=torch.float32, device=device)
             for name, p in model.named_parameters():
                 exp_avg, exp_avg_sq = self.state[name]
-                step = torch.tensor(float(self.step_count), dtype=torch.float32, device=p.device if fused else "cpu")
                 optimizer.state[p] = {
-                    "step": step,
+                    "step": step.clone(),
                     "exp_avg": exp_avg[index].clone(),
                     "exp_avg_sq": exp_avg_sq[index].clone(),
                 }
@@ -206,11 +217,15 @@ class EnsembleAdamW:
 
     def select(self, ensemble, indices):
         """This optimiser's state for the members at `indices`, driving `ensemble` (made by that selection)."""
-        chosen = EnsembleAdamW(ensemble, [self.decays[i] for i in indices], self.betas, self.eps)
         index = torch.as_tensor(indices, device=self.weight_decay.device)
-        chosen.state = {name: (m[index].clone(), v[index].clone()) for name, (m, v) in self.state.items()}
-        chosen.step_count = self.step_count
-        return chosen
+        state = {name: (m[index].clone(), v[index].clone()) for name, (m, v) in self.state.items()}
+        decays = [self.decays[i] for i in indices]
+        return EnsembleAdamW(ensemble, decays, self.betas, self.eps, state=state, step_count=self.step_count)
+
+    def zero_grad(self):
+        """Forget the members' gradients (set to None, as torch optimisers do)."""
+        for p, *_ in self.updates:
+            p.grad = None
 
     @torch.no_grad()
     def step(self, lr):
@@ -219,11 +234,9 @@ class EnsembleAdamW:
         self.step_count += 1
         correction1, correction2 = 1 - beta1**self.step_count, math.sqrt(1 - beta2**self.step_count)
         decay, step_size = 1 - lr * self.weight_decay, lr / correction1  # (S,): once per step
-        for name, p in self.ensemble.named_parameters():
-            shape = (-1,) + (1,) * (p.ndim - 1)  # one value per member, broadcast over its tensor
-            if name in self.decayed:
+        for p, exp_avg, exp_avg_sq, decays, shape in self.updates:
+            if decays:
                 p.mul_(decay.view(shape))
-            exp_avg, exp_avg_sq = self.state[name]
             exp_avg.lerp_(p.grad, 1 - beta1)
             exp_avg_sq.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
             denom = exp_avg_sq.sqrt().div_(correction2).add_(self.eps)
@@ -248,8 +261,7 @@ def ensemble_step(ensemble, optimizer, xs, ys, lr):
     """One step of every member on the MSE of its own batch. Shapes: xs (S, B, K, D), ys (S, B, K), lr (S,).
     Returns each member's batch loss, (S,), detached."""
     losses = ((ensemble(xs, ys) - ys) ** 2).mean(dim=(1, 2))
-    for p in ensemble.parameters():
-        p.grad = None
+    optimizer.zero_grad()
     losses.sum().backward()  # member s's gradient is that of its own loss: the terms share no parameter
     optimizer.step(lr)
     return losses.detach()

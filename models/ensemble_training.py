@@ -50,10 +50,12 @@ def train_ensemble(
     start = start or LoopState(0, None, 0)
     if not 0 <= start.step < total:
         raise ValueError(f"start step {start.step} must be in [0, total_steps={total})")
-    every = checkpointing and {c.every for c in checkpointing}
-    if every and len(every) > 1:
-        raise ValueError(f"an ensemble checkpoints its members together, got every={sorted(every)}")
-    every = every and every.pop()
+    every = None
+    if checkpointing:
+        intervals = {c.every for c in checkpointing}
+        if len(intervals) > 1:
+            raise ValueError(f"an ensemble checkpoints its members together, got every={sorted(intervals)}")
+        (every,) = intervals
     members, results = list(range(len(optims))), {}
     running, count = start.loss_sum, start.loss_count
     like = ensemble.read_in.weight
@@ -73,11 +75,12 @@ def train_ensemble(
         if done % LOG_EVERY == 0 or done == total:
             means = (running / count).tolist()
             running, count = None, 0
-            keep = [k for k, mean in enumerate(means) if math.isfinite(mean)]
-            for i, mean in zip(members, means, strict=True):
+            keep = []
+            for k, (i, mean) in enumerate(zip(members, means, strict=True)):
                 if not math.isfinite(mean):
                     results[i] = TrainingDiverged.at(done, mean, optims[i].lr)
                     continue
+                keep.append(k)
                 for hook in hooks[i]:
                     hook.on_log(done, {"training/loss": mean, "training/lr": optims[i].lr_at(step)})
             if len(keep) < len(members):
@@ -88,16 +91,19 @@ def train_ensemble(
                 optimizer, ensemble = optimizer.select(chosen, keep), chosen
                 stepped = compiled(ensemble) if compile else ensemble
                 rates = rates[:, keep]
-        # ---- evaluation, member by member
+        # ---- evaluation, member by member (each member as a stand-alone model, built once for both)
+        models = None
         if done % eval_every == 0 or done == total:
-            for k, i in enumerate(members):
-                results[i] = evaluate(i, ensemble.member(k))
+            models = [ensemble.member(k) for k in range(len(members))]
+            for i, model in zip(members, models, strict=True):
+                results[i] = evaluate(i, model)
                 for hook in hooks[i]:
                     hook.on_eval(done, results[i])
         # ---- checkpoints, one single-training file per member: on schedule, at the end, before stopping
         stop = should_stop is not None and should_stop() and done < total
         if checkpointing and (done % every == 0 or done == total or stop):
-            _save_members(ensemble, optimizer, optims, members, LoopState(done, running, count), checkpointing, hooks)
+            models = models or [ensemble.member(k) for k in range(len(members))]
+            _save_members(models, optimizer, optims, members, LoopState(done, running, count), checkpointing, hooks)
         if stop:
             raise TrainingInterrupted(done)
     for i in members:
@@ -106,10 +112,10 @@ def train_ensemble(
     return [results[i] for i in range(len(optims))]
 
 
-def _save_members(ensemble, optimizer, optims, members, loop, checkpointing, hooks):
-    """Each member's checkpoint at `loop` (LoopState with the ensemble's running sums), as a single training's."""
-    for k, i in enumerate(members):
-        model = ensemble.member(k)
+def _save_members(models, optimizer, optims, members, loop, checkpointing, hooks):
+    """Each member's checkpoint at `loop` (LoopState with the ensemble's running sums), as a single
+    training's: `models[k]` holds the weights of member `members[k]`."""
+    for k, (i, model) in enumerate(zip(members, models, strict=True)):
         state = LoopState(loop.step, None if loop.loss_sum is None else loop.loss_sum[k], loop.loss_count)
         own = optimizer.member_optimizer(k, model, optims[i].lr)
         save_checkpoint(
