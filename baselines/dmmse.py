@@ -57,19 +57,19 @@ def dmmse_predictions(xs, ys, *, pool, noise_scale, workers=None, progress=None)
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
     preds = np.empty(ys.shape)
     blocks = sequence_blocks(xs)
+    rows = [_row_slices(len(xs[block]) * xs.shape[1]) for block in blocks]  # prefix rows of each block
     tick = None
     if progress is not None:
-        units = -(-len(pool) // POOL_CHUNK) * sum(len(_row_slices(len(xs[b]) * xs.shape[1])) for b in blocks)
-        tick = _counter(progress, units)
+        tick = _counter(progress, -(-len(pool) // POOL_CHUNK) * sum(map(len, rows)))
     # Threads, each with single-threaded BLAS: numpy's exp and max release the GIL but run on one
     # core, so this keeps every core busy in them too; threads that each ask a multi-threaded BLAS
     # for all cores are slower than one thread (measured in benchmarks/).
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as executor:
-        for block in blocks:
+        for block, block_rows in zip(blocks, rows, strict=True):
             features = _prefix_features(xs[block], ys[block], noise_scale)  # (b*K, F)
             w_hat = np.empty((features.shape[0], xs.shape[2]))
-            rows = _row_slices(len(features))
-            shares = [rows[i::workers] for i in range(workers)]
+            # A thread with no rows would stream the whole pool for nothing: only non-empty shares.
+            shares = [share for share in (block_rows[i::workers] for i in range(workers)) if share]
             list(executor.map(functools.partial(_posterior_means, features, pool, out=w_hat, tick=tick), shares))
             preds[block] = np.einsum("bkd,bkd->bk", xs[block], w_hat.reshape(xs[block].shape))
     return preds
@@ -137,7 +137,7 @@ def _posterior_means(features, pool, blocks, out, tick):
             lg = logits[: len(f), : len(tasks)]
             np.matmul(f, phi_t, out=lg)  # (R, F + 1) @ (F + 1, Mc) -> (R, Mc)
             _accumulate(lg, tasks1, f[:, -1], a, first=start == 0)
-        if tick is not None and blocks:
+        if tick is not None:
             tick(len(blocks))
     for b, a in zip(blocks, acc, strict=True):
         out[b] = a[:, :-1] / a[:, -1:]
