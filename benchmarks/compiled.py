@@ -12,23 +12,12 @@ import time
 import click
 import torch
 
+from benchmarks.ensemble import N_DIMS, N_POINTS, stacked_batches
 from models import ModelConfig, build_model, make_optimizer, train_step
 from models.ensemble import EnsembleAdamW, EnsembleRegressor, ensemble_step
 from models.training import compiled
-from tasks import DataSettings, sample_batch
 
-N_DIMS, N_POINTS = 8, 16
 SETTINGS = {"small": 64, "base": 256}
-
-
-def draw(members, batch_size, steps):
-    """Per step: xs (S, B, K, D), ys (S, B, K) of S members' own streams, drawn before any timing."""
-    specs = [DataSettings(batch_size, N_POINTS, N_DIMS, 0.5, 1.0, 101 + s, 102 + s, 103 + s) for s in range(members)]
-    steps_data = []
-    for step in range(steps):
-        pairs = [sample_batch(spec, step, pool=None, task_scale=1.0)[::2] for spec in specs]
-        steps_data.append((torch.stack([x for x, _ in pairs]), torch.stack([y for _, y in pairs])))
-    return steps_data
 
 
 class Way:
@@ -42,12 +31,13 @@ class Way:
         else:
             self.model = EnsembleRegressor.of([build_model(config, seed=s) for s in range(members)])
             self.optimizer = EnsembleAdamW(self.model, [0.0] * members)
+            self.lr = torch.full((members,), 1e-4)
         self.stepped = compiled(self.model) if compile else self.model
 
     def step(self, xs, ys):
         if self.members == 1:
             return train_step(self.stepped, self.optimizer, xs[0], ys[0], 1e-4)
-        return ensemble_step(self.stepped, self.optimizer, xs, ys, torch.full((self.members,), 1e-4))
+        return ensemble_step(self.stepped, self.optimizer, xs, ys, self.lr)
 
     def rate(self, data):
         """Members x steps / s over `data`."""
@@ -68,7 +58,7 @@ def main(steps, rounds):
         config = ModelConfig.of_size(size, n_dims=N_DIMS, n_points=N_POINTS)
         n_steps = steps if size == "small" else max(3, steps // 3)
         for members in (1, 4):
-            data = draw(members, batch_size, n_steps)
+            data = stacked_batches(members, batch_size, n_steps)
             eager, fast = Way(config, members, False), Way(config, members, True)
             eager.step(*data[0])
             start = time.perf_counter()

@@ -4,7 +4,8 @@ against the same S models trained one after another, side by side in one run.
 Reports members x steps / s of each way and their ratio, for S = 1, 2, 4, 5, 8 on the demo's small model
 (batch 64) and the base model (batch 256), at D = 8, K = 16. The two ways alternate in rounds (ensemble,
 sequential, ensemble, ...) so that a change in the machine's load hits both alike, and each is timed by
-its best round.
+its best round. The batches are drawn before the timing; stacking the members' batches, which a packed
+training does every step, is timed with the ensemble.
 """
 
 import time
@@ -18,6 +19,17 @@ from tasks import DataSettings, sample_batch
 
 N_DIMS, N_POINTS = 8, 16
 SETTINGS = {"small": (64, "demo model, batch 64"), "base": (256, "base model, batch 256")}
+
+
+def stacked_batches(members, batch_size, steps, *, n_points=N_POINTS, n_dims=N_DIMS, device="cpu"):
+    """Per step: xs (S, B, K, D), ys (S, B, K) of S members' own streams (fresh tasks), drawn at once for
+    timings that leave the sampling out (benchmarks/compiled.py, benchmarks/gpu.py)."""
+    specs = [DataSettings(batch_size, n_points, n_dims, 0.5, 1.0, 101 + s, 102 + s, 103 + s) for s in range(members)]
+    data = []
+    for step in range(steps):
+        drawn = [sample_batch(spec, step, pool=None, task_scale=1.0, device=device) for spec in specs]
+        data.append((torch.stack([xs for xs, _, _ in drawn]), torch.stack([ys for _, _, ys in drawn])))
+    return data
 
 
 def batches(members, batch_size, steps):

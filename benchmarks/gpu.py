@@ -19,10 +19,10 @@ import time
 import click
 import torch
 
+from benchmarks.ensemble import stacked_batches
 from models import ModelConfig, build_model
 from models.ensemble import EnsembleAdamW, EnsembleRegressor, ensemble_step
 from models.training import compiled
-from tasks import DataSettings, sample_batch
 
 FIG2_TRAININGS, FIG2_STEPS = 42, 500_000
 
@@ -33,16 +33,9 @@ def rate(config, members, batch_size, steps, device, compile=False):
     ensemble = EnsembleRegressor.of([build_model(config, seed=s, device=device) for s in range(members)])
     optimizer = EnsembleAdamW(ensemble, [0.0] * members)
     stepped = compiled(ensemble) if compile else ensemble
-    shape = (batch_size, config.n_points, config.n_dims)
-    specs = [DataSettings(*shape, 0.5, 1.0, s, s + 1, s + 2) for s in range(members)]
     lr = torch.full((members,), 1e-4, device=device)
-
-    def draw(index):  # every member's batch of step `index`, stacked: drawn before the timing starts
-        drawn = (sample_batch(spec, index, pool=None, task_scale=1.0, device=device) for spec in specs)
-        xs, _, ys = zip(*drawn, strict=True)
-        return torch.stack(xs), torch.stack(ys)
-
-    data = [draw(index) for index in range(3 + steps)]
+    shape = {"n_points": config.n_points, "n_dims": config.n_dims, "device": device}
+    data = stacked_batches(members, batch_size, 3 + steps, **shape)  # drawn before the timing starts
     cuda = torch.device(device).type == "cuda"
     warm = time.perf_counter()
     for xs, ys in data[:3]:  # warm-up
