@@ -98,13 +98,14 @@ def check_pack(settings, device):
     require(members * training_bytes(data, arch), what, options, device)
 
 
-def pack_size(settings, device, sharing=1):
+def pack_size(settings, device, sharing=1, free=None):
     """Members per ensemble when the sweep's `pack` is left to choose, for TrainSettings like `settings`:
     1 on a CPU (an ensemble there is no faster than its members one after another: README, benchmarks),
-    and on CUDA as many as fit in the HEADROOM share of the device's free memory, split between the
-    `sharing` processes that train on it at once."""
+    and on CUDA as many as fit in the HEADROOM share of the device's `free` memory (default: this
+    machine's), split between the `sharing` processes that train on it at once."""
     device = torch.device(device)
     if device.type != "cuda":
         return 1
     step = training_bytes(settings.data, settings.arch)
-    return max(1, int(HEADROOM * free_memory(device) / sharing // step))
+    free = free_memory(device) if free is None else free
+    return max(1, int(HEADROOM * free / sharing // step))

@@ -12,10 +12,10 @@ import math
 import time
 
 import click
+import torch
 
-from pipeline.bounds import check_pack, pack_size
+from pipeline.bounds import check_pack
 from pipeline.cli import EntryCommand, entry_point, options
-from pipeline.devices import device_of
 from pipeline.presets import PRESETS, SWEEP_OPTIONS, resolve
 from pipeline.resume import stop_on_signals
 from pipeline.store import ui_command
@@ -30,18 +30,28 @@ from pipeline.tracking import as_text, tracked_run
 def sweep(tracking, preset, overrides):
     """Run the sweep and its summary; returns the parent run id."""
     settings = resolve(preset, overrides)
-    device = device_of(settings["device"][0])
     fraction = warmup_fraction(settings if overrides.get("warmup_steps") is not None else resolve(preset, {}))
     trainings = math.prod(len(values) for values in settings.values())  # the grid's points
-    executor = make_executor(settings["executor"][0], settings["workers"][0], device, trainings)
+    single = {name: settings[name][0] for name in ("executor", "workers", "device", "ray_address")}
+    with make_executor(
+        single["executor"], single["workers"], single["device"], trainings, single["ray_address"]
+    ) as executor:
+        return _sweep(tracking, preset, settings, fraction, executor)
+
+
+def _sweep(tracking, preset, settings, fraction, executor):
+    device = torch.device(executor.device)
     points = grid(settings, fraction, executor.threads())
     for point in points:
         check(point)
     trained = [train_settings(point) for point in points]
-    pack = settings["pack"][0] or min(pack_size(one, device, sharing=executor.workers) for one in trained)
+    pack = settings["pack"][0] or min(executor.pack_size(one) for one in trained)
     packs = packs_of(trained, pack)
-    for indices in packs:
-        check_pack([trained[i] for i in indices], device)
+    if executor.name == "ray":  # the memory of each pack is checked where Ray places it
+        executor.check_tracking(tracking)
+    else:
+        for indices in packs:
+            check_pack([trained[i] for i in indices], device)
     name = f"sweep-{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
     with stop_on_signals(forward=True), tracked_run(tracking, name, "main") as run:
         run.client.update_run(run.id, name=f"{name}-{run.id[:6]}")  # distinct even within one second

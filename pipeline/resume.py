@@ -3,9 +3,10 @@
 - A training's checkpoint goes to one of two artifact slots (checkpoints/a/last.pt, checkpoints/b/last.pt),
   alternately; the tag `checkpoint` ("<slot path>@<step>") is set only once an upload is complete, so a
   kill during an upload leaves the tagged checkpoint intact.
-- Every run's tag `heartbeat` ({"host", "pid", "time"}, pipeline/tracking.py) is refreshed while it
-  runs. A RUNNING run whose process is gone (same host, no such pid) or whose heartbeat is stale
-  (another host) is dead: the next entry point on the store marks it FAILED with the tag `died`.
+- Every run's tag `heartbeat` ({"host", "pid", "time"}, and "task" under executor=ray;
+  pipeline/tracking.py) is refreshed while it runs. A RUNNING run whose process is gone (same host, no
+  such pid), whose heartbeat is stale (another host) or whose Ray task runs again (its earlier attempt
+  died) is dead: the next entry point on the store, or that retry, marks it FAILED with the tag `died`.
 - Rerunning a training with the same params continues the newest FAILED or KILLED train run with those
   params that has a checkpoint, in the same run id, unless it failed for a reason a rerun cannot change
   (tag `resumable` = false: divergence, a model no better than predicting 0).
@@ -26,11 +27,12 @@ from pipeline.tracking import is_alive
 SLOTS = ("checkpoints/a", "checkpoints/b")
 
 
-def mark_dead_runs(tracking):
-    """Mark FAILED (tag `died`) every RUNNING run of the experiment whose process is gone; returns their ids."""
+def mark_dead_runs(tracking, task=None):
+    """Mark FAILED (tag `died`) every RUNNING run of the experiment whose process is gone, or that an
+    earlier attempt of executor task `task` left (tracking.is_alive); returns their ids."""
     client = tracking.client()
     running = client.search_runs([tracking.experiment_id], "attributes.status = 'RUNNING'")
-    dead = [run for run in running if not is_alive(run)]
+    dead = [run for run in running if not is_alive(run, task)]
     for run in dead:
         beat = run.data.tags["heartbeat"]
         client.set_tag(run.info.run_id, "died", f"its process stopped without a word (last heartbeat {beat})")

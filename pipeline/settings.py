@@ -72,7 +72,8 @@ OPTIONS = {
         click.IntRange(min=0),
         0,
         "torch CPU threads of a training, fixed for the whole run and logged as the count used (the numbers "
-        "depend on it): 0 = every core of this machine (in a sweep with executor=process, cores / workers).",
+        "depend on it): 0 = every core of this machine (in a sweep: cores / workers with executor=process, 1 "
+        "with executor=ray).",
     ),
     "checkpoint_every": Option(
         Unset(POSITIVE), None, "training steps between checkpoints (uploaded to the run; empty: eval_every)."
@@ -120,12 +121,21 @@ OPTIONS = {
         "which distribution to sample prompts from: true (fresh tasks, T_True) or pretrain (pool tasks).",
     ),
     "executor": Option(
-        click.Choice(["auto", "inline", "process"]),
+        click.Choice(["auto", "inline", "process", "ray"]),
         "auto",
         "how a sweep runs its chains: inline (one after another in this process), process (`workers` worker "
-        "processes side by side) or auto: on a CPU, one worker process per core (at most one per training), "
-        "each training at cores / workers threads (one thread on a busy grid: two 1-thread trainings do 1.3x "
-        "the work of one 2-thread training and do not collapse when the machine is shared); on CUDA, inline.",
+        "processes side by side), ray (Ray tasks on `ray_address`, placed by the CPUs, GPU and memory each "
+        "declares; a chain whose worker dies is retried and resumes) or auto: on a CPU, one worker process "
+        "per core (at most one per training), each training at cores / workers threads (one thread on a busy "
+        "grid: two 1-thread trainings do 1.3x the work of one 2-thread training and do not collapse when the "
+        "machine is shared); on CUDA, inline.",
+    ),
+    "ray_address": Option(
+        click.STRING,
+        "",
+        "the Ray cluster of executor=ray: empty starts a local instance for the sweep; auto joins the one "
+        "started on this machine with `ray start`; ray://host:10001 a remote one (then MLFLOW_TRACKING_URI "
+        "must be a server its nodes reach).",
     ),
     "workers": Option(
         Unset(POSITIVE),

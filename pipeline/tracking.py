@@ -24,6 +24,9 @@ from pipeline.types import InputError
 
 HEARTBEAT_S = 30  # seconds between heartbeats of a run in progress
 STALE_S = 600  # a heartbeat older than this, from another host, means the run's process is gone
+# Set by an executor (ray) to the id of the task a process runs; in the heartbeat of the runs it opens, so
+# that a retry of the task knows the runs its dead attempt left RUNNING, on any host.
+TASK_ENV = "ICL_EXECUTOR_TASK"
 
 
 class Run:
@@ -139,15 +142,21 @@ def adopt(client, run, parent):
 
 
 def heartbeat():
-    return json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()})
+    beat = {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}
+    if os.environ.get(TASK_ENV):
+        beat["task"] = os.environ[TASK_ENV]
+    return json.dumps(beat)
 
 
-def is_alive(run):
-    """Whether the process that runs `run` (an MLflow Run) is still there, judged by its heartbeat tag."""
+def is_alive(run, task=None):
+    """Whether the process that runs `run` (an MLflow Run) is still there, judged by its heartbeat tag; a
+    run of executor task `task` is not when that task runs again (its earlier attempt died)."""
     beat = run.data.tags.get("heartbeat")
     if beat is None:
         return True  # not ours to judge (a run started by other code)
     beat = json.loads(beat)
+    if task is not None and beat.get("task") == task:
+        return False
     if beat["host"] == socket.gethostname():
         try:
             os.kill(beat["pid"], 0)

@@ -1,40 +1,79 @@
 """Executors run a sweep's work: `inline` one job after another in this process, `process` in worker
-processes side by side. `map(function, tracking, jobs, parent)` returns function(tracking, *job,
-parent=parent) for each job, in order; `run_chains` uses it to prepare each distinct pool and baselines
-once (chain.prepare), then to train every pack of points (chain.finish: one point, or several as one
-ensemble). A cluster executor plugs in here.
+processes side by side, `ray` as Ray tasks on a local instance or a cluster (pipeline/sweep/ray_tasks.py).
+An executor is a context manager (its workers live for the whole sweep) whose `map(function, tracking,
+jobs, parent)` returns, in order, function(tracking, *job, parent=parent) for each job, or the exception
+that job raised: every job runs even when another fails. `run_chains` uses it to prepare each distinct pool
+and baselines once (chain.prepare), then to train every pack of points (chain.finish: one point, or
+several as one ensemble), and reports every chain that failed at the end.
 
 Each executor says how many torch threads a training gets when the `threads` option is 0: every core
-(inline), or cores / workers (process), fixed for the whole run so that a chain's numbers do not depend
-on what ran beside it. Small models train faster as two single-thread processes than as one two-thread
-process (1.3x the model-steps/s on 2 cores), and a 2-thread training collapses when anything else runs
-on the machine, so on a CPU `executor=auto` (the default) runs one worker per core.
+(inline), cores / workers (process), or 1 (ray: each task declares the CPUs it uses), fixed for the whole
+run so that a chain's numbers do not depend on what ran beside it. Small models train faster as two
+single-thread processes than as one two-thread process (1.3x the model-steps/s on 2 cores), and a 2-thread
+training collapses when anything else runs on the machine, so on a CPU `executor=auto` (the default) runs
+one worker per core.
 """
 
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 
+import click
+import torch
+
+from models import TrainingInterrupted
+from pipeline.bounds import pack_size
+from pipeline.devices import device_of
 from pipeline.packed import pack_key
 from pipeline.settings import machine_cores
 from pipeline.sweep.chain import finish, preparation, prepare
+from pipeline.tracking import first_line
 from pipeline.types import InputError
 
 
 def run_chains(executor, tracking, points, parent, packs):
     """{stage: run id} per point: each distinct pool and baselines prepared once, then the trainings, one
-    job per pack of point indices (`packs_of`: a pack of several trains as one ensemble)."""
+    job per pack of point indices (`packs_of`: a pack of several trains as one ensemble). A chain that
+    fails does not stop the others; once all are done, the failures are raised together (`failed`)."""
     distinct = {}
     for point in points:
         distinct.setdefault(preparation(point), point)
-    prepared = dict(
-        zip(distinct, executor.map(prepare, tracking, [(p,) for p in distinct.values()], parent), strict=True)
-    )
-    ready = [prepared[preparation(point)] for point in points]
-    jobs = [([points[i] for i in indices], [ready[i] for i in indices]) for indices in packs]
+    outcomes = executor.map(prepare, tracking, [(p,) for p in distinct.values()], parent)
+    prepared = dict(zip(distinct, outcomes, strict=True))
+    failures = {}
+    for index, point in enumerate(points):
+        if isinstance(prepared[preparation(point)], BaseException):
+            failures[index] = prepared[preparation(point)]
+    packs = [[i for i in indices if i not in failures] for indices in packs]
+    packs = [indices for indices in packs if indices]
+    jobs = [([points[i] for i in indices], [prepared[preparation(points[i])] for i in indices]) for indices in packs]
     chains = {}
     for indices, done in zip(packs, executor.map(finish, tracking, jobs, parent), strict=True):
-        chains |= dict(zip(indices, done, strict=True))
+        if isinstance(done, BaseException):
+            failures |= dict.fromkeys(indices, done)
+        else:
+            chains |= dict(zip(indices, done, strict=True))
+    if failures:
+        raise failed(points, failures)
     return [chains[i] for i in range(len(points))]
+
+
+def failed(points, failures):
+    """The error that ends a sweep whose chains {point index: exception} failed (each after the others
+    were done): one failure as it is; several as one InputError listing each point and its error, unless
+    one is a bug (not an InputError), which is then raised with its traceback."""
+    for error in failures.values():
+        if isinstance(error, TrainingInterrupted | KeyboardInterrupt):
+            return error
+    errors = list(dict.fromkeys(failures.values()))  # a pack's failure is shared by its points
+    if len(errors) == 1:
+        return errors[0]
+    lines = [f"  {points[i].label}: {first_line(error)}" for i, error in sorted(failures.items())]
+    listed = InputError(f"{len(failures)} of {len(points)} chains failed (the others finished):\n" + "\n".join(lines))
+    bug = next((error for error in errors if not isinstance(error, InputError)), None)
+    if bug is None:
+        return listed
+    click.echo(str(listed), err=True)
+    return bug  # with its traceback
 
 
 def packs_of(settings, pack):
@@ -52,40 +91,94 @@ class InlineExecutor:
 
     name, workers = "inline", 1
 
+    def __init__(self, device):
+        self.device = device
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *error):
+        return False
+
     def threads(self):
         return machine_cores()
 
+    def pack_size(self, settings):
+        return pack_size(settings, self.device)
+
     def map(self, function, tracking, jobs, parent):
-        return [function(tracking, *job, parent=parent) for job in jobs]
+        outcomes = []
+        for job in jobs:
+            try:
+                outcomes.append(function(tracking, *job, parent=parent))
+            except TrainingInterrupted:
+                raise
+            except Exception as error:
+                outcomes.append(error)
+        return outcomes
 
 
 class ProcessExecutor:
-    """Jobs in `workers` spawned processes at once, logging to the same store."""
+    """Jobs in `workers` spawned processes at once (one pool for the whole sweep), logging to the same store."""
 
     name = "process"
 
-    def __init__(self, workers):
-        self.workers = workers
+    def __init__(self, device, workers):
+        self.device, self.workers, self.pool, self.tracking = device, workers, None, None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *error):
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+        return False
 
     def threads(self):
         return max(1, machine_cores() // self.workers)
 
+    def pack_size(self, settings):
+        return pack_size(settings, self.device, sharing=self.workers)
+
     def map(self, function, tracking, jobs, parent):
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(self.workers, mp_context=context, initializer=tracking.activate) as pool:
-            futures = [pool.submit(function, tracking, *job, parent=parent) for job in jobs]
-            return [future.result() for future in futures]
+        if self.pool is None or self.tracking != tracking:
+            self.__exit__()
+            context = multiprocessing.get_context("spawn")
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=tracking.activate)
+            self.tracking = tracking
+        futures = [self.pool.submit(function, tracking, *job, parent=parent) for job in jobs]
+        outcomes = []
+        for future in futures:
+            error = future.exception()
+            if isinstance(error, TrainingInterrupted):
+                raise error
+            outcomes.append(future.result() if error is None else error)
+        return outcomes
 
 
-def make_executor(name, workers, device, trainings):
-    """The executor of the `executor` and `workers` options (workers None: not given) for a sweep of
-    `trainings` trainings on `device`: auto is, on a CPU, one worker process per core and at most one per
-    training (inline when that is one), and inline on CUDA, where one process packs the trainings."""
+def make_executor(name, workers, device, trainings, ray_address=""):
+    """The executor of the `executor`, `workers` and `ray_address` options (workers None: not given) for a
+    sweep of `trainings` trainings on the `device` option (or a torch.device): auto is, on a CPU, one
+    worker process per core and at most one per training (inline when that is one), and inline on CUDA,
+    where one process packs the trainings; ray places them on a Ray instance (its `device` is the
+    cluster's, not this machine's)."""
+    if ray_address and name != "ray":
+        raise InputError(f"ray_address={ray_address!r} needs executor=ray")
+    if name == "ray":
+        if workers is not None:
+            raise InputError(
+                f"workers={workers} does not apply to executor=ray: Ray runs as many chains at once as the "
+                "cluster's CPUs and GPUs allow (set threads to give each training more CPUs)"
+            )
+        from pipeline.sweep.ray_tasks import RayExecutor  # Ray starts only for the sweeps that use it
+
+        return RayExecutor(ray_address, device)
+    device = device if isinstance(device, torch.device) else device_of(device)
     if name == "inline":
         if workers not in (None, 1):
             raise InputError(f"workers={workers} needs executor=process (executor=inline runs one chain at a time)")
-        return InlineExecutor()
+        return InlineExecutor(device)
     if name == "auto" and workers is None and device.type == "cuda":
-        return InlineExecutor()
+        return InlineExecutor(device)
     workers = workers or min(machine_cores(), trainings)
-    return ProcessExecutor(workers) if name == "process" or workers > 1 else InlineExecutor()
+    return ProcessExecutor(device, workers) if name == "process" or workers > 1 else InlineExecutor(device)

@@ -1,0 +1,164 @@
+"""executor=ray: each job of a sweep (a pool and its baselines, or a pack of trainings) is a Ray task that
+declares what it needs (CPUs: the training's threads; a GPU on CUDA; memory: the bounds of
+pipeline/bounds.py), so that Ray places it on a local instance started for the sweep or on a cluster.
+
+Tasks write to the sweep's tracking store and experiment, nested under the sweep's run, as the other
+executors' do; a cluster with nodes on other hosts needs a store they can reach (`mlflow server`), and a
+local SQLite or file store is refused then. A task whose worker dies (a node lost, a process killed) is
+retried by Ray up to RETRIES times; the retry marks the runs its dead attempt left RUNNING as FAILED (they
+carry its Ray task id in their heartbeat) and so resumes each training from its last checkpoint. A task
+that raises (bad settings, a divergence) is not retried: it fails alone and the sweep lists it at the end.
+"""
+
+import os
+import socket
+from urllib.parse import urlparse
+
+import click
+import ray
+import torch
+from ray.exceptions import RayError, RayTaskError
+
+from pipeline.bounds import eval_bytes, pack_size, pool_bytes, training_bytes
+from pipeline.resume import mark_dead_runs
+from pipeline.settings import machine_cores
+from pipeline.sweep.chain import finish, train_settings
+from pipeline.tracking import TASK_ENV
+from pipeline.types import InputError
+
+RETRIES = 3  # attempts after a worker dies, per task
+LOCAL_OBJECT_STORE = 256 * 2**20  # bytes: tasks pass run ids and settings, nothing large
+
+
+class RayExecutor:
+    """Jobs as Ray tasks; `address` "" starts a local instance (every core of this machine), "auto" or
+    "ray://host:port" joins a running cluster. `device` is the `device` option, resolved on the cluster:
+    auto is CUDA when the cluster has GPUs."""
+
+    name = "ray"
+
+    def __init__(self, address, device):
+        self.address = address
+        if address:
+            ray.init(address=address, configure_logging=False)
+        else:
+            cores = machine_cores()
+            ray.init(
+                address="local",
+                num_cpus=cores,
+                include_dashboard=False,
+                object_store_memory=LOCAL_OBJECT_STORE,
+                configure_logging=False,
+            )
+        resources = ray.cluster_resources()
+        self.gpus = int(resources.get("GPU", 0))
+        if device == "auto":
+            device = "cuda" if self.gpus else "cpu"
+        if device.startswith("cuda") and not self.gpus:
+            raise InputError(f"device={device!r} but the Ray cluster at {address or 'local'} has no GPU")
+        self.device = device
+        self.workers = self.gpus if self.device != "cpu" else int(resources.get("CPU", 1))  # chains at once
+        click.echo(f"ray: {where(address)}, {int(resources.get('CPU', 0))} CPUs, {self.gpus} GPUs")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *error):
+        ray.shutdown()
+        return False
+
+    def threads(self):
+        return 1
+
+    def pack_size(self, settings):
+        """Members per ensemble when `pack` is left to choose (bounds.pack_size): on CUDA, from the free
+        memory of a GPU of the cluster, asked by a task placed on one (this machine may have none)."""
+        free = ray.get(_free_gpu_memory.options(num_gpus=1).remote()) if self.device != "cpu" else None
+        return pack_size(settings, self.device, free=free)
+
+    def remote_hosts(self):
+        """The addresses of the cluster's live nodes that are not this machine."""
+        here = {ray.util.get_node_ip_address(), "127.0.0.1", socket.gethostname()}
+        return sorted({node["NodeManagerAddress"] for node in ray.nodes() if node["Alive"]} - here)
+
+    def check_tracking(self, tracking):
+        """Refuse a store the cluster's other hosts cannot write to (InputError naming it)."""
+        check_reachable(tracking.uri, self.address, self.remote_hosts())
+
+    def map(self, function, tracking, jobs, parent):
+        refs = [
+            _job.options(**self.needs(function, job), name=f"{function.__name__}").remote(
+                function, tracking, job, parent
+            )
+            for job in jobs
+        ]
+        outcomes = []
+        for ref in refs:
+            try:
+                outcomes.append(ray.get(ref))
+            except RayTaskError as error:  # the job raised: its own exception
+                outcomes.append(error.cause if isinstance(error.cause, BaseException) else error)
+            except RayError as error:  # its worker died more than RETRIES times, or the cluster is gone
+                outcomes.append(RuntimeError(f"lost after {RETRIES} retries: {str(error).splitlines()[0]}"))
+        return outcomes
+
+    def needs(self, function, job):
+        """The Ray resources of one job: the CPUs of a training's threads (each member's threads once:
+        a pack is one computation), a GPU for trainings on CUDA, and memory: pools, eval sets and, on a
+        CPU, the training steps (pipeline/bounds.py)."""
+        points = job[0] if function is finish else list(job)
+        settings = [train_settings(point) for point in points]
+        memory = sum(
+            pool_bytes(p.values["n_tasks"], s.data.n_dims) + eval_bytes(s.evaluation, s.data.n_dims)
+            for p, s in zip(points, settings, strict=True)
+        )
+        training = function is finish
+        if training and self.device == "cpu":
+            memory += len(settings) * training_bytes(settings[0].data, settings[0].arch)
+        gpus = 1 if training and self.device != "cpu" else 0
+        return {
+            "num_cpus": settings[0].threads,
+            "num_gpus": gpus,
+            "memory": memory,
+            "max_retries": RETRIES,
+            "retry_exceptions": False,
+        }
+
+
+@ray.remote
+def _job(function, tracking, job, parent):
+    """One job on a Ray worker: the runs a dead earlier attempt of this task left RUNNING are marked FAILED
+    (so its trainings resume from their checkpoints), then function(tracking, *job, parent=parent)."""
+    tracking.activate()
+    task = ray.get_runtime_context().get_task_id()
+    mark_dead_runs(tracking, task=task)
+    os.environ[TASK_ENV] = task  # in the heartbeats of the runs this attempt opens
+    try:
+        return function(tracking, *job, parent=parent)
+    finally:
+        os.environ.pop(TASK_ENV, None)
+
+
+@ray.remote
+def _free_gpu_memory():
+    return torch.cuda.mem_get_info()[0]
+
+
+def where(address):
+    return f"joined the cluster at {address}" if address else "a local instance started for this sweep"
+
+
+def check_reachable(uri, address, remote_hosts):
+    """A local store (SQLite, a folder) cannot take writes from other hosts: refuse it when the cluster
+    at `address` (a ray:// client, or nodes on `remote_hosts`) runs tasks elsewhere."""
+    scheme = urlparse(uri).scheme
+    local = scheme in ("", "file", "sqlite") or len(scheme) == 1  # a Windows drive letter is a path too
+    client = address.startswith("ray://") and urlparse(address).hostname not in ("localhost", "127.0.0.1")
+    if local and (client or remote_hosts):
+        elsewhere = f"nodes on {', '.join(remote_hosts)}" if remote_hosts else f"the cluster at {address}"
+        raise InputError(
+            f"MLFLOW_TRACKING_URI={uri!r} is a store on this machine, which {elsewhere} cannot write to: start "
+            "`mlflow server --host 0.0.0.0 --port 5000 --backend-store-uri sqlite:///mlflow.db "
+            "--artifacts-destination ./mlartifacts` here and set MLFLOW_TRACKING_URI=http://<this host>:5000 "
+            "(README: Running on a cluster)"
+        )
