@@ -73,6 +73,29 @@ def compiled(model):
     return torch.compile(model, dynamic=False)
 
 
+def data_parallel(model):
+    """`model` behind DistributedDataParallel (the process group is initialised): its backward averages the
+    gradients over the ranks. It shares `model`'s parameters, like `compiled`."""
+    device = next(model.parameters()).device
+    ids = [device.index] if device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def _rank_mean(tensor):
+    """The mean of a 0-d tensor over the ranks of the process group."""
+    total = tensor.detach().clone()
+    torch.distributed.all_reduce(total)
+    return total / torch.distributed.get_world_size()
+
+
+def _any_rank(flag):
+    """Whether `flag` is true on any rank (a collective: every rank calls it at the same step)."""
+    device = "cuda" if torch.distributed.get_backend() == "nccl" else "cpu"
+    value = torch.tensor(float(flag), device=device)
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+    return bool(value.item())
+
+
 def train(
     model,
     optimizer,
@@ -86,6 +109,7 @@ def train(
     start=None,
     should_stop=None,
     compile=False,
+    distributed=False,
 ):
     """Train `model` from `start` (a LoopState; step 0 by default) to `optim.total_steps`; returns the final
     evaluation's curves.
@@ -95,9 +119,17 @@ def train(
     asked after every step: when it says yes, the loop writes a checkpoint and raises TrainingInterrupted.
     Raises TrainingDiverged when the training loss stops being finite. `compile` runs the training step's
     forward and backward through torch.compile (`compiled`); the evaluation stays eager.
+
+    `distributed`: this process is one rank of a torch.distributed group (torchrun) training one model on
+    a shared batch: `batches` gives this rank's equal share of each step's batch, the step runs through
+    DistributedDataParallel (gradients averaged over the ranks: the global batch's gradient), the logged
+    loss is the mean over ranks, and only rank 0 writes checkpoints. Ranks agree to stop at the next
+    LOG_EVERY boundary after any was asked to (no sync per step).
     """
     total = optim.total_steps
-    stepped = compiled(model) if compile else model
+    stepped = data_parallel(model) if distributed else model
+    stepped = compiled(stepped) if compile else stepped
+    writer = not distributed or torch.distributed.get_rank() == 0
     start = start or LoopState(0, None, 0)
     if not 0 <= start.step < total:
         raise ValueError(f"start step {start.step} must be in [0, total_steps={total})")
@@ -110,8 +142,9 @@ def train(
         count += 1
         done = step + 1
         # ---- training loss, every LOG_EVERY steps (one device sync each)
-        if done % LOG_EVERY == 0 or done == total:
-            mean = running.item() / count
+        boundary = done % LOG_EVERY == 0 or done == total
+        if boundary:
+            mean = (_rank_mean(running) if distributed else running).item() / count
             running, count = None, 0
             if not math.isfinite(mean):
                 raise TrainingDiverged.at(done, mean, optim.lr)
@@ -123,14 +156,20 @@ def train(
             for hook in hooks:
                 hook.on_eval(done, curves)
         # ---- checkpoint: on schedule, at the end, and before stopping on request
-        stop = should_stop is not None and should_stop() and done < total
+        asked = should_stop is not None and should_stop()
+        if distributed:  # a collective, at the same steps on every rank
+            asked = boundary and done < total and _any_rank(asked)
+        stop = asked and done < total
         if checkpointing is not None and (done % checkpointing.every == 0 or done == total or stop):
+            if distributed and running is not None:  # the ranks' mean: a checkpoint resumes under any rank count
+                running = _rank_mean(running)
             state = LoopState(done, running, count)
-            save_checkpoint(
-                checkpointing.path, model=model, optimizer=optimizer, loop=state, settings=checkpointing.settings
-            )
-            for hook in hooks:
-                hook.on_checkpoint(done, checkpointing.path)
+            if writer:
+                save_checkpoint(
+                    checkpointing.path, model=model, optimizer=optimizer, loop=state, settings=checkpointing.settings
+                )
+                for hook in hooks:
+                    hook.on_checkpoint(done, checkpointing.path)
         if stop:
             raise TrainingInterrupted(done)
     for hook in hooks:

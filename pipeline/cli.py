@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from models import TrainingInterrupted
+from pipeline.devices import rank
 from pipeline.resume import mark_dead_runs
 from pipeline.settings import OPTIONS
 from pipeline.store import setup_tracking
@@ -49,11 +50,13 @@ def entry_point(command):
     @functools.wraps(command)
     def wrapper(**params):
         tracking = setup_tracking()
-        mark_dead_runs(tracking)
+        if rank() == 0:  # under torchrun, rank 0 alone writes to the store
+            mark_dead_runs(tracking)
         try:
             return command(tracking, **params)
         except TrainingInterrupted as stop:  # SIGTERM or SIGINT during a training: its run is KILLED
-            click.echo(f"{stop}: rerun the same command to resume", err=True)
+            if rank() == 0:
+                click.echo(f"{stop}: rerun the same command to resume", err=True)
             raise SystemExit(128 + signal.SIGTERM) from None
         except KeyboardInterrupt:  # the same outside a training (a sweep between stages, an estimator)
             click.echo("interrupted: the run is marked KILLED; rerun the same command to continue", err=True)

@@ -1,6 +1,8 @@
-"""Where a training runs: its torch device (the `device` option) and its fixed CPU thread count."""
+"""Where a training runs: its torch device (the `device` option), its fixed CPU thread count, and its
+rank under torchrun (pipeline/distributed.py)."""
 
 import contextlib
+import os
 
 import torch
 
@@ -31,3 +33,18 @@ def fixed_threads(count):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def world_size():
+    """The ranks of this training (torchrun's WORLD_SIZE; 1 outside torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def rank():
+    """This process's rank (torchrun's RANK; 0 outside torchrun): rank 0 alone logs to MLflow."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def cores_per_rank(cores):
+    """The threads of a training left at threads=0: the `cores` of this machine shared by its ranks."""
+    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))

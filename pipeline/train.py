@@ -1,15 +1,12 @@
 """Entry point: pretrain the transformer on a task pool, evaluating along the way, and register it.
 
-The loop itself is `models.train` (MLflow-free); this module wires the data in (batches from `tasks`,
-a pure function of the step), scores against the estimators, and attaches tracking to the loop's
-hooks: the training loss, and every `eval_every` steps (with step=) the transformer's loss/D and
-Delta_{PT,Ridge}, Delta_{PT,dMMSE} on T_Pretrain and T_True, using the eval sets and estimator
-predictions of an evaluate_baselines run when `baselines` is given (the run's description links it; the
-estimators' own numbers stay there) or computing them here (then logged once, at step 0); a checkpoint
-every checkpoint_every steps (weights, optimiser, step, and the settings that rebuild model and data;
-pipeline/resume.py); n_params, log2_n_tasks, the pool and eval sets as dataset inputs; the
-per-position curves as a table and a figure; the final model, registered with an alias for its label once it passed
-the sanity gate. A run that fails registers nothing; an interrupted one is resumed by the same command.
+The loop is `models.train` (MLflow-free); this module wires in the data (from `tasks`, a pure function of
+the step) and the estimators, and hooks tracking onto the loop: the training loss, and every `eval_every`
+steps the transformer's loss/D, Delta_{PT,Ridge} and Delta_{PT,dMMSE} on T_Pretrain and T_True, on the
+eval sets and estimator predictions of an evaluate_baselines run (`baselines`) or computed here (then
+logged once, at step 0); checkpoints (pipeline/resume.py); the pool and eval sets as dataset inputs; the
+per-position curves as a table and a figure; the final model, registered under its label's alias once it
+passed the sanity gate. A failed run registers nothing; an interrupted one resumes by the same command.
 """
 
 import contextlib
@@ -36,7 +33,8 @@ from models.progress import Progress
 from pipeline.bounds import check_training
 from pipeline.cli import EntryCommand, entry_point, log_pool_size, open_pool, options, pool_label
 from pipeline.datasets import log_eval_datasets, pool_dataset
-from pipeline.devices import device_of, fixed_threads
+from pipeline.devices import cores_per_rank, device_of, fixed_threads
+from pipeline.distributed import follow, ranks
 from pipeline.evaluation import (
     build_eval_sets,
     check_sanity,
@@ -80,33 +78,39 @@ def train(tracking, settings, *, parent=None, label=None, checkpoint_every=None,
     `checkpoint_every` steps (default: eval_every). `resume="auto"` continues an interrupted run with the
     same settings (pipeline/resume.py); "never" starts afresh. SIGTERM or SIGINT checkpoint the training
     and end its run KILLED (models.TrainingInterrupted). `compile` compiles the training step (tag
-    `compiled`).
+    `compiled`). Under torchrun, the ranks share each batch (pipeline/distributed.py).
     """
     device = device_of(settings.device)
     check_training(settings, device)
-    with (
-        fixed_threads(settings.threads),
-        stop_on_signals() as stop,
-        opened(tracking, settings, device, parent=parent, label=label, resume=resume, compile=compile) as training,
-        tempfile.TemporaryDirectory() as folder,
-    ):
-        try:
-            curves = models.train(
-                training.model,
-                training.optimizer,
-                settings.optim,
-                batches=training.batches,
-                evaluate=training.evaluate,
-                eval_every=settings.eval_every,
-                hooks=training.hooks,
-                checkpointing=training.checkpointing(folder, checkpoint_every),
-                start=training.start,
-                should_stop=stop,
-                compile=compile,
-            )
-        except TrainingDiverged as error:  # the learning rate the user chose is too high for this model
-            raise training.diverged(error) from None
-        training.finish(curves)
+    with fixed_threads(settings.threads), stop_on_signals() as stop, ranks(settings, device) as rank:
+        if rank.index > 0:  # torchrun: this rank computes its share; rank 0 writes the run
+            follow(settings, rank, checkpoint_every=checkpoint_every, stop=stop, compile=compile)
+            return None
+        with (
+            opened(
+                tracking, settings, rank.device, parent=parent, label=label, resume=resume, compile=compile
+            ) as training,
+            tempfile.TemporaryDirectory() as folder,
+        ):
+            start = rank.lead(training)
+            try:
+                curves = models.train(
+                    training.model,
+                    training.optimizer,
+                    settings.optim,
+                    batches=rank.share(training.batches, settings.data.batch_size),
+                    evaluate=training.evaluate,
+                    eval_every=settings.eval_every,
+                    hooks=training.hooks,
+                    checkpointing=training.checkpointing(folder, checkpoint_every),
+                    start=start,
+                    should_stop=stop,
+                    compile=compile,
+                    distributed=rank.size > 1,
+                )
+            except TrainingDiverged as error:  # the learning rate the user chose is too high for this model
+                raise training.diverged(error) from None
+            training.finish(curves)
     return training.run.id
 
 
@@ -287,7 +291,7 @@ def _evaluation(settings, pool):
 @options(*option_names(TrainSettings), "checkpoint_every", "resume", "compile")
 @entry_point
 def main(tracking, checkpoint_every, resume, compile, **params):
-    settings = build(TrainSettings, params | {"threads": params["threads"] or machine_cores()})
+    settings = build(TrainSettings, params | {"threads": params["threads"] or cores_per_rank(machine_cores())})
     train(tracking, settings, checkpoint_every=checkpoint_every, resume=resume, compile=compile)
 
 

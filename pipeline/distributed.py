@@ -1,0 +1,128 @@
+"""Data parallelism for one training under torchrun: `torchrun --standalone --nproc_per_node=N -m
+pipeline.train ...` trains one model on N ranks (DDP: gloo on CPU, NCCL on CUDA, one GPU per rank).
+
+Every rank draws the step's whole batch, the same function of (seed, step) as a single process, and
+trains on its 1/N share of the rows, so the ranks together take the global batch's gradient (to float32
+round-off: the sum over ranks is in another order). Rank 0 is the training of `pipeline.train`: it opens
+the run, resumes it, evaluates, writes checkpoints, logs and registers; the other ranks only compute
+(`follow`), starting from the state rank 0 sends them. A checkpoint holds the one model and its optimiser,
+so it resumes under any N, one included. Outside torchrun (WORLD_SIZE unset) nothing here applies.
+"""
+
+import contextlib
+import dataclasses
+import datetime
+import os
+import tempfile
+
+import torch
+
+import models
+from models import Checkpointing, LoopState, build_model, make_optimizer
+from pipeline.cli import open_pool
+from pipeline.devices import rank, world_size
+from pipeline.types import InputError
+from tasks import sample_batch
+
+TIMEOUT = datetime.timedelta(hours=1)  # the longest rank 0 may evaluate while the others wait
+
+
+@dataclasses.dataclass(frozen=True)
+class Rank:
+    """This process's place in the group: `index` of `size` ranks, on `device`."""
+
+    index: int
+    size: int
+    device: torch.device
+
+    def share(self, batches, batch_size):
+        """`batches(step) -> (xs, ys)` cut to this rank's rows of each batch."""
+        if self.size == 1:
+            return batches
+        rows = slice(self.index * batch_size // self.size, (self.index + 1) * batch_size // self.size)
+
+        def shared(step):
+            xs, ys = batches(step)
+            return xs[rows], ys[rows]
+
+        return shared
+
+    def lead(self, training):
+        """Rank 0 of an opened pipeline.train Training: its run tagged `data_parallel`, its model, optimiser
+        and start sent to the other ranks; returns its start (LoopState or None)."""
+        if self.size > 1:
+            batch = training.settings.data.batch_size
+            training.run.set_tag("data_parallel", f"{self.size} ranks, {batch // self.size} of each batch of {batch}")
+        return self.broadcast_start(training.model, training.optimizer, training.start)
+
+    def broadcast_start(self, model, optimizer, start):
+        """Rank 0's model, optimiser state and LoopState `start`, given to every rank; returns the LoopState."""
+        if self.size == 1:
+            return start
+        state = [None]
+        if self.index == 0:
+            loss = None if start is None or start.loss_sum is None else start.loss_sum.cpu()
+            loop = None if start is None else (start.step, loss, start.loss_count)
+            state = [(model.state_dict(), optimizer.state_dict(), loop)]
+        torch.distributed.broadcast_object_list(
+            state, src=0, device=self.device if self.device.type == "cuda" else None
+        )
+        weights, moments, loop = state[0]
+        if self.index > 0:
+            model.load_state_dict(weights)
+            optimizer.load_state_dict(moments)
+        if loop is None:
+            return None
+        step, loss, count = loop
+        return LoopState(step, None if loss is None else loss.to(self.device), count)
+
+
+@contextlib.contextmanager
+def ranks(settings, device):
+    """The Rank of this process for TrainSettings `settings` on `device`: under torchrun, with the process
+    group initialised (gloo on CPU, NCCL on CUDA: cuda:LOCAL_RANK) until the block ends; else rank 0 of 1."""
+    size = world_size()
+    if size == 1:
+        yield Rank(0, 1, device)
+        return
+    batch = settings.data.batch_size
+    if batch % size:
+        raise InputError(f"batch_size={batch} does not split evenly over {size} ranks (torchrun --nproc_per_node)")
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=TIMEOUT)
+    try:
+        yield Rank(rank(), size, device)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def follow(settings, rank, *, checkpoint_every, stop, compile):
+    """Rank `rank` (> 0) of a data-parallel training of TrainSettings `settings`: the model and optimiser
+    built as rank 0 builds them, given rank 0's state, trained on this rank's share of every batch. It
+    logs, evaluates and writes nothing: rank 0 does."""
+    pool = open_pool(settings.pool, settings.data.n_dims)
+    tasks = None if pool.tasks is None else torch.from_numpy(pool.tasks).to(rank.device)
+    model = build_model(settings.arch, seed=settings.model_seed, device=rank.device)
+    optimizer = make_optimizer(model, lr=settings.optim.lr, weight_decay=settings.optim.weight_decay)
+    start = rank.broadcast_start(model, optimizer, None)
+
+    def batches(step):
+        xs, _, ys = sample_batch(settings.data, step, pool=tasks, task_scale=pool.task_scale, device=rank.device)
+        return xs, ys
+
+    with tempfile.TemporaryDirectory() as folder:
+        models.train(
+            model,
+            optimizer,
+            settings.optim,
+            batches=rank.share(batches, settings.data.batch_size),
+            evaluate=lambda model: {},
+            eval_every=settings.eval_every,
+            checkpointing=Checkpointing(folder, {}, checkpoint_every or settings.eval_every),
+            start=start,
+            should_stop=stop,
+            compile=compile,
+            distributed=True,
+        )
