@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.evaluation
 	$(BIN)/python -m benchmarks.ensemble
 	$(BIN)/python -m benchmarks.compiled
+	$(BIN)/python -m benchmarks.data_parallel
 
 clean:
 	rm -rf $(VENV) mlflow.db mlflow.db.lock mlruns mlartifacts .pytest_cache .ruff_cache

@@ -137,8 +137,10 @@ def test_a_local_store_is_refused_for_a_cluster_with_other_hosts():
         check_reachable("sqlite:////data/mlflow.db", "auto", ["10.0.0.7"])
     with pytest.raises(InputError, match=r"the cluster at ray://head:10001 cannot write to: start `mlflow server"):
         check_reachable("/data/mlruns", "ray://head:10001", [])
-    check_reachable("http://head:5000", "ray://head:10001", ["10.0.0.7"])  # a server: reachable
-    check_reachable("sqlite:////data/mlflow.db", "", [])  # a local instance: this machine only
+    with pytest.raises(InputError, match=r"the experiment keeps its artifacts in file:///data/mlartifacts/x, a folder"):
+        check_reachable("http://head:5000", "auto", ["10.0.0.7"], "file:///data/mlartifacts/x")
+    check_reachable("http://head:5000", "ray://head:10001", ["10.0.0.7"], "mlflow-artifacts:/1")  # a server
+    check_reachable("sqlite:////data/mlflow.db", "", [], "file:///data/mlartifacts/x")  # one machine: fine
 
 
 def test_ray_options_are_refused_where_they_do_not_apply():

@@ -27,6 +27,7 @@ from pipeline.tracking import TASK_ENV
 from pipeline.types import InputError
 
 RETRIES = 3  # attempts after a worker dies, per task
+STOP_S = 60  # seconds the tasks of a stopped sweep get to checkpoint and end their runs KILLED
 LOCAL_OBJECT_STORE = 256 * 2**20  # bytes: tasks pass run ids and settings, nothing large
 
 
@@ -82,8 +83,9 @@ class RayExecutor:
         return sorted({node["NodeManagerAddress"] for node in ray.nodes() if node["Alive"]} - here)
 
     def check_tracking(self, tracking):
-        """Refuse a store the cluster's other hosts cannot write to (InputError naming it)."""
-        check_reachable(tracking.uri, self.address, self.remote_hosts())
+        """Refuse a store, or an artifact folder, the cluster's other hosts cannot write to (InputError)."""
+        artifacts = tracking.client().get_experiment(tracking.experiment_id).artifact_location
+        check_reachable(tracking.uri, self.address, self.remote_hosts(), artifacts)
 
     def map(self, function, tracking, jobs, parent):
         refs = [
@@ -92,15 +94,13 @@ class RayExecutor:
             )
             for job in jobs
         ]
-        outcomes = []
-        for ref in refs:
-            try:
-                outcomes.append(ray.get(ref))
-            except RayTaskError as error:  # the job raised: its own exception
-                outcomes.append(error.cause if isinstance(error.cause, BaseException) else error)
-            except RayError as error:  # its worker died more than RETRIES times, or the cluster is gone
-                outcomes.append(RuntimeError(f"lost after {RETRIES} retries: {str(error).splitlines()[0]}"))
-        return outcomes
+        try:
+            return [_outcome(ref) for ref in refs]
+        except KeyboardInterrupt:  # the sweep was asked to stop: each running training checkpoints first
+            for ref in refs:
+                ray.cancel(ref)  # a KeyboardInterrupt in the task: its StopRequest (pipeline/resume.py)
+            ray.wait(refs, num_returns=len(refs), timeout=STOP_S)
+            raise
 
     def needs(self, function, job):
         """The Ray resources of one job: the CPUs of a training's threads (each member's threads once:
@@ -123,6 +123,16 @@ class RayExecutor:
             "max_retries": RETRIES,
             "retry_exceptions": False,
         }
+
+
+def _outcome(ref):
+    """What the job of `ref` returned, or the exception it raised or that lost it."""
+    try:
+        return ray.get(ref)
+    except RayTaskError as error:  # the job raised: its own exception
+        return error.cause if isinstance(error.cause, BaseException) else error
+    except RayError as error:  # its worker died more than RETRIES times, or the cluster is gone
+        return RuntimeError(f"lost after {RETRIES} retries: {str(error).splitlines()[0]}")
 
 
 @ray.remote
@@ -148,17 +158,29 @@ def where(address):
     return f"joined the cluster at {address}" if address else "a local instance started for this sweep"
 
 
-def check_reachable(uri, address, remote_hosts):
-    """A local store (SQLite, a folder) cannot take writes from other hosts: refuse it when the cluster
-    at `address` (a ray:// client, or nodes on `remote_hosts`) runs tasks elsewhere."""
-    scheme = urlparse(uri).scheme
-    local = scheme in ("", "file", "sqlite") or len(scheme) == 1  # a Windows drive letter is a path too
+def check_reachable(uri, address, remote_hosts, artifacts=""):
+    """A local store (SQLite, a folder), or an experiment whose artifacts go to a local folder, cannot take
+    writes from other hosts: refuse them when the cluster at `address` (a ray:// client, or nodes on
+    `remote_hosts`) runs tasks elsewhere. `artifacts` is the experiment's artifact location."""
     client = address.startswith("ray://") and urlparse(address).hostname not in ("localhost", "127.0.0.1")
-    if local and (client or remote_hosts):
-        elsewhere = f"nodes on {', '.join(remote_hosts)}" if remote_hosts else f"the cluster at {address}"
+    if not (client or remote_hosts):
+        return
+    elsewhere = f"nodes on {', '.join(remote_hosts)}" if remote_hosts else f"the cluster at {address}"
+    if _is_local(uri):
         raise InputError(
             f"MLFLOW_TRACKING_URI={uri!r} is a store on this machine, which {elsewhere} cannot write to: start "
-            "`mlflow server --host 0.0.0.0 --port 5000 --backend-store-uri sqlite:///mlflow.db "
-            "--artifacts-destination ./mlartifacts` here and set MLFLOW_TRACKING_URI=http://<this host>:5000 "
-            "(README: Running on a cluster)"
+            "`mlflow server --host 0.0.0.0 --port 5000 --backend-store-uri sqlite:///cluster.db "
+            "--artifacts-destination ./cluster-artifacts` here and set MLFLOW_TRACKING_URI=http://<this "
+            "host>:5000 (README: Running on a cluster)"
         )
+    if artifacts and _is_local(artifacts):
+        raise InputError(
+            f"the experiment keeps its artifacts in {artifacts}, a folder on this machine, which {elsewhere} "
+            "cannot write to: use an experiment created through the server (MLFLOW_EXPERIMENT_NAME=<new name>), "
+            "whose artifacts the server stores (README: Running on a cluster)"
+        )
+
+
+def _is_local(uri):
+    scheme = urlparse(uri).scheme
+    return scheme in ("", "file", "sqlite") or len(scheme) == 1  # a Windows drive letter is a path too
