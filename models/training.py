@@ -123,13 +123,15 @@ def train(
     `distributed`: this process is one rank of a torch.distributed group (torchrun) training one model on
     a shared batch: `batches` gives this rank's equal share of each step's batch, the step runs through
     DistributedDataParallel (gradients averaged over the ranks: the global batch's gradient), the logged
-    loss is the mean over ranks, and only rank 0 writes checkpoints. Ranks agree to stop at the next
-    LOG_EVERY boundary after any was asked to (no sync per step).
+    loss is the mean over ranks, and only rank 0 writes checkpoints. The ranks agree to stop after the
+    step in which any was asked to (gloo), or at the next LOG_EVERY boundary on GPUs (NCCL), where a
+    per-step agreement would be a host sync per step.
     """
     total = optim.total_steps
     stepped = data_parallel(model) if distributed else model
     stepped = compiled(stepped) if compile else stepped
     writer = not distributed or torch.distributed.get_rank() == 0
+    on_gpu = distributed and torch.distributed.get_backend() == "nccl"
     start = start or LoopState(0, None, 0)
     if not 0 <= start.step < total:
         raise ValueError(f"start step {start.step} must be in [0, total_steps={total})")
@@ -157,8 +159,8 @@ def train(
                 hook.on_eval(done, curves)
         # ---- checkpoint: on schedule, at the end, and before stopping on request
         asked = should_stop is not None and should_stop()
-        if distributed:  # a collective, at the same steps on every rank
-            asked = boundary and done < total and _any_rank(asked)
+        if distributed:  # the ranks agree, at the same steps: every step (gloo), log boundaries (NCCL)
+            asked = done < total and (boundary or not on_gpu) and _any_rank(asked)
         stop = asked and done < total
         if checkpointing is not None and (done % checkpointing.every == 0 or done == total or stop):
             if distributed and running is not None:  # the ranks' mean: a checkpoint resumes under any rank count

@@ -18,13 +18,16 @@ import tempfile
 import torch
 
 import models
-from models import Checkpointing, LoopState, build_model, make_optimizer
+from models import Checkpointing, LoopState, TrainingDiverged, build_model, make_optimizer
 from pipeline.cli import open_pool
 from pipeline.devices import rank, world_size
 from pipeline.types import InputError
 from tasks import sample_batch
 
-TIMEOUT = datetime.timedelta(hours=1)  # the longest rank 0 may evaluate while the others wait
+# The longest the other ranks wait for rank 0 in one collective: while it opens the run (computing the
+# estimators when no `baselines` run is given: hours for dMMSE at the paper's M = 2^20 and n_eval) and
+# while it evaluates.
+TIMEOUT = datetime.timedelta(hours=6)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,33 +51,51 @@ class Rank:
         return shared
 
     def lead(self, training):
-        """Rank 0 of an opened pipeline.train Training: its run tagged `data_parallel`, its model, optimiser
-        and start sent to the other ranks; returns its start (LoopState or None)."""
-        if self.size > 1:
-            batch = training.settings.data.batch_size
-            training.run.set_tag("data_parallel", f"{self.size} ranks, {batch // self.size} of each batch of {batch}")
-        return self.broadcast_start(training.model, training.optimizer, training.start)
+        """Rank 0 of an opened pipeline.train Training: its run tagged `data_parallel` (a run resumed on
+        another rank count says from which step), its optimiser state and start sent to the other ranks;
+        returns its start (LoopState or None)."""
+        start, run = training.start, training.run
+        batch = training.settings.data.batch_size
+        now = f"{self.size} ranks, {batch // self.size} of each batch of {batch}" if self.size > 1 else "1 process"
+        before = run.client.get_run(run.id).data.tags.get("data_parallel") if start is not None else None
+        if before is not None and not before.endswith(now):
+            run.set_tag("data_parallel", f"{before}; from step {start.step}: {now}")
+        elif self.size > 1 and before is None:
+            run.set_tag("data_parallel", now if start is None else f"from step {start.step}: {now}")
+        return self.broadcast_start(training.optimizer, start)
 
-    def broadcast_start(self, model, optimizer, start):
-        """Rank 0's model, optimiser state and LoopState `start`, given to every rank; returns the LoopState."""
+    def broadcast_start(self, optimizer, start):
+        """Rank 0's optimiser state and LoopState `start`, given to every rank (as CPU tensors: each rank
+        moves them to its own device); returns the LoopState. The weights need no sending: wrapping the
+        model in DistributedDataParallel (models.train) copies rank 0's to every rank."""
         if self.size == 1:
             return start
         state = [None]
         if self.index == 0:
             loss = None if start is None or start.loss_sum is None else start.loss_sum.cpu()
             loop = None if start is None else (start.step, loss, start.loss_count)
-            state = [(model.state_dict(), optimizer.state_dict(), loop)]
+            state = [(_on_cpu(optimizer.state_dict()), loop)]
         torch.distributed.broadcast_object_list(
             state, src=0, device=self.device if self.device.type == "cuda" else None
         )
-        weights, moments, loop = state[0]
+        moments, loop = state[0]
         if self.index > 0:
-            model.load_state_dict(weights)
-            optimizer.load_state_dict(moments)
+            optimizer.load_state_dict(moments)  # moved to the parameters' device
         if loop is None:
             return None
         step, loss, count = loop
         return LoopState(step, None if loss is None else loss.to(self.device), count)
+
+
+def _on_cpu(value):
+    """A state dict with every tensor copied to the CPU (nested dicts and lists followed)."""
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, dict):
+        return {key: _on_cpu(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_on_cpu(item) for item in value)
+    return value
 
 
 @contextlib.contextmanager
@@ -100,29 +121,32 @@ def ranks(settings, device):
 
 def follow(settings, rank, *, checkpoint_every, stop, compile):
     """Rank `rank` (> 0) of a data-parallel training of TrainSettings `settings`: the model and optimiser
-    built as rank 0 builds them, given rank 0's state, trained on this rank's share of every batch. It
-    logs, evaluates and writes nothing: rank 0 does."""
+    built as rank 0 builds them, given rank 0's optimiser state and start (its weights come with DDP),
+    trained on this rank's share of every batch. It logs, evaluates and writes nothing: rank 0 does."""
     pool = open_pool(settings.pool, settings.data.n_dims)
     tasks = None if pool.tasks is None else torch.from_numpy(pool.tasks).to(rank.device)
     model = build_model(settings.arch, seed=settings.model_seed, device=rank.device)
     optimizer = make_optimizer(model, lr=settings.optim.lr, weight_decay=settings.optim.weight_decay)
-    start = rank.broadcast_start(model, optimizer, None)
+    start = rank.broadcast_start(optimizer, None)
 
     def batches(step):
         xs, _, ys = sample_batch(settings.data, step, pool=tasks, task_scale=pool.task_scale, device=rank.device)
         return xs, ys
 
     with tempfile.TemporaryDirectory() as folder:
-        models.train(
-            model,
-            optimizer,
-            settings.optim,
-            batches=rank.share(batches, settings.data.batch_size),
-            evaluate=lambda model: {},
-            eval_every=settings.eval_every,
-            checkpointing=Checkpointing(folder, {}, checkpoint_every or settings.eval_every),
-            start=start,
-            should_stop=stop,
-            compile=compile,
-            distributed=True,
-        )
+        try:
+            models.train(
+                model,
+                optimizer,
+                settings.optim,
+                batches=rank.share(batches, settings.data.batch_size),
+                evaluate=lambda model: {},
+                eval_every=settings.eval_every,
+                checkpointing=Checkpointing(folder, {}, checkpoint_every or settings.eval_every),
+                start=start,
+                should_stop=stop,
+                compile=compile,
+                distributed=True,
+            )
+        except TrainingDiverged:  # rank 0 says so in one line, and ends the run
+            raise SystemExit(1) from None

@@ -47,7 +47,8 @@ def _sweep(tracking, preset, settings, fraction, executor):
     trained = [train_settings(point) for point in points]
     pack = settings["pack"][0] or min(executor.pack_size(one) for one in trained)
     packs = packs_of(trained, pack)
-    if executor.name == "ray":  # the memory of each pack is checked where Ray places it
+    if executor.name == "ray":  # against the cluster's nodes, and its store against their reach
+        executor.check(points, packs)
         executor.check_tracking(tracking)
     else:
         for indices in packs:
@@ -61,7 +62,8 @@ def _sweep(tracking, preset, settings, fraction, executor):
         resolved["n_tasks"] = ",".join(map(as_text, settings["n_tasks"]))
         if resolved["checkpoint_every"] is None:  # a checkpoint at every evaluation
             resolved["checkpoint_every"] = resolved["eval_every"]
-        resolved |= {"executor": executor.name, "workers": executor.workers, "pack": pack}
+        workers = None if executor.name == "ray" else executor.workers  # Ray places chains by their needs
+        resolved |= {"executor": executor.name, "workers": workers, "pack": pack}
         run.log_params({"preset": preset} | resolved)
         run.log_dict(resolved, "settings.json")
         axes = points[0].axes

@@ -81,8 +81,8 @@ def train(tracking, settings, *, parent=None, label=None, checkpoint_every=None,
     `compiled`). Under torchrun, the ranks share each batch (pipeline/distributed.py).
     """
     device = device_of(settings.device)
-    check_training(settings, device)
     with fixed_threads(settings.threads), stop_on_signals() as stop, ranks(settings, device) as rank:
+        check_training(settings, rank.device)
         if rank.index > 0:  # torchrun: this rank computes its share; rank 0 writes the run
             follow(settings, rank, checkpoint_every=checkpoint_every, stop=stop, compile=compile)
             return None

@@ -134,9 +134,9 @@ def test_failed_chains_are_listed_once_the_others_finish(store):
 
 def test_a_local_store_is_refused_for_a_cluster_with_other_hosts():
     with pytest.raises(InputError, match=r"MLFLOW_TRACKING_URI='sqlite:////data/mlflow.db' is a store on this"):
-        check_reachable("sqlite:////data/mlflow.db", "auto", ["10.0.0.7"])
+        check_reachable("sqlite:////data/mlflow.db", "auto", ["10.0.0.7"], "mlflow-artifacts:/1")
     with pytest.raises(InputError, match=r"the cluster at ray://head:10001 cannot write to: start `mlflow server"):
-        check_reachable("/data/mlruns", "ray://head:10001", [])
+        check_reachable("/data/mlruns", "ray://head:10001", [], "/data/mlruns/1")
     with pytest.raises(InputError, match=r"the experiment keeps its artifacts in file:///data/mlartifacts/x, a folder"):
         check_reachable("http://head:5000", "auto", ["10.0.0.7"], "file:///data/mlartifacts/x")
     check_reachable("http://head:5000", "ray://head:10001", ["10.0.0.7"], "mlflow-artifacts:/1")  # a server
@@ -148,3 +148,11 @@ def test_ray_options_are_refused_where_they_do_not_apply():
         executors.make_executor("ray", 2, "cpu", 4)
     with pytest.raises(InputError, match=r"ray_address='auto' needs executor=ray"):
         executors.make_executor("process", None, "cpu", 4, "auto")
+
+
+def test_a_job_no_node_can_take_is_refused_before_any_run(tmp_path):
+    process = start(tmp_path, "--executor", "ray", "--threads", 8)  # the local instance has 2 CPUs
+    output = process.communicate(timeout=300)[0]
+    assert process.returncode == 1
+    assert "Error: m4 needs 8 CPUs, 0 GPUs and 0.0 GiB, more than any node of the Ray cluster has" in output
+    assert train_runs(tmp_path) == {}

@@ -16,6 +16,7 @@ one worker per core.
 
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import click
 import torch
@@ -67,7 +68,8 @@ def failed(points, failures):
     errors = list(dict.fromkeys(failures.values()))  # a pack's failure is shared by its points
     if len(errors) == 1:
         return errors[0]
-    lines = [f"  {points[i].label}: {first_line(error)}" for i, error in sorted(failures.items())]
+    # A Ray task's error names the task first; the line shows what it raised (its `cause`).
+    lines = [f"  {points[i].label}: {first_line(getattr(e, 'cause', None) or e)}" for i, e in sorted(failures.items())]
     listed = InputError(f"{len(failures)} of {len(points)} chains failed (the others finished):\n" + "\n".join(lines))
     bug = next((error for error in errors if not isinstance(error, InputError)), None)
     if bug is None:
@@ -86,10 +88,11 @@ def packs_of(settings, pack):
     return sorted(packs, key=lambda indices: indices[0])
 
 
-class InlineExecutor:
-    """Jobs one after another in this process."""
+class Executor:
+    """What the executors share: a context for their workers (none by default) and the pack size left
+    to choose (bounds.pack_size, the device shared by `workers` processes)."""
 
-    name, workers = "inline", 1
+    workers = 1
 
     def __init__(self, device):
         self.device = device
@@ -100,11 +103,17 @@ class InlineExecutor:
     def __exit__(self, *error):
         return False
 
+    def pack_size(self, settings):
+        return pack_size(settings, self.device, sharing=self.workers)
+
+
+class InlineExecutor(Executor):
+    """Jobs one after another in this process."""
+
+    name = "inline"
+
     def threads(self):
         return machine_cores()
-
-    def pack_size(self, settings):
-        return pack_size(settings, self.device)
 
     def map(self, function, tracking, jobs, parent):
         outcomes = []
@@ -118,16 +127,15 @@ class InlineExecutor:
         return outcomes
 
 
-class ProcessExecutor:
-    """Jobs in `workers` spawned processes at once (one pool for the whole sweep), logging to the same store."""
+class ProcessExecutor(Executor):
+    """Jobs in `workers` spawned processes at once, logging to the same store; one pool for the whole
+    sweep, started again if a worker died (the pool is then broken)."""
 
     name = "process"
 
     def __init__(self, device, workers):
-        self.device, self.workers, self.pool, self.tracking = device, workers, None, None
-
-    def __enter__(self):
-        return self
+        super().__init__(device)
+        self.workers, self.pool = workers, None
 
     def __exit__(self, *error):
         if self.pool is not None:
@@ -137,16 +145,8 @@ class ProcessExecutor:
     def threads(self):
         return max(1, machine_cores() // self.workers)
 
-    def pack_size(self, settings):
-        return pack_size(settings, self.device, sharing=self.workers)
-
     def map(self, function, tracking, jobs, parent):
-        if self.pool is None or self.tracking != tracking:
-            self.__exit__()
-            context = multiprocessing.get_context("spawn")
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=tracking.activate)
-            self.tracking = tracking
-        futures = [self.pool.submit(function, tracking, *job, parent=parent) for job in jobs]
+        futures = self._submitted(function, tracking, jobs, parent)
         outcomes = []
         for future in futures:
             error = future.exception()
@@ -154,6 +154,20 @@ class ProcessExecutor:
                 raise error
             outcomes.append(future.result() if error is None else error)
         return outcomes
+
+    def _submitted(self, function, tracking, jobs, parent):
+        if self.pool is None:
+            self._start(tracking)
+        try:
+            return [self.pool.submit(function, tracking, *job, parent=parent) for job in jobs]
+        except BrokenProcessPool:  # a worker died in an earlier map: a fresh pool
+            self._start(tracking)
+            return [self.pool.submit(function, tracking, *job, parent=parent) for job in jobs]
+
+    def _start(self, tracking):
+        self.__exit__()
+        context = multiprocessing.get_context("spawn")
+        self.pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=tracking.activate)
 
 
 def make_executor(name, workers, device, trainings, ray_address=""):

@@ -10,6 +10,7 @@ carry its Ray task id in their heartbeat) and so resumes each training from its 
 that raises (bad settings, a divergence) is not retried: it fails alone and the sweep lists it at the end.
 """
 
+import functools
 import os
 import socket
 from urllib.parse import urlparse
@@ -19,10 +20,11 @@ import ray
 import torch
 from ray.exceptions import RayError, RayTaskError
 
-from pipeline.bounds import eval_bytes, pack_size, pool_bytes, training_bytes
+from models import TrainingInterrupted
+from pipeline.bounds import GIB, eval_bytes, pack_size, pool_bytes, training_bytes
 from pipeline.resume import mark_dead_runs
 from pipeline.settings import machine_cores
-from pipeline.sweep.chain import finish, train_settings
+from pipeline.sweep.chain import finish, prepare, train_settings
 from pipeline.tracking import TASK_ENV
 from pipeline.types import InputError
 
@@ -33,35 +35,39 @@ LOCAL_OBJECT_STORE = 256 * 2**20  # bytes: tasks pass run ids and settings, noth
 
 class RayExecutor:
     """Jobs as Ray tasks; `address` "" starts a local instance (every core of this machine), "auto" or
-    "ray://host:port" joins a running cluster. `device` is the `device` option, resolved on the cluster:
-    auto is CUDA when the cluster has GPUs."""
+    "ray://host:port" joins a running cluster (on entering the context; leaving it disconnects, or stops
+    the local instance). `device` is the `device` option, resolved on the cluster: auto is CUDA when the
+    cluster has GPUs."""
 
     name = "ray"
 
     def __init__(self, address, device):
-        self.address = address
-        if address:
-            ray.init(address=address, configure_logging=False)
+        if device.startswith("cuda:"):
+            raise InputError(f"device={device!r} with executor=ray: Ray gives each training a GPU of its own; use cuda")
+        self.address, self.option = address, device
+
+    def __enter__(self):
+        if self.address:
+            ray.init(address=self.address, configure_logging=False)
         else:
-            cores = machine_cores()
             ray.init(
                 address="local",
-                num_cpus=cores,
+                num_cpus=machine_cores(),
                 include_dashboard=False,
                 object_store_memory=LOCAL_OBJECT_STORE,
                 configure_logging=False,
             )
-        resources = ray.cluster_resources()
-        self.gpus = int(resources.get("GPU", 0))
-        if device == "auto":
-            device = "cuda" if self.gpus else "cpu"
-        if device.startswith("cuda") and not self.gpus:
-            raise InputError(f"device={device!r} but the Ray cluster at {address or 'local'} has no GPU")
-        self.device = device
-        self.workers = self.gpus if self.device != "cpu" else int(resources.get("CPU", 1))  # chains at once
-        click.echo(f"ray: {where(address)}, {int(resources.get('CPU', 0))} CPUs, {self.gpus} GPUs")
-
-    def __enter__(self):
+        try:
+            resources = ray.cluster_resources()
+            self.gpus = int(resources.get("GPU", 0))
+            self.device = ("cuda" if self.gpus else "cpu") if self.option == "auto" else self.option
+            if self.device == "cuda" and not self.gpus:
+                raise InputError(f"device='cuda' but the Ray cluster at {self.address or 'local'} has no GPU")
+        except BaseException:
+            ray.shutdown()
+            raise
+        self.workers = self.gpus if self.device == "cuda" else int(resources.get("CPU", 1))  # chains at once
+        click.echo(f"ray: {where(self.address)}, {int(resources.get('CPU', 0))} CPUs, {self.gpus} GPUs")
         return self
 
     def __exit__(self, *error):
@@ -73,9 +79,31 @@ class RayExecutor:
 
     def pack_size(self, settings):
         """Members per ensemble when `pack` is left to choose (bounds.pack_size): on CUDA, from the free
-        memory of a GPU of the cluster, asked by a task placed on one (this machine may have none)."""
-        free = ray.get(_free_gpu_memory.options(num_gpus=1).remote()) if self.device != "cpu" else None
-        return pack_size(settings, self.device, free=free)
+        memory of a GPU of the cluster (`gpu_free`)."""
+        return pack_size(settings, self.device, free=self.gpu_free if self.device == "cuda" else None)
+
+    @functools.cached_property
+    def gpu_free(self):
+        """Bytes free on a GPU of the cluster, asked once by a task placed on one (this machine may have none)."""
+        return ray.get(_free_gpu_memory.options(num_gpus=1).remote())
+
+    def check(self, points, packs):
+        """Refuse (InputError) a sweep with a job that no node of the cluster can take: Ray would wait for
+        one forever. Each pack's needs (`needs`) against the largest node's CPUs, GPUs and memory."""
+        nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+        jobs = [(prepare, (point,)) for point in points] + [(finish, ([points[i] for i in p], None)) for p in packs]
+        for function, job in jobs:
+            need = self.needs(function, job)
+            wanted = {"CPU": need["num_cpus"], "GPU": need["num_gpus"], "memory": need["memory"]}
+            if not any(all(node.get(key, 0) >= value for key, value in wanted.items()) for node in nodes):
+                labels = "+".join(point.label for point in (job[0] if function is finish else job))
+                largest = max(nodes, key=lambda node: node.get("memory", 0))
+                raise InputError(
+                    f"{labels} needs {need['num_cpus']} CPUs, {need['num_gpus']} GPUs and "
+                    f"{need['memory'] / GIB:.1f} GiB, more than any node of the Ray cluster has (largest: "
+                    f"{largest.get('CPU', 0):g} CPUs, {largest.get('GPU', 0):g} GPUs, "
+                    f"{largest.get('memory', 0) / GIB:.1f} GiB): lower threads, n_eval or pack"
+                )
 
     def remote_hosts(self):
         """The addresses of the cluster's live nodes that are not this machine."""
@@ -126,13 +154,14 @@ class RayExecutor:
 
 
 def _outcome(ref):
-    """What the job of `ref` returned, or the exception it raised or that lost it."""
+    """What the job of `ref` returned, or why it did not: the job's own InputError or interruption as it
+    is; another exception as Ray's error, whose text carries the remote traceback; a lost worker named."""
     try:
         return ray.get(ref)
-    except RayTaskError as error:  # the job raised: its own exception
-        return error.cause if isinstance(error.cause, BaseException) else error
-    except RayError as error:  # its worker died more than RETRIES times, or the cluster is gone
-        return RuntimeError(f"lost after {RETRIES} retries: {str(error).splitlines()[0]}")
+    except RayTaskError as error:  # the job raised
+        return error.cause if isinstance(error.cause, InputError | TrainingInterrupted) else error
+    except RayError as error:  # its worker died more than RETRIES times, it was cancelled, the cluster is gone
+        return RuntimeError(f"{type(error).__name__}: {str(error).strip().splitlines()[0]}")
 
 
 @ray.remote
@@ -158,7 +187,7 @@ def where(address):
     return f"joined the cluster at {address}" if address else "a local instance started for this sweep"
 
 
-def check_reachable(uri, address, remote_hosts, artifacts=""):
+def check_reachable(uri, address, remote_hosts, artifacts):
     """A local store (SQLite, a folder), or an experiment whose artifacts go to a local folder, cannot take
     writes from other hosts: refuse them when the cluster at `address` (a ray:// client, or nodes on
     `remote_hosts`) runs tasks elsewhere. `artifacts` is the experiment's artifact location."""
