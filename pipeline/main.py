@@ -62,8 +62,13 @@ def _sweep(tracking, preset, settings, fraction, executor):
         resolved["n_tasks"] = ",".join(map(as_text, settings["n_tasks"]))
         if resolved["checkpoint_every"] is None:  # a checkpoint at every evaluation
             resolved["checkpoint_every"] = resolved["eval_every"]
-        workers = None if executor.name == "ray" else executor.workers  # Ray places chains by their needs
-        resolved |= {"executor": executor.name, "workers": workers, "pack": pack}
+        resolved |= {"executor": executor.name, "pack": pack}
+        if executor.name == "ray":  # Ray places chains by their needs: no worker count
+            resolved["ray_address"] = resolved["ray_address"] or "local"
+            del resolved["workers"]
+        else:
+            resolved["workers"] = executor.workers
+            del resolved["ray_address"]
         run.log_params({"preset": preset} | resolved)
         run.log_dict(resolved, "settings.json")
         axes = points[0].axes

@@ -84,6 +84,11 @@ def test_the_smoke_sweep_on_ray_equals_inline(tmp_path):
     assert set(ray_runs) == {"train-m4", "train-m64", "train-minf"}
     assert ray_runs == histories(tmp_path / "inline")  # every metric at every step, bit for bit
     assert summary(tmp_path / "ray") == summary(tmp_path / "inline")
+    store = client(tmp_path / "ray")
+    [sweep] = store.search_runs([store.get_experiment_by_name("tests").experiment_id], "tags.stage = 'main'")
+    params = sweep.data.params
+    assert params["executor"] == "ray" and params["ray_address"] == "local" and "workers" not in params
+    assert "" not in params.values()
     ids = {run.info.run_id for run in train_runs(tmp_path / "ray", "FINISHED").values()}
     aliased = {
         client(tmp_path / "ray").get_model_version_by_alias("icl-smoke", a).run_id for a in ("m4", "m64", "minf")
