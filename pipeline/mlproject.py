@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-ENTRY_POINTS = ("generate_pool", "evaluate_baselines", "train", "main", "predict")
+ENTRY_POINTS = ("generate_pool", "evaluate_baselines", "train", "main", "predict", "analyze")
 DECLARED = {"main": ("preset",)}  # entry points that declare only some options (see above)
 PATH = Path(__file__).resolve().parents[1] / "MLproject"
 HEADER = """\

@@ -1,0 +1,102 @@
+"""Final accuracy (paper Fig. 10): the final T_True loss/D of the transformers trained on M above the
+threshold against the one trained on M = inf (and ridge, the Bayes estimator for T_True). The paper's
+claim: above the threshold they match."""
+
+import math
+
+from matplotlib.figure import Figure
+
+from pipeline.analysis.sweep_runs import Analysis
+from pipeline.sweep.summary import group_axes
+from pipeline.tracking import as_text
+from pipeline.types import InputError
+
+LOSS, RIDGE = "true/pt/loss_noiseless", "true/ridge/loss_noiseless"
+
+
+def final_accuracy(client, sweep, above=None):
+    """The Analysis of `sweep`: per curve, the models with log2 M above `above` (default: the threshold
+    the sweep estimated for the curve's group) against the curve's M = inf model."""
+    table = {
+        "curve": [],
+        "n_tasks": [],
+        "log2_n_tasks": [],
+        "pt": [],
+        "pt_inf": [],
+        "ridge": [],
+        "gap": [],
+        "train_run": [],
+    }
+    metrics, findings, cuts = {}, [], {}
+    for curve in dict.fromkeys(sweep.curve(row) for row in sweep.rows):
+        rows = [row for row in sweep.rows if sweep.curve(row) == curve]
+        infinite = [row for row in rows if row["n_tasks"] == math.inf]
+        if not infinite:
+            raise InputError(f"final_accuracy needs M = inf in the sweep ({curve or 'its only curve'} has none)")
+        cut = above if above is not None else sweep.metrics.get(_threshold_key(sweep, rows[0]), math.nan)
+        name = curve or "the sweep"
+        if not math.isfinite(cut):
+            findings.append(f"- {name}: no threshold estimate (pass `above`): no model compared")
+            continue
+        cuts[curve] = cut
+        reference = infinite[0][LOSS]
+        picked = sorted((r for r in rows if cut < r["log2_n_tasks"] < math.inf), key=lambda r: r["log2_n_tasks"])
+        for row in picked:
+            table["curve"].append(curve)
+            table["n_tasks"].append(row["n_tasks"])
+            table["log2_n_tasks"].append(row["log2_n_tasks"])
+            table["pt"].append(row[LOSS])
+            table["pt_inf"].append(reference)
+            table["ridge"].append(row[RIDGE])
+            table["gap"].append(row[LOSS] / reference - 1)
+            table["train_run"].append(row["train_run"])
+        suffix = f"/{curve}" if curve else ""
+        gaps = [row[LOSS] / reference - 1 for row in picked]
+        metrics |= {f"models_above_threshold{suffix}": len(picked), f"pt_inf_loss{suffix}": reference}
+        if gaps:
+            worst = max(gaps, key=abs)
+            metrics[f"largest_relative_gap{suffix}"] = worst
+            findings.append(
+                f"- {name}: {len(picked)} models with log2 M > {cut:.2f}; their T_True loss/D is within "
+                f"{abs(worst):.1%} of the M = inf model's ({reference:.4f})"
+            )
+        else:
+            findings.append(f"- {name}: no grid point with log2 M above {cut:.2f}")
+    runs = sorted(set(table["train_run"]) | {r["train_run"] for r in sweep.rows if r["n_tasks"] == math.inf})
+    return Analysis(
+        figures={"final_accuracy/final_accuracy.png": _figure(sweep, table, cuts)},
+        tables={"final_accuracy/final_accuracy.json": table},
+        metrics=metrics,
+        findings=findings,
+        runs=runs,
+    )
+
+
+def _threshold_key(sweep, row):
+    """The sweep run's metric holding the threshold of `row`'s group (pipeline/main.py _log_summary)."""
+    group = [(axis, row[axis]) for axis in group_axes(sweep.axes)]
+    return "threshold_log2_n_tasks" + ("/" + "_".join(f"{a}_{as_text(v)}" for a, v in group) if group else "")
+
+
+def _figure(sweep, table, cuts):
+    fig = Figure(figsize=(6.5, 4.5))
+    ax = fig.subplots()
+    for c, curve in enumerate(cuts):
+        points = [
+            (table["log2_n_tasks"][i], table["pt"][i]) for i in range(len(table["curve"])) if table["curve"][i] == curve
+        ]
+        label = f" ({curve})" if curve else ""
+        if points:
+            ax.plot(*zip(*points, strict=True), marker="o", color=f"C{c}", label=f"transformer, M > M*{label}")
+        reference = next(r[LOSS] for r in sweep.rows if sweep.curve(r) == curve and r["n_tasks"] == math.inf)
+        ax.axhline(reference, color=f"C{c}", ls="--", label=f"transformer, M = inf{label}")
+    ridge = next((r[RIDGE] for r in sweep.rows if r["n_tasks"] == math.inf), None)
+    if ridge is not None:
+        ax.axhline(ridge, color="grey", ls=":", label="ridge (Bayes for T_True)")
+    ax.set(
+        xlabel="log2 M", ylabel="final loss / D on T_True (vs x.w)", title="Above the threshold: the M = inf accuracy"
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

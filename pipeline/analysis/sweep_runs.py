@@ -1,0 +1,68 @@
+"""What an analysis reads: a sweep's summary table (one row per grid point, the run ids of its chain) and
+the tracked histories of its train runs. Nothing is recomputed."""
+
+import dataclasses
+import json
+import math
+import tempfile
+from pathlib import Path
+
+from pipeline.sweep.summary import LOSSES
+from pipeline.types import InputError
+
+SUMMARY = "summary/summary.json"
+
+
+@dataclasses.dataclass
+class Sweep:
+    """A finished sweep run: its id, params, metrics, the summary's rows and the axes of its grid."""
+
+    run_id: str
+    params: dict
+    metrics: dict
+    rows: list
+    axes: list
+
+    def curve(self, row):
+        """The row's values on every axis but M (one curve per value): '' when M is the only axis."""
+        return ", ".join(f"{axis}={row[axis]}" for axis in self.axes[1:])
+
+
+def open_sweep(client, uri):
+    """The Sweep behind `uri` (runs:/<id> of a main run), read through MlflowClient `client`."""
+    if not uri.startswith("runs:/"):
+        raise InputError(f"sweep={uri!r} must be runs:/<id> of a sweep (main) run")
+    run_id = uri.removeprefix("runs:/").strip("/").split("/")[0]
+    try:
+        run = client.get_run(run_id)
+    except Exception as error:  # MLflow raises several types for a missing run
+        raise InputError(f"sweep={uri!r} cannot be read: {str(error).splitlines()[0]}") from None
+    if run.data.tags.get("stage") != "main" or run.info.status != "FINISHED":
+        raise InputError(f"sweep={uri!r} is not a FINISHED sweep run (stage {run.data.tags.get('stage')!r})")
+    with tempfile.TemporaryDirectory() as folder:
+        table = json.loads(Path(client.download_artifacts(run_id, SUMMARY, folder)).read_text())
+    rows = [dict(zip(table["columns"], values, strict=True)) for values in table["data"]]
+    for row in rows:
+        row["n_tasks"] = math.inf if row["n_tasks"] == "inf" else row["n_tasks"]
+        row["log2_n_tasks"] = math.log2(row["n_tasks"])
+    first = LOSSES[0]
+    axes = ["n_tasks", *table["columns"][2 : table["columns"].index(first)]]
+    return Sweep(run_id, run.data.params, run.data.metrics, rows, axes)
+
+
+def history(client, run_id, key):
+    """(steps, values) of metric `key` of run `run_id`, in step order."""
+    points = sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
+    return [s for s, _ in points], [v for _, v in points]
+
+
+@dataclasses.dataclass
+class Analysis:
+    """What an analysis logs: figures {artifact path: Figure}, tables {artifact path: columns -> lists},
+    metrics {key: value}, the description's findings (markdown lines) and the runs it read."""
+
+    figures: dict
+    tables: dict
+    metrics: dict
+    findings: list
+    runs: list

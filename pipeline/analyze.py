@@ -1,0 +1,74 @@
+"""Entry point: analyse a finished sweep (the paper's figures beyond Fig. 2) from what its runs tracked.
+
+`--kind` names the analysis (pipeline/analysis/), `--sweep` the sweep's run (runs:/<id>). The analysis
+runs nested under the sweep: its figure(s) as PNG, the numbers behind every curve as MLflow tables, the
+fitted quantities as metrics, and in its description what it found and which runs it read. Nothing
+that is tracked is recomputed. Its options are its own (not pipeline/settings.py OPTIONS, where `kind`
+is predict's distribution).
+"""
+
+import click
+
+from pipeline.analysis.accuracy import final_accuracy
+from pipeline.analysis.sweep_runs import open_sweep
+from pipeline.analysis.transition import transition_time
+from pipeline.cli import EntryCommand, entry_point
+from pipeline.tracking import tracked_run
+from pipeline.types import Unset
+
+KINDS = {
+    "transition_time": "Fig. 4: Delta_PT,Ridge against step per M, t* and its power law in M",
+    "final_accuracy": "Fig. 10: final T_True loss/D above the threshold against M = inf",
+}
+
+
+def analyze(tracking, kind, sweep_uri, *, above=None):
+    """Run analysis `kind` on the sweep run `sweep_uri` and log it under that run; returns the run id."""
+    client = tracking.client()
+    sweep = open_sweep(client, sweep_uri)
+    result = final_accuracy(client, sweep, above) if kind == "final_accuracy" else transition_time(client, sweep)
+    # Under `mlflow run`, the launcher's run is the analysis: it is moved under the sweep.
+    parent = None if tracking.launched_run else sweep.run_id
+    with tracked_run(tracking, f"analyze-{kind}", "analyze", parent) as run:
+        run.set_tag("mlflow.parentRunId", sweep.run_id)
+        run.log_params({"kind": kind, "sweep": sweep_uri} | ({} if above is None else {"above": above}))
+        if result.metrics:
+            run.log_metrics(result.metrics)
+        for path, table in result.tables.items():
+            run.log_table(table, path)
+        for path, figure in result.figures.items():
+            run.log_figure(figure, path)
+        lines = [f"**{kind}** of sweep {run.link(sweep_uri)}: {KINDS[kind]}.", "", *result.findings, ""]
+        lines += ["Runs read:", *(f"- {run.link(f'runs:/{run_id}')}" for run_id in result.runs)]
+        run.set_description("\n".join(lines))
+        for line in result.findings:
+            click.echo(line)
+        for path in result.figures:
+            click.echo(f"figure: {run.artifact_uri(path)}")
+        click.echo(f"analysis run: runs:/{run.id} ({len(result.runs)} runs read)")
+    return run.id
+
+
+@click.command(
+    cls=EntryCommand,
+    help="Analyse a finished sweep: the paper's figures beyond Fig. 2 ("
+    + "; ".join(f"{kind}: {text}" for kind, text in KINDS.items())
+    + ").",
+)
+@click.option(
+    "--kind", type=click.Choice(list(KINDS)), default="transition_time", show_default=True, help="the analysis."
+)
+@click.option("--sweep", type=click.STRING, default="", help="runs:/<id> of a finished sweep (main) run.")
+@click.option(
+    "--above",
+    type=Unset(click.FLOAT),
+    default=None,
+    help="final_accuracy: log2 M above which models are compared (empty: the sweep's threshold estimate).",
+)
+@entry_point
+def main(tracking, kind, sweep, above):
+    analyze(tracking, kind, sweep, above=above)
+
+
+if __name__ == "__main__":
+    main()

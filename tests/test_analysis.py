@@ -1,0 +1,135 @@
+"""The analyze entry point (issue: the paper's other figures): t*, the U test and the power-law fit on
+synthetic curves with a known answer; each kind on the smoke sweep, its table recomputed from the
+tracked metrics; bad input in one line."""
+
+import math
+import re
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from conftest import invoke, mlflow_run
+
+from pipeline import analyze
+from pipeline.analysis.fits import power_law, t_star, u_shaped
+from pipeline.analysis.sweep_runs import Sweep
+from pipeline.analysis.transition import transition_time
+
+STEPS = np.arange(100, 20_001, 100)
+
+
+def test_t_star_is_the_step_of_the_smallest_value():
+    assert t_star([10, 20, 30, 40], [3.0, 1.0, 2.0, 1.0]) == 20  # the first minimum on a tie
+    assert t_star([10, 20, 30], [math.nan, 2.0, 1.5]) == 30
+    with pytest.raises(ValueError, match="no finite value"):
+        t_star([10], [math.nan])
+
+
+def test_power_law_recovers_its_exponent():
+    ms = [2**k for k in range(1, 11)]
+    alpha, intercept = power_law(ms, [37 * m**0.47 for m in ms])
+    assert alpha == pytest.approx(0.47, abs=1e-12) and intercept == pytest.approx(math.log2(37), abs=1e-10)
+    with pytest.raises(ValueError, match="two distinct finite M"):
+        power_law([8, 8], [1, 2])
+
+
+def test_only_a_minimum_clear_of_both_ends_is_a_u():
+    assert u_shaped(STEPS, (np.log(STEPS) - np.log(3000)) ** 2 + 1)
+    assert not u_shaped(STEPS, 1 / STEPS)  # still approaching ridge at the end: above the threshold
+    assert not u_shaped(STEPS, STEPS.astype(float))  # moving away from the first evaluation: t* unresolved
+    assert not u_shaped(STEPS, np.ones(len(STEPS)))
+
+
+def synthetic(t_stars):
+    """A fake client and Sweep whose train runs' Delta_PT,Ridge histories are U-shaped around t_stars[M]
+    (monotone decreasing at M = inf)."""
+    histories, rows = {}, []
+    for m, t in t_stars.items():
+        run = f"run-{m}"
+        values = 1 / STEPS if m == math.inf else (np.log(STEPS) - np.log(t)) ** 2 + 0.1
+        for key in ("true/delta_pt_ridge", "pretrain/delta_pt_ridge"):
+            histories[run, key] = [
+                SimpleNamespace(step=int(s), value=float(v)) for s, v in zip(STEPS, values, strict=True)
+            ]
+        rows.append({"n_tasks": m, "log2_n_tasks": math.log2(m), "train_run": run})
+    client = SimpleNamespace(get_metric_history=lambda run, key: histories.get((run, key), []))
+    return client, Sweep("sweep", {}, {}, rows, ["n_tasks"])
+
+
+def test_transition_time_fits_the_power_law_of_synthetic_curves():
+    ms = [2**k for k in range(2, 9)]
+    t_stars = {m: 100 * round(2 * m**0.5) for m in ms} | {math.inf: None}  # on the evaluation grid
+    result = transition_time(*synthetic(t_stars))
+    table = result.tables["transition_time/t_star.json"]
+    found = {(d, n): t for d, n, t in zip(table["dist"], table["n_tasks"], table["t_star"], strict=True)}
+    assert all(found["true", m] == t_stars[m] for m in ms) and found["true", "inf"] == STEPS[-1]
+    expected, _ = power_law(ms, [t_stars[m] for m in ms])
+    assert result.metrics["alpha/true"] == pytest.approx(expected) and abs(expected - 0.5) < 0.02
+    assert result.metrics["fit_log2_n_tasks_min/true"] == 2 and result.metrics["fit_log2_n_tasks_max/true"] == 8
+    assert result.metrics["fit_points/true"] == len(ms)  # M = inf, monotone, is not fitted
+
+
+@pytest.fixture(scope="module")
+def analyses(store, sweep):
+    """transition_time and final_accuracy on the session's smoke sweep (M = 4, inf)."""
+    uri = f"runs:/{sweep.parent.info.run_id}"
+    found = {}
+    for kind, extra in (("transition_time", ()), ("final_accuracy", ("--above", 1))):
+        result = invoke(analyze.main, "--kind", kind, "--sweep", uri, *extra)
+        assert result.exit_code == 0, result.output
+        run_id = re.search(r"analysis run: runs:/(\w+)", result.output).group(1)
+        found[kind] = SimpleNamespace(run=store.client.get_run(run_id), output=result.output)
+    return found
+
+
+def table(store, run, path):
+    data = store.client.load_table(run.info.experiment_id, path, run_ids=[run.info.run_id])
+    return data.to_dict("list")
+
+
+def test_transition_time_on_the_smoke_sweep_reads_the_tracked_histories(store, sweep, analyses):
+    run = analyses["transition_time"].run
+    assert run.data.tags["mlflow.parentRunId"] == sweep.parent.info.run_id
+    assert run.data.params == {"kind": "transition_time", "sweep": f"runs:/{sweep.parent.info.run_id}"}
+    rows = table(store, run, "transition_time/t_star.json")
+    assert len(rows["t_star"]) == 4  # M = 4 and inf, on T_Pretrain and T_True
+    for run_id, dist, t in zip(rows["train_run"], rows["dist"], rows["t_star"], strict=True):
+        key = "true/delta_pt_ridge" if run_id == sweep.runs["train-minf"].info.run_id else f"{dist}/delta_pt_ridge"
+        history = store.client.get_metric_history(run_id, key)
+        assert t == min(history, key=lambda m: (m.value, m.step)).step
+    names = [a.path for a in store.client.list_artifacts(run.info.run_id, "transition_time")]
+    assert "transition_time/transition_time.png" in names
+    assert "runs:/" in run.data.tags["mlflow.note.content"] and "Runs read" in run.data.tags["mlflow.note.content"]
+
+
+def test_final_accuracy_compares_the_models_above_the_threshold_with_m_inf(store, sweep, analyses):
+    run = analyses["final_accuracy"].run
+    rows = table(store, run, "final_accuracy/final_accuracy.json")
+    final = {
+        name: r.data.metrics["true/pt/loss_noiseless"] for name, r in sweep.runs.items() if name.startswith("train")
+    }
+    assert rows["n_tasks"] == [4] and rows["pt"] == [pytest.approx(final["train-m4"])]
+    assert rows["pt_inf"] == [pytest.approx(final["train-minf"])]
+    gap = final["train-m4"] / final["train-minf"] - 1
+    assert run.data.metrics["largest_relative_gap"] == pytest.approx(gap)
+    assert run.data.metrics["models_above_threshold"] == 1
+
+
+def test_bad_sweeps_are_refused_in_one_line(store, sweep):
+    result = invoke(analyze.main, "--kind", "transition_time")
+    assert result.exit_code == 1 and "Error: sweep='' must be runs:/<id> of a sweep (main) run" in result.output
+    result = invoke(analyze.main, "--sweep", "runs:/0123456789abcdef")
+    assert result.exit_code == 1 and "Error: sweep='runs:/0123456789abcdef' cannot be read" in result.output
+    pool = sweep.runs["pool-m4"].info.run_id
+    result = invoke(analyze.main, "--sweep", f"runs:/{pool}")
+    assert result.exit_code == 1 and "is not a FINISHED sweep run (stage 'generate_pool')" in result.output
+
+
+def test_analyze_through_mlflow_run_is_the_launcher_run_nested_under_the_sweep(store, sweep, tmp_path):
+    uri = f"runs:/{sweep.parent.info.run_id}"
+    result = mlflow_run("analyze", "kind=final_accuracy", f"sweep={uri}", "above=1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run_id = re.search(r"analysis run: runs:/(\w+)", result.stdout).group(1)
+    run = store.client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["mlflow.parentRunId"] == sweep.parent.info.run_id
+    assert run.data.tags["stage"] == "analyze" and run.data.metrics["models_above_threshold"] == 1
