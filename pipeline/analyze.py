@@ -10,14 +10,18 @@ is predict's distribution).
 import click
 
 from pipeline.analysis.accuracy import final_accuracy
+from pipeline.analysis.data_scale import data_scale
 from pipeline.analysis.sweep_runs import open_sweep
+from pipeline.analysis.thresholds import thresholds
 from pipeline.analysis.transition import transition_time
 from pipeline.cli import EntryCommand, entry_point
 from pipeline.tracking import tracked_run
 from pipeline.types import Unset
 
 KINDS = {
+    "data_scale": "Fig. 3: the Deltas against M per data scale, and where they cross",
     "transition_time": "Fig. 4: Delta_PT,Ridge against step per M, t* and its power law in M",
+    "thresholds": "Fig. 7 and 13: the threshold M* per value of a swept axis, with its curves",
     "final_accuracy": "Fig. 10: final T_True loss/D above the threshold against M = inf",
 }
 
@@ -26,7 +30,12 @@ def analyze(tracking, kind, sweep_uri, *, above=None):
     """Run analysis `kind` on the sweep run `sweep_uri` and log it under that run; returns the run id."""
     client = tracking.client()
     sweep = open_sweep(client, sweep_uri)
-    result = final_accuracy(client, sweep, above) if kind == "final_accuracy" else transition_time(client, sweep)
+    if kind == "final_accuracy":
+        result = final_accuracy(client, sweep, above)
+    else:
+        result = {"data_scale": data_scale, "transition_time": transition_time, "thresholds": thresholds}[kind](
+            client, sweep
+        )
     # Under `mlflow run`, the launcher's run is the analysis: it is moved under the sweep.
     parent = None if tracking.launched_run else sweep.run_id
     with tracked_run(tracking, f"analyze-{kind}", "analyze", parent) as run:

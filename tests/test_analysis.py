@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import invoke, mlflow_run
 
-from pipeline import analyze
+from pipeline import analyze, main
 from pipeline.analysis.fits import power_law, t_star, u_shaped
 from pipeline.analysis.sweep_runs import Sweep
 from pipeline.analysis.transition import transition_time
@@ -133,3 +133,58 @@ def test_analyze_through_mlflow_run_is_the_launcher_run_nested_under_the_sweep(s
     run = store.client.get_run(run_id)
     assert run.info.status == "FINISHED" and run.data.tags["mlflow.parentRunId"] == sweep.parent.info.run_id
     assert run.data.tags["stage"] == "analyze" and run.data.metrics["models_above_threshold"] == 1
+
+
+@pytest.fixture(scope="module")
+def grid_sweep(store):
+    """A smoke sweep over M, two data scales (batch 16, 32) and two weight decays: 8 trainings."""
+    args = ("--n_tasks", "4,inf", "--batch_size", "16,32", "--weight_decay", "0,0.1", "--model_name", "grid")
+    result = invoke(
+        main.main, "--preset", "smoke", *args, "--total_steps", 40, "--warmup_steps", 10, "--eval_every", 20
+    )
+    assert result.exit_code == 0, result.output
+    return store.client.get_run(re.search(r"sweep run: runs:/(\w+)", result.output).group(1))
+
+
+def analysed(store, sweep_run, kind):
+    result = invoke(analyze.main, "--kind", kind, "--sweep", f"runs:/{sweep_run.info.run_id}")
+    assert result.exit_code == 0, result.output
+    return store.client.get_run(re.search(r"analysis run: runs:/(\w+)", result.output).group(1)), result.output
+
+
+def summary_rows(store, sweep_run):
+    data = table(store, sweep_run, "summary/summary.json")
+    return [dict(zip(data, values, strict=True)) for values in zip(*data.values(), strict=True)]
+
+
+def test_data_scale_draws_each_scale_and_its_crossing(store, grid_sweep):
+    run, output = analysed(store, grid_sweep, "data_scale")
+    rows = table(store, run, "data_scale/data_scale.json")
+    assert set(rows["scale"]) == {"B16", "B32"} and set(rows["group"]) == {"weight_decay=0.0", "weight_decay=0.1"}
+    tracked = {r["train_run"]: r for r in summary_rows(store, grid_sweep)}
+    for i, run_id in enumerate(rows["train_run"]):  # every number is the summary's, unchanged
+        for key in ("pretrain/delta_pt_dmmse", "true/delta_pt_dmmse", "pretrain/delta_pt_ridge", "true/delta_pt_ridge"):
+            assert rows[key][i] == pytest.approx(tracked[run_id][key], nan_ok=True)
+    assert {k for k in run.data.metrics} == {
+        "crossover_log2_n_tasks/weight_decay_0.0/B16_vs_B32",
+        "crossover_log2_n_tasks/weight_decay_0.1/B16_vs_B32",
+    }
+    assert "B32 against B16:" in output
+
+
+def test_thresholds_reads_the_sweeps_estimate_per_value(store, grid_sweep):
+    run, output = analysed(store, grid_sweep, "thresholds")
+    rows = table(store, run, "thresholds/thresholds.json")
+    assert rows["weight_decay"] == [0.0, 0.1]
+    for value, log2_m in zip(rows["weight_decay"], rows["threshold_log2_n_tasks"], strict=True):
+        key = f"threshold_log2_n_tasks/weight_decay_{value}"
+        assert log2_m == pytest.approx(grid_sweep.data.metrics.get(key, math.nan), nan_ok=True)
+    assert "weight_decay=0.0:" in output and "weight_decay=0.1:" in output
+
+
+def test_analyses_that_need_an_axis_refuse_a_sweep_without_it(sweep):
+    uri = f"runs:/{sweep.parent.info.run_id}"
+    result = invoke(analyze.main, "--kind", "data_scale", "--sweep", uri)
+    assert result.exit_code == 1 and "Error: data_scale needs a sweep over batch_size or total_steps" in result.output
+    result = invoke(analyze.main, "--kind", "thresholds", "--sweep", uri)
+    assert result.exit_code == 1 and "Error: thresholds needs a sweep over an axis besides n_tasks" in result.output

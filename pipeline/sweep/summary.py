@@ -96,7 +96,7 @@ def threshold(rows, axes):
         gaps = [r["true/delta_pt_ridge"] - r["true/delta_pt_dmmse"] for r in finite]
         rule = CLOSER_TO_RIDGE
         sides = ("the transformer is closer to ridge than to dMMSE", "the transformer is closer to dMMSE than to ridge")
-    log2_m = _first_sign_change(xs, gaps)
+    log2_m = first_sign_change(xs, gaps)
     return log2_m, rule, _finding(log2_m, xs, gaps, sides)
 
 
@@ -111,7 +111,8 @@ def _finding(log2_m, xs, gaps, sides):
     return f"no threshold inside the grid: {side} on T_True at every finite M (2^{xs[0]:g} ... 2^{xs[-1]:g})"
 
 
-def _first_sign_change(xs, ys):
+def first_sign_change(xs, ys):
+    """The x where ys first changes sign, interpolated linearly between grid points (nan: nowhere)."""
     points = [(x, y) for x, y in zip(xs, ys, strict=True) if math.isfinite(y)]  # a failed metric is no crossing
     xs, ys = [x for x, _ in points], [y for _, y in points]
     for (x0, y0), (x1, y1) in zip(zip(xs, ys, strict=True), zip(xs[1:], ys[1:], strict=True), strict=False):

@@ -1,0 +1,92 @@
+"""Data scale (paper Fig. 3): Delta_PT,dMMSE and Delta_PT,Ridge on T_Pretrain and T_True against M, one
+curve per data scale (batch_size x total_steps), and where each scale's Delta^True_PT,Ridge curve crosses
+the smallest scale's. The paper's claim: doubling the steps and doubling the batch move the curves alike
+and cross the base scale at the same M."""
+
+import math
+
+from matplotlib.figure import Figure
+
+from pipeline.analysis.sweep_runs import Analysis
+from pipeline.figures import PANELS, TITLES
+from pipeline.sweep.grid import DATA_SCALE
+from pipeline.sweep.summary import data_seen, first_sign_change, group_label, groups, scale_label
+from pipeline.tracking import as_text
+from pipeline.types import InputError
+
+PANEL_KEYS = [f"{dist}/{kind}" for kind in ("delta_pt_dmmse", "delta_pt_ridge") for dist in ("pretrain", "true")]
+
+
+def data_scale(client, sweep):
+    """The Analysis of `sweep`, whose axes include a data scale (batch_size and/or total_steps) with two or
+    more values: per group of the other axes, each scale's crossing with the smallest (log2 M)."""
+    if not any(axis in DATA_SCALE for axis in sweep.axes[1:]):
+        raise InputError("data_scale needs a sweep over batch_size or total_steps (two data scales or more)")
+    table = {"group": [], "scale": [], "sequences_seen": [], "n_tasks": [], "log2_n_tasks": []}
+    table |= {key: [] for key in PANEL_KEYS} | {"train_run": []}
+    metrics, findings = {}, []
+    for group, rows in groups(sweep.rows, sweep.axes):
+        label = group_label(group)
+        ordered = sorted(rows, key=lambda r: (data_seen(r), r["log2_n_tasks"]))
+        for row in ordered:
+            table["group"].append(label)
+            table["scale"].append(scale_label(row, sweep.axes))
+            table["sequences_seen"].append(data_seen(row))
+            table["n_tasks"].append("inf" if row["n_tasks"] == math.inf else row["n_tasks"])
+            table["log2_n_tasks"].append(row["log2_n_tasks"])
+            for key in PANEL_KEYS:
+                table[key].append(row[key])
+            table["train_run"].append(row["train_run"])
+        scales = list(dict.fromkeys(scale_label(r, sweep.axes) for r in ordered))
+        base = _curve(ordered, sweep.axes, scales[0])
+        for scale in scales[1:]:
+            other = _curve(ordered, sweep.axes, scale)
+            xs = sorted(set(base) & set(other))
+            crossing = first_sign_change(xs, [base[x] - other[x] for x in xs])
+            named = "_".join(f"{axis}_{as_text(value)}" for axis, value in group)  # no "=" in a metric key
+            suffix = "/".join(part for part in (named, f"{scales[0]}_vs_{scale}") if part)
+            metrics[f"crossover_log2_n_tasks/{suffix}"] = crossing
+            where = f"M ~ 2^{crossing:.2f}" if math.isfinite(crossing) else "no crossing inside the grid"
+            findings.append(f"- {label + ': ' if label else ''}{scale} against {scales[0]}: {where}")
+    return Analysis(
+        figures={"data_scale/data_scale.png": _figure(sweep, table)},
+        tables={"data_scale/data_scale.json": table},
+        metrics=metrics,
+        findings=findings,
+        runs=sorted(set(table["train_run"])),
+    )
+
+
+def _curve(rows, axes, scale):
+    """{log2 M: Delta^True_PT,Ridge} of one data scale's finite M."""
+    return {
+        r["log2_n_tasks"]: r["true/delta_pt_ridge"]
+        for r in rows
+        if scale_label(r, axes) == scale and math.isfinite(r["log2_n_tasks"])
+    }
+
+
+def _figure(sweep, table):
+    finite = sorted({x for x in table["log2_n_tasks"] if math.isfinite(x)})
+    inf_x = max(finite, default=0) + 2
+    fig = Figure(figsize=(16, 4.2))
+    panels = fig.subplots(1, 4, sharex=True)
+    series = list(dict.fromkeys(zip(table["group"], table["scale"], strict=True)))
+    for ax, key in zip(panels, PANEL_KEYS, strict=True):
+        for c, (group, scale) in enumerate(series):
+            points = sorted(
+                (inf_x if x == math.inf else x, table[key][i])
+                for i, x in enumerate(table["log2_n_tasks"])
+                if (table["group"][i], table["scale"][i]) == (group, scale) and table[key][i] == table[key][i]
+            )
+            if points:
+                name = scale + (f" ({group})" if group else "")
+                ax.plot(*zip(*points, strict=True), marker="os^vDP"[c % 6], color=f"C{c % 10}", label=name)
+        dist, kind = key.split("/")
+        ax.set(yscale="log", title=f"{TITLES[dist]}: {PANELS[kind]}", xlabel="log2 M")
+        ax.set_xticks([*finite, inf_x], [*(f"{x:g}" for x in finite), "inf"])
+        ax.grid(alpha=0.3)
+    panels[0].legend(fontsize=7)
+    fig.suptitle("Data scale: more steps against a bigger batch")
+    fig.tight_layout()
+    return fig
