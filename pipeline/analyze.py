@@ -11,6 +11,7 @@ import click
 
 from pipeline.analysis.accuracy import final_accuracy
 from pipeline.analysis.data_scale import data_scale
+from pipeline.analysis.interpolation import interpolation
 from pipeline.analysis.sweep_runs import open_sweep
 from pipeline.analysis.thresholds import thresholds
 from pipeline.analysis.transition import transition_time
@@ -21,26 +22,32 @@ from pipeline.types import Unset
 KINDS = {
     "data_scale": "Fig. 3: the Deltas against M per data scale, and where they cross",
     "transition_time": "Fig. 4: Delta_PT,Ridge against step per M, t* and its power law in M",
+    "interpolation": "Fig. 5: loss/D of the three predictors along paths between two pool tasks",
     "thresholds": "Fig. 7 and 13: the threshold M* per value of a swept axis, with its curves",
     "final_accuracy": "Fig. 10: final T_True loss/D above the threshold against M = inf",
 }
 
 
-def analyze(tracking, kind, sweep_uri, *, above=None):
-    """Run analysis `kind` on the sweep run `sweep_uri` and log it under that run; returns the run id."""
+def analyze(tracking, kind, sweep_uri, *, above=None, paths=None):
+    """Run analysis `kind` on the sweep run `sweep_uri` and log it under that run; returns the run id.
+    `above`: final_accuracy's cut (log2 M); `paths`: interpolation's {pairs, alphas, sequences, seed}."""
     client = tracking.client()
     sweep = open_sweep(client, sweep_uri)
+    options = {}
     if kind == "final_accuracy":
         result = final_accuracy(client, sweep, above)
+        options = {} if above is None else {"above": above}
+    elif kind == "interpolation":
+        result = interpolation(client, sweep, **paths)
+        options = paths
     else:
-        result = {"data_scale": data_scale, "transition_time": transition_time, "thresholds": thresholds}[kind](
-            client, sweep
-        )
+        analysis = {"data_scale": data_scale, "transition_time": transition_time, "thresholds": thresholds}[kind]
+        result = analysis(client, sweep)
     # Under `mlflow run`, the launcher's run is the analysis: it is moved under the sweep.
     parent = None if tracking.launched_run else sweep.run_id
     with tracked_run(tracking, f"analyze-{kind}", "analyze", parent) as run:
         run.set_tag("mlflow.parentRunId", sweep.run_id)
-        run.log_params({"kind": kind, "sweep": sweep_uri} | ({} if above is None else {"above": above}))
+        run.log_params({"kind": kind, "sweep": sweep_uri} | options)
         if result.metrics:
             run.log_metrics(result.metrics)
         for path, table in result.tables.items():
@@ -74,9 +81,38 @@ def analyze(tracking, kind, sweep_uri, *, above=None):
     default=None,
     help="final_accuracy: log2 M above which models are compared (empty: the sweep's threshold estimate).",
 )
+@click.option(
+    "--pairs",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="interpolation: random pairs of pool tasks.",
+)
+@click.option(
+    "--alphas",
+    type=click.IntRange(min=2),
+    default=11,
+    show_default=True,
+    help="interpolation: points on each path, alpha evenly in [0, 1].",
+)
+@click.option(
+    "--sequences",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="interpolation: sequences per pair and alpha.",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=107,
+    show_default=True,
+    help="interpolation: seed of the pairs and sequences.",
+)
 @entry_point
-def main(tracking, kind, sweep, above):
-    analyze(tracking, kind, sweep, above=above)
+def main(tracking, kind, sweep, above, pairs, alphas, sequences, seed):
+    paths = {"pairs": pairs, "alphas": alphas, "sequences": sequences, "seed": seed}
+    analyze(tracking, kind, sweep, above=above, paths=paths)
 
 
 if __name__ == "__main__":

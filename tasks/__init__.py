@@ -1,6 +1,7 @@
 """What the data is: task pools, seeded training batches, fixed evaluation sets."""
 
 from tasks.evalsets import EvalSet, EvalSettings, make_eval_set
+from tasks.paths import interpolation_path, path_sequences
 from tasks.pool import PoolSettings, TaskPool, load_pool, make_pool, parse_n_tasks, pool_digest, save_pool
 from tasks.sampling import DataSettings, sample_batch
 from tasks.streams import STREAMS, stream_seed
@@ -13,9 +14,11 @@ __all__ = [
     "PoolSettings",
     "TaskPool",
     "load_pool",
+    "interpolation_path",
     "make_eval_set",
     "make_pool",
     "parse_n_tasks",
+    "path_sequences",
     "pool_digest",
     "sample_batch",
     "save_pool",

@@ -17,6 +17,7 @@ STREAMS = {
     "eval_data": 4,
     "eval_task": 5,
     "eval_noise": 6,
+    "path": 7,  # interpolation paths between pool tasks (tasks/paths.py)
 }
 
 

@@ -188,3 +188,26 @@ def test_analyses_that_need_an_axis_refuse_a_sweep_without_it(sweep):
     assert result.exit_code == 1 and "Error: data_scale needs a sweep over batch_size or total_steps" in result.output
     result = invoke(analyze.main, "--kind", "thresholds", "--sweep", uri)
     assert result.exit_code == 1 and "Error: thresholds needs a sweep over an axis besides n_tasks" in result.output
+
+
+def test_interpolation_on_the_smoke_sweep(store, sweep):
+    uri = f"runs:/{sweep.parent.info.run_id}"
+    args = ("--pairs", 8, "--alphas", 5, "--sequences", 4)
+    result = invoke(analyze.main, "--kind", "interpolation", "--sweep", uri, *args)
+    assert result.exit_code == 0, result.output
+    run = store.client.get_run(re.search(r"analysis run: runs:/(\w+)", result.output).group(1))
+    assert run.data.params == {
+        "kind": "interpolation",
+        "sweep": uri,
+        "pairs": "8",
+        "alphas": "5",
+        "sequences": "4",
+        "seed": "107",
+    }
+    rows = table(store, run, "interpolation/interpolation.json")
+    assert rows["alpha"] == [0.0, 0.25, 0.5, 0.75, 1.0] and set(rows["n_tasks"]) == {4}  # M = inf has no pool tasks
+    for name in ("pt", "dmmse", "ridge"):
+        assert all(0 < value < 10 for value in rows[name])
+        bump = rows[name][2] - (rows[name][0] + rows[name][-1]) / 2
+        assert run.data.metrics[f"bump/{name}/m4"] == pytest.approx(bump)
+    assert rows["train_run"][0] == sweep.runs["train-m4"].info.run_id

@@ -13,10 +13,12 @@ from tasks import (
     STREAMS,
     DataSettings,
     EvalSettings,
+    interpolation_path,
     load_pool,
     make_eval_set,
     make_pool,
     parse_n_tasks,
+    path_sequences,
     sample_batch,
     save_pool,
     stream_seed,
@@ -185,3 +187,33 @@ def test_bad_batch_spec_and_pool_are_named():
 def test_stream_seeds_do_not_collide_across_seeds_streams_and_steps():
     keys = [(seed, stream, index) for seed in (0, 1, 5, 2**32 + 5, 2**62) for stream in STREAMS for index in range(50)]
     assert len({stream_seed(*key) for key in keys}) == len(keys)
+
+
+def test_interpolation_paths_follow_eq_5():
+    rng = np.random.default_rng(3)
+    w_i, w_j = rng.standard_normal(8), 2 * rng.standard_normal(8)
+    alphas = np.linspace(0, 1, 11)
+    path = interpolation_path(w_i, w_j, alphas)
+    mean_norm = (np.linalg.norm(w_i) + np.linalg.norm(w_j)) / 2
+    np.testing.assert_allclose(np.linalg.norm(path, axis=1), mean_norm, rtol=1e-12)  # every point: the mean norm
+    np.testing.assert_allclose(path[-1], mean_norm * w_i / np.linalg.norm(w_i), rtol=1e-12)  # alpha = 1: along w_i
+    np.testing.assert_allclose(path[0], mean_norm * w_j / np.linalg.norm(w_j), rtol=1e-12)  # alpha = 0: along w_j
+    np.testing.assert_allclose(interpolation_path(w_j, w_i, 1 - alphas), path, rtol=1e-12)  # symmetric
+    chord = 0.3 * w_i + 0.7 * w_j  # the direction is the chord's, written out
+    np.testing.assert_allclose(interpolation_path(w_i, w_j, [0.3])[0], mean_norm * chord / np.linalg.norm(chord))
+    with pytest.raises(ValueError, match="passes through 0"):
+        interpolation_path(w_i, -w_i, [0.5])
+
+
+def test_path_sequences_are_seeded_and_pair_distinct_tasks():
+    tasks = np.random.default_rng(0).standard_normal((3, 4))
+    kwargs = {"pairs": 50, "alphas": [0.0, 0.5, 1.0], "sequences": 2, "n_points": 5, "noise_scale": 0.5}
+    xs, ws, ys, pairs = path_sequences(tasks, **kwargs, data_scale=1.0, seed=7)
+    assert xs.shape == (50, 3, 2, 5, 4) and ws.shape == (50, 3, 4) and ys.shape == (50, 3, 2, 5)
+    assert (pairs[:, 0] != pairs[:, 1]).all() and set(pairs.ravel()) == {0, 1, 2}
+    again = path_sequences(tasks, **kwargs, data_scale=1.0, seed=7)
+    assert all(np.array_equal(a, b) for a, b in zip((xs, ws, ys, pairs), again, strict=True))
+    residual = ys - np.einsum("pasku,pau->pask", xs, ws)
+    assert 0.4 < residual.std() < 0.6  # the noise, at noise_scale
+    with pytest.raises(ValueError, match="two pool tasks or more"):
+        path_sequences(tasks[:1], **kwargs, data_scale=1.0, seed=7)

@@ -1,0 +1,118 @@
+"""Interpolation paths (paper Fig. 5): loss/D of the transformer, dMMSE and ridge on sequences whose task
+lies on the path between two pool tasks (Eq. 5, tasks/paths.py), against alpha, averaged over random
+pairs; one panel per M. The paper's claims: dMMSE's loss bumps near alpha = 1/2 at every M; the
+transformer follows dMMSE at small M, lies between dMMSE and ridge in between, and is flat at ridge's
+level at large M.
+
+The transformers are the sweep's registered models; the pools its generate_pool runs' files. The
+predictions on the new sequences are computed here: they are nowhere tracked."""
+
+import math
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from baselines import dmmse_predictions, ridge_predictions
+from pipeline.analysis.sweep_runs import Analysis
+from pipeline.cli import open_pool
+from pipeline.evaluation import transformer_predictions
+from pipeline.figures import STYLE
+from pipeline.generate_pool import POOL_ARTIFACT
+from pipeline.registry import load_registered
+from pipeline.types import InputError
+from tasks import EvalSet, path_sequences
+
+SETTINGS = ("noise_scale", "data_scale", "n_points")
+
+
+def interpolation(client, sweep, *, pairs, alphas, sequences, seed):
+    """The Analysis of `sweep`: for each finite M (M >= 2) of each curve, the three predictors' loss/D
+    (against the noiseless targets) at `alphas` evenly spaced points of [0, 1], over `pairs` random pairs
+    with `sequences` sequences each."""
+    grid = np.linspace(0.0, 1.0, alphas)
+    table = {"curve": [], "n_tasks": [], "alpha": [], **{name: [] for name in STYLE}, "train_run": []}
+    metrics, findings, panels, runs = {}, [], {}, []
+    for row in sweep.rows:
+        if not (math.isfinite(row["n_tasks"]) and row["n_tasks"] >= 2):
+            continue
+        value = {key: float(row.get(key, sweep.params[key])) for key in SETTINGS}
+        pool = open_pool(f"runs:/{row['generate_pool_run']}/{POOL_ARTIFACT}")
+        xs, ws, ys, _ = path_sequences(
+            pool.tasks,
+            pairs=pairs,
+            alphas=grid,
+            sequences=sequences,
+            n_points=int(value["n_points"]),
+            noise_scale=value["noise_scale"],
+            data_scale=value["data_scale"],
+            seed=seed,
+        )
+        flat_xs, flat_ys = xs.reshape(-1, *xs.shape[-2:]), ys.reshape(-1, ys.shape[-1])
+        model = load_registered(_model_uri(client, row["train_run"]))
+        noise = value["noise_scale"]
+        preds = {
+            "pt": transformer_predictions(
+                model, EvalSet(flat_xs.astype(np.float32), None, flat_ys.astype(np.float32)), device="cpu"
+            ),
+            "dmmse": dmmse_predictions(flat_xs, flat_ys, pool=pool.tasks, noise_scale=noise),
+            "ridge": ridge_predictions(flat_xs, flat_ys, lam=noise**2 / pool.task_scale**2),
+        }
+        targets = np.einsum("pasku,pau->pask", xs, ws)
+        losses = {
+            name: ((p.reshape(targets.shape) - targets) ** 2).mean(axis=(0, 2, 3)) / xs.shape[-1]
+            for name, p in preds.items()
+        }
+        curve, m = sweep.curve(row), row["n_tasks"]
+        panels[curve, m] = losses
+        runs += [row["train_run"], row["generate_pool_run"]]
+        for a, alpha in enumerate(grid):
+            table["curve"].append(curve)
+            table["n_tasks"].append(m)
+            table["alpha"].append(float(alpha))
+            for name in STYLE:
+                table[name].append(float(losses[name][a]))
+            table["train_run"].append(row["train_run"])
+        suffix = f"m{m}" + (f"/{curve}" if curve else "")
+        middle = int(np.argmin(np.abs(grid - 0.5)))
+        for name in STYLE:
+            bump = losses[name][middle] - (losses[name][0] + losses[name][-1]) / 2
+            metrics[f"bump/{name}/{suffix}"] = float(bump)
+        findings.append(
+            f"- M = {m}{' (' + curve + ')' if curve else ''}: at alpha = {grid[middle]:.2f} loss/D is "
+            f"{losses['pt'][middle]:.3f} (transformer), {losses['dmmse'][middle]:.3f} (dMMSE), "
+            f"{losses['ridge'][middle]:.3f} (ridge); dMMSE's bump over its endpoints' mean: "
+            f"{metrics[f'bump/dmmse/{suffix}']:+.3f}"
+        )
+    if not panels:
+        raise InputError("interpolation needs a sweep with a finite M >= 2 (paths run between pool tasks)")
+    return Analysis(
+        figures={"interpolation/interpolation.png": _figure(panels, grid)},
+        tables={"interpolation/interpolation.json": table},
+        metrics=metrics,
+        findings=findings,
+        runs=sorted(set(runs)),
+    )
+
+
+def _model_uri(client, train_run):
+    """models:/<name>/<version> of the model registered from `train_run`."""
+    versions = client.search_model_versions(f"run_id = '{train_run}'")
+    if not versions:
+        raise InputError(f"train run {train_run} registered no model (it failed the sanity gate?)")
+    version = max(versions, key=lambda v: int(v.version))
+    return f"models:/{version.name}/{version.version}"
+
+
+def _figure(panels, grid):
+    fig = Figure(figsize=(4.5 * len(panels), 3.8))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, ((curve, m), losses) in zip(axes, sorted(panels.items(), key=lambda item: item[0][1]), strict=True):
+        for name, (label, color) in STYLE.items():
+            ax.plot(grid, losses[name], marker="o", ms=3, color=color, label=label)
+        ax.set(xlabel="alpha (0: w_j, 1: w_i)", ylabel="loss / D (vs x.w)", yscale="log")
+        ax.set_title(f"M = 2^{math.log2(m):g}" + (f" ({curve})" if curve else ""))
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Along paths between two pool tasks (Eq. 5), averaged over random pairs")
+    fig.tight_layout()
+    return fig
