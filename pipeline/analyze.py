@@ -28,6 +28,25 @@ KINDS = {
 }
 
 
+# interpolation's options: (lowest value, default, meaning).
+PATHS = {
+    "pairs": (1, 64, "random pairs of pool tasks."),
+    "alphas": (2, 11, "points on each path, alpha evenly in [0, 1]."),
+    "sequences": (1, 16, "sequences per pair and alpha."),
+    "seed": (0, 107, "seed of the pairs and sequences."),
+}
+
+
+def path_options(command):
+    """The click options of PATHS on `command`."""
+    for name, (lowest, default, text) in reversed(PATHS.items()):
+        kind = click.IntRange(min=lowest)
+        command = click.option(
+            f"--{name}", type=kind, default=default, show_default=True, help=f"interpolation: {text}"
+        )(command)
+    return command
+
+
 def analyze(tracking, kind, sweep_uri, *, above=None, paths=None):
     """Run analysis `kind` on the sweep run `sweep_uri` and log it under that run; returns the run id.
     `above`: final_accuracy's cut (log2 M); `paths`: interpolation's {pairs, alphas, sequences, seed}."""
@@ -81,37 +100,9 @@ def analyze(tracking, kind, sweep_uri, *, above=None, paths=None):
     default=None,
     help="final_accuracy: log2 M above which models are compared (empty: the sweep's threshold estimate).",
 )
-@click.option(
-    "--pairs",
-    type=click.IntRange(min=1),
-    default=64,
-    show_default=True,
-    help="interpolation: random pairs of pool tasks.",
-)
-@click.option(
-    "--alphas",
-    type=click.IntRange(min=2),
-    default=11,
-    show_default=True,
-    help="interpolation: points on each path, alpha evenly in [0, 1].",
-)
-@click.option(
-    "--sequences",
-    type=click.IntRange(min=1),
-    default=16,
-    show_default=True,
-    help="interpolation: sequences per pair and alpha.",
-)
-@click.option(
-    "--seed",
-    type=click.IntRange(min=0),
-    default=107,
-    show_default=True,
-    help="interpolation: seed of the pairs and sequences.",
-)
+@path_options
 @entry_point
-def main(tracking, kind, sweep, above, pairs, alphas, sequences, seed):
-    paths = {"pairs": pairs, "alphas": alphas, "sequences": sequences, "seed": seed}
+def main(tracking, kind, sweep, above, **paths):
     analyze(tracking, kind, sweep, above=above, paths=paths)
 
 
