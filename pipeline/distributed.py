@@ -22,7 +22,7 @@ from models import Checkpointing, LoopState, TrainingDiverged, build_model, make
 from pipeline.cli import open_pool
 from pipeline.devices import rank, world_size
 from pipeline.types import InputError
-from tasks import sample_batch
+from tasks import batch_stream
 
 # The longest the other ranks wait for rank 0 in one collective: while it opens the run (computing the
 # estimators when no `baselines` run is given: hours for dMMSE at the paper's M = 2^20 and n_eval) and
@@ -129,10 +129,7 @@ def follow(settings, rank, *, checkpoint_every, stop, compile):
     optimizer = make_optimizer(model, lr=settings.optim.lr, weight_decay=settings.optim.weight_decay)
     start = rank.broadcast_start(optimizer, None)
 
-    def batches(step):
-        xs, _, ys = sample_batch(settings.data, step, pool=tasks, task_scale=pool.task_scale, device=rank.device)
-        return xs, ys
-
+    batches = batch_stream(settings.data, pool=tasks, task_scale=pool.task_scale, device=rank.device)
     with tempfile.TemporaryDirectory() as folder:
         try:
             models.train(

@@ -11,6 +11,7 @@ passed the sanity gate. A failed run registers nothing; an interrupted one resum
 
 import contextlib
 import dataclasses
+import functools
 import json
 import tempfile
 from pathlib import Path
@@ -51,7 +52,7 @@ from pipeline.resume import CheckpointUpload, last_logged_steps, resumable_run, 
 from pipeline.settings import TrainSettings, build, flat, machine_cores, option_names
 from pipeline.tracking import local_copy, tracked_run
 from pipeline.types import InputError
-from tasks import EvalSet, sample_batch
+from tasks import EvalSet, batch_stream
 
 
 class TrackingHook(Hook):
@@ -134,11 +135,10 @@ class Training:
     record: dict
     tasks: object = None  # the pool's tasks on the device (None at M = inf)
 
-    def batches(self, step):
-        """(xs, ys) of training step `step`: a pure function of the step and the settings' seeds."""
-        data, scale = self.settings.data, self.pool.task_scale
-        xs, _, ys = sample_batch(data, step, pool=self.tasks, task_scale=scale, device=self.device)
-        return xs, ys
+    @functools.cached_property
+    def batches(self):
+        """step -> (xs, ys) of this training: a pure function of the step and the settings' seeds."""
+        return batch_stream(self.settings.data, pool=self.tasks, task_scale=self.pool.task_scale, device=self.device)
 
     def evaluate(self, model):
         """{metric: per-position curve} of `model` on the eval sets, against the estimators."""

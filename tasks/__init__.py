@@ -3,7 +3,7 @@
 from tasks.evalsets import EvalSet, EvalSettings, make_eval_set
 from tasks.paths import interpolation_path, path_sequences
 from tasks.pool import PoolSettings, TaskPool, load_pool, make_pool, parse_n_tasks, pool_digest, save_pool
-from tasks.sampling import DataSettings, sample_batch
+from tasks.sampling import DataSettings, batch_stream, sample_batch
 from tasks.streams import STREAMS, stream_seed
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "EvalSettings",
     "PoolSettings",
     "TaskPool",
+    "batch_stream",
     "load_pool",
     "interpolation_path",
     "make_eval_set",

@@ -61,3 +61,14 @@ def sample_batch(spec, step, *, pool, task_scale, device="cpu"):
     ys = torch.einsum("bkd,bd->bk", xs, ws)
     ys = ys + spec.noise_scale * torch.randn(shape[:2], generator=noise, device=device)
     return xs, ws, ys
+
+
+def batch_stream(spec, *, pool, task_scale, device="cpu"):
+    """`step -> (xs, ys)`: the training batches of `sample_batch` as a function of the step alone (what a
+    training loop takes)."""
+
+    def batches(step):
+        xs, _, ys = sample_batch(spec, step, pool=pool, task_scale=task_scale, device=device)
+        return xs, ys
+
+    return batches
