@@ -101,7 +101,7 @@ def _log_summary(run, preset, rows, axes, chains):
     scale = dashboard.log_curves_by_pool_size(run, rows, axes)
     run.set_description(dashboard.description(preset, rows, axes, found, scale, chains, run.tracking.experiment_id))
     for group, log2_m, rule, finding in found:
-        suffix = "/" + "_".join(f"{axis}_{as_text(value)}" for axis, value in group) if group else ""
+        suffix = summary.group_key(group)
         run.set_tag(f"threshold{suffix}", finding)
         run.set_tag(f"threshold_rule{suffix}", rule)
         if math.isfinite(log2_m):

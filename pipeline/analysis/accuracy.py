@@ -7,8 +7,7 @@ import math
 from matplotlib.figure import Figure
 
 from pipeline.analysis.sweep_runs import Analysis
-from pipeline.sweep.summary import group_axes
-from pipeline.tracking import as_text
+from pipeline.sweep.summary import group_axes, group_key
 from pipeline.types import InputError
 
 LOSS, RIDGE = "true/pt/loss_noiseless", "true/ridge/loss_noiseless"
@@ -75,7 +74,7 @@ def final_accuracy(client, sweep, above=None):
 def _threshold_key(sweep, row):
     """The sweep run's metric holding the threshold of `row`'s group (pipeline/main.py _log_summary)."""
     group = [(axis, row[axis]) for axis in group_axes(sweep.axes)]
-    return "threshold_log2_n_tasks" + ("/" + "_".join(f"{a}_{as_text(v)}" for a, v in group) if group else "")
+    return "threshold_log2_n_tasks" + group_key(group)
 
 
 def _figure(sweep, table, cuts):

@@ -8,10 +8,9 @@ import math
 from matplotlib.figure import Figure
 
 from pipeline.analysis.sweep_runs import Analysis
-from pipeline.figures import PANELS, TITLES
+from pipeline.figures import PANELS, TITLES, m_axis
 from pipeline.sweep.grid import DATA_SCALE
-from pipeline.sweep.summary import data_seen, first_sign_change, group_label, groups, scale_label
-from pipeline.tracking import as_text
+from pipeline.sweep.summary import data_seen, first_sign_change, group_key, group_label, groups, scale_label
 from pipeline.types import InputError
 
 PANEL_KEYS = [f"{dist}/{kind}" for kind in ("delta_pt_dmmse", "delta_pt_ridge") for dist in ("pretrain", "true")]
@@ -43,8 +42,7 @@ def data_scale(client, sweep):
             other = _curve(ordered, sweep.axes, scale)
             xs = sorted(set(base) & set(other))
             crossing = first_sign_change(xs, [base[x] - other[x] for x in xs])
-            named = "_".join(f"{axis}_{as_text(value)}" for axis, value in group)  # no "=" in a metric key
-            suffix = "/".join(part for part in (named, f"{scales[0]}_vs_{scale}") if part)
+            suffix = f"{group_key(group)}/{scales[0]}_vs_{scale}".lstrip("/")
             metrics[f"crossover_log2_n_tasks/{suffix}"] = crossing
             where = f"M ~ 2^{crossing:.2f}" if math.isfinite(crossing) else "no crossing inside the grid"
             findings.append(f"- {label + ': ' if label else ''}{scale} against {scales[0]}: {where}")
@@ -67,15 +65,14 @@ def _curve(rows, axes, scale):
 
 
 def _figure(sweep, table):
-    finite = sorted({x for x in table["log2_n_tasks"] if math.isfinite(x)})
-    inf_x = max(finite, default=0) + 2
+    x_of, ticks = m_axis(table["log2_n_tasks"])
     fig = Figure(figsize=(16, 4.2))
     panels = fig.subplots(1, 4, sharex=True)
     series = list(dict.fromkeys(zip(table["group"], table["scale"], strict=True)))
     for ax, key in zip(panels, PANEL_KEYS, strict=True):
         for c, (group, scale) in enumerate(series):
             points = sorted(
-                (inf_x if x == math.inf else x, table[key][i])
+                (x_of(x), table[key][i])
                 for i, x in enumerate(table["log2_n_tasks"])
                 if (table["group"][i], table["scale"][i]) == (group, scale) and table[key][i] == table[key][i]
             )
@@ -84,7 +81,7 @@ def _figure(sweep, table):
                 ax.plot(*zip(*points, strict=True), marker="os^vDP"[c % 6], color=f"C{c % 10}", label=name)
         dist, kind = key.split("/")
         ax.set(yscale="log", title=f"{TITLES[dist]}: {PANELS[kind]}", xlabel="log2 M")
-        ax.set_xticks([*finite, inf_x], [*(f"{x:g}" for x in finite), "inf"])
+        ticks(ax)
         ax.grid(alpha=0.3)
     panels[0].legend(fontsize=7)
     fig.suptitle("Data scale: more steps against a bigger batch")

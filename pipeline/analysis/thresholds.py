@@ -8,8 +8,8 @@ import math
 from matplotlib.figure import Figure
 
 from pipeline.analysis.sweep_runs import Analysis
-from pipeline.sweep.summary import group_axes, group_label, groups, scale_label
-from pipeline.tracking import as_text
+from pipeline.figures import m_axis
+from pipeline.sweep.summary import group_axes, group_key, group_label, groups, scale_label
 from pipeline.types import InputError
 
 CURVES = {
@@ -28,7 +28,7 @@ def thresholds(client, sweep):
     table = {"group": [], **{axis: [] for axis in axes}, "threshold_log2_n_tasks": [], "finding": []}
     metrics, findings, rows_by_group = {}, [], {}
     for group, rows in groups(sweep.rows, sweep.axes):
-        suffix = "/" + "_".join(f"{axis}_{as_text(value)}" for axis, value in group)
+        suffix = group_key(group)
         log2_m = sweep.metrics.get(f"threshold_log2_n_tasks{suffix}", math.nan)
         label = group_label(group)
         rows_by_group[label] = rows
@@ -53,8 +53,7 @@ def thresholds(client, sweep):
 
 
 def _figure(sweep, table, rows_by_group, axes):
-    finite = sorted({r["log2_n_tasks"] for r in sweep.rows if math.isfinite(r["log2_n_tasks"])})
-    inf_x = max(finite, default=0) + 2
+    x_of, ticks = m_axis(r["log2_n_tasks"] for r in sweep.rows)
     fig = Figure(figsize=(18, 4.2))
     panels = fig.subplots(1, 4)
     for ax, (key, title) in zip(panels[:3], CURVES.items(), strict=True):
@@ -62,7 +61,7 @@ def _figure(sweep, table, rows_by_group, axes):
             scales = list(dict.fromkeys(scale_label(r, sweep.axes) for r in rows))
             for s, scale in enumerate(scales):
                 points = sorted(
-                    (inf_x if r["log2_n_tasks"] == math.inf else r["log2_n_tasks"], r[key])
+                    (x_of(r["log2_n_tasks"]), r[key])
                     for r in rows
                     if scale_label(r, sweep.axes) == scale and r[key] == r[key]
                 )
@@ -76,7 +75,7 @@ def _figure(sweep, table, rows_by_group, axes):
                         label=name,
                     )
         ax.set(yscale="log", title=title, xlabel="log2 M")
-        ax.set_xticks([*finite, inf_x], [*(f"{x:g}" for x in finite), "inf"])
+        ticks(ax)
         ax.grid(alpha=0.3)
     panels[0].legend(fontsize=7)
     ax = panels[3]

@@ -1,10 +1,8 @@
 """The sweep's Fig. 2-style figure: loss/D and the Deltas against M, a curve per value of the other axes."""
 
-import math
-
 from matplotlib.figure import Figure
 
-from pipeline.figures import PANELS, STYLE, TITLES
+from pipeline.figures import PANELS, STYLE, TITLES, m_axis
 from pipeline.sweep.summary import curve_label, group_label
 
 
@@ -15,8 +13,7 @@ def sweep_figure(rows, axes, found):
     every axis other than M (line style and marker per curve; on the loss panels, colour per predictor);
     each group's threshold estimate (`found`: summary.thresholds) as a dotted vertical line.
     """
-    finite = sorted({r["log2_n_tasks"] for r in rows if r["log2_n_tasks"] != math.inf})
-    inf_x = max(finite, default=0) + 2
+    x_of, ticks = m_axis(r["log2_n_tasks"] for r in rows)
     curves = list(dict.fromkeys(curve_label(r, axes) for r in rows))
     fig = Figure(figsize=(14, 7.5))
     axes_grid = fig.subplots(2, 3, sharex=True)
@@ -29,7 +26,7 @@ def sweep_figure(rows, axes, found):
                 for name in names:
                     key = f"{dist}/{name}/loss_noiseless" if kind == "loss" else f"{dist}/{kind}"
                     points = sorted(
-                        (inf_x if r["log2_n_tasks"] == math.inf else r["log2_n_tasks"], r[key])
+                        (x_of(r["log2_n_tasks"]), r[key])
                         for r in rows
                         if curve_label(r, axes) == curve and r[key] == r[key]
                     )
@@ -49,7 +46,7 @@ def sweep_figure(rows, axes, found):
                     text = f"M* = 2^{log2_m:.1f}" + (f" ({group_label(group)})" if group else "")
                     ax.axvline(log2_m, color="grey" if len(found) == 1 else f"C{g % 10}", ls=":", label=text)
             ax.set(yscale="log", title=f"{TITLES[dist]}: {PANELS[kind]}")
-            ax.set_xticks([*finite, inf_x], [*(f"{x:g}" for x in finite), "inf"])
+            ticks(ax)
             ax.grid(alpha=0.3)
             if i == 1:
                 ax.set_xlabel("log2 M (number of pretraining tasks)")

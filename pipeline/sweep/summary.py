@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.sweep.grid import DATA_SCALE, axis_text
+from pipeline.tracking import as_text
 
 LOSSES = [f"{dist}/{name}/loss_noiseless" for dist in ("pretrain", "true") for name in ("pt", "dmmse", "ridge")]
 DELTAS = [f"{dist}/delta_{pair}" for dist in ("pretrain", "true") for pair in ("pt_dmmse", "pt_ridge", "dmmse_ridge")]
@@ -44,6 +45,12 @@ def summary_row(values, axes, baseline_metrics, train_metrics, runs=None):
 
 def group_axes(axes):
     return [axis for axis in axes[1:] if axis not in DATA_SCALE]
+
+
+def group_key(group):
+    """A group as part of a metric key: '' for the only group, else /weight_decay_0.001_n_embd_64 (MLflow
+    refuses '=' in keys)."""
+    return "/" + "_".join(f"{axis}_{as_text(value)}" for axis, value in group) if group else ""
 
 
 def group_label(group):
