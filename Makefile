@@ -1,4 +1,5 @@
-# One command each: `make test` (set up + ruff + pytest), `make demo` (set up + the demo sweep),
+# One command each: `make test` (set up + ruff + pytest), `make demo` (set up + the demo sweep), `make figures`
+# (set up + the paper's figures at CPU scale),
 # `make ui` (the MLflow UI on this folder's store), `make bench` (benchmarks, not in CI). Each creates .venv
 # in the project root when it is missing.
 PYTHON ?= python3
@@ -6,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-slow demo ui bench lint mlproject clean
+.PHONY: setup test test-slow demo figures ui bench lint mlproject clean
 
 # The store and the project's experiment too, with artifacts beside the store: `mlflow run
 # --experiment-name icl-task-diversity` then finds it rather than creating one that writes to ./mlruns.
@@ -34,6 +35,11 @@ test-slow: $(STAMP)
 # The demo sweep (pipeline/presets.py "demo") into the embedded store: mlflow.db + mlartifacts/ here.
 demo: $(STAMP)
 	$(BIN)/python -m pipeline.main --preset demo
+
+# The paper's figures at CPU scale (pipeline/gallery.py): the CPU presets' sweeps (reusing finished runs)
+# and their analyses, into the embedded store; the PNGs and findings.md land in docs/figures/.
+figures: $(STAMP)
+	$(BIN)/python -m pipeline.gallery
 
 # The MLflow UI on the embedded store (one worker: 2-core machines); it prints the experiment's address.
 ui: setup

@@ -49,7 +49,8 @@ def path_options(command):
 
 def analyze(tracking, kind, sweep_uri, *, above=None, paths=None):
     """Run analysis `kind` on the sweep run `sweep_uri` and log it under that run; returns the run id.
-    `above`: final_accuracy's cut (log2 M); `paths`: interpolation's {pairs, alphas, sequences, seed}."""
+    `above`: final_accuracy's cut (log2 M); `paths`: interpolation's {pairs, alphas, sequences, seed}.
+    Returns (the analysis run's id, its findings: markdown lines)."""
     client = tracking.client()
     sweep = open_sweep(client, sweep_uri)
     options = {}
@@ -81,7 +82,7 @@ def analyze(tracking, kind, sweep_uri, *, above=None, paths=None):
         for path in result.figures:
             click.echo(f"figure: {run.artifact_uri(path)}")
         click.echo(f"analysis run: runs:/{run.id} ({len(result.runs)} runs read)")
-    return run.id
+    return run.id, result.findings
 
 
 @click.command(

@@ -50,6 +50,59 @@ PRESETS = {
     },
 }
 
+
+# The paper's other figures (../FIGURES.md) at its scale: GPU jobs, each the `paper` preset (base PT) or the
+# paper's small PT (4/64/2, batch 512) with the figure's axis. The paper gives weight decay as "three
+# decades" and the widths and depths only as a plot: the values below span what its Fig. 7 shows, and are
+# ours, not copied from its configs (the original code has none for these sweeps).
+SMALL_PT = {"n_layer": 4, "n_embd": 64, "n_head": 2, "batch_size": 512}
+PAPER_M = [2**i for i in range(1, 21)] + [math.inf]
+PAPER_FIGURES = {
+    # Fig. 3: 500k against 1M steps at batch 256.
+    "fig3": {"n_tasks": PAPER_M, "total_steps": [500_000, 1_000_000], "n_eval": 2**20},
+    # Fig. 4 and Fig. 10: the small PT over 2M steps, evaluated every 1000 (t* needs dense curves).
+    "fig4": {"n_tasks": PAPER_M, **SMALL_PT, "total_steps": 2_000_000, "n_eval": 2**20},
+    # Fig. 5: the three pool sizes of its panels; `analyze --kind interpolation` on the sweep.
+    "fig5": {"n_tasks": [2**5, 2**10, 2**15], "n_eval": 2**20},
+    # Fig. 7 left and Fig. 13: weight decay over three decades on the base PT.
+    "fig7_wd": {"n_tasks": PAPER_M, "weight_decay": [0.0, 1e-4, 1e-3, 1e-2, 1e-1], "n_eval": 2**20},
+    # Fig. 7 middle: width of the base PT and of the small PT.
+    "fig7_width_base": {"n_tasks": PAPER_M, "n_embd": [64, 128, 256], "n_eval": 2**20},
+    "fig7_width_small": {"n_tasks": PAPER_M, **SMALL_PT, "n_embd": [32, 64, 128, 256], "n_eval": 2**20},
+    # Fig. 7 right: depth of the small PT.
+    "fig7_depth": {"n_tasks": PAPER_M, **SMALL_PT, "n_layer": [2, 4, 8], "n_eval": 2**20},
+}
+PAPER_FIGURES["fig10"] = PAPER_FIGURES["fig4"]
+
+# The same figures on 2 CPU cores (`make figures`, README "Gallery"): D = 4, K = 8 and a 3/64/2 PT at batch
+# 64 for 5000 steps (31 steps/s at one thread), so that M* falls inside 2^1 ... 2^8. One base grid serves
+# Figs. 2, 4, 5 and 10; Fig. 3 adds 10k steps and Fig. 7 two weight decays, each reusing the base runs.
+FIGURES_CPU = {
+    "n_tasks": [2, 4, 8, 16, 32, 64, 256, math.inf],
+    "n_dims": 4,
+    "n_points": 8,
+    "batch_size": 64,
+    "n_layer": 3,
+    "n_embd": 64,
+    "n_head": 2,
+    "warmup_steps": 1250,
+    "total_steps": 5000,
+    "eval_every": 100,
+    "checkpoint_every": 1000,
+    "n_eval": 1024,
+    "threads": 1,
+    "model_name": "icl-figures",
+}
+CPU_FIGURES = {
+    "fig2_cpu": FIGURES_CPU,
+    "fig3_cpu": FIGURES_CPU | {"total_steps": [5000, 10000]},
+    "fig4_cpu": FIGURES_CPU,
+    "fig5_cpu": FIGURES_CPU,
+    "fig7_wd_cpu": FIGURES_CPU | {"weight_decay": [0.0, 0.1, 1.0]},
+    "fig10_cpu": FIGURES_CPU,
+}
+PRESETS |= PAPER_FIGURES | CPU_FIGURES
+
 # Options of `main`: every setting of a chain, and how the sweep runs; SINGLE ones take one value.
 SWEEP_OPTIONS = [name for name in DEFAULTS if name not in ("pool", "baselines", "model", "prompts", "kind")]
 SINGLE = ("device", "model_name", "executor", "ray_address", "workers", "pack", "checkpoint_every", "resume", "compile")

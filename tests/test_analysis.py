@@ -211,3 +211,31 @@ def test_interpolation_on_the_smoke_sweep(store, sweep):
         bump = rows[name][2] - (rows[name][0] + rows[name][-1]) / 2
         assert run.data.metrics[f"bump/{name}/m4"] == pytest.approx(bump)
     assert rows["train_run"][0] == sweep.runs["train-m4"].info.run_id
+
+
+def test_make_figures_runs_each_sweep_once_and_writes_every_figure(store, tmp_path, monkeypatch):
+    """The gallery on smoke-sized stand-ins for the CPU presets: presets with equal settings share one
+    sweep, the larger grids reuse the base grid's chains, and every figure lands with its findings."""
+    from pipeline import gallery, presets
+
+    base = presets.PRESETS["smoke"] | {"n_tasks": [4, math.inf], "total_steps": 40, "warmup_steps": 10}
+    base |= {"eval_every": 10, "model_name": "gallery"}
+    stand_ins = {
+        name: base | {axis: values for axis, values in preset.items() if isinstance(values, list) and axis != "n_tasks"}
+        for name, preset in presets.CPU_FIGURES.items()
+    }
+    stand_ins["fig3_cpu"] |= {"total_steps": [40, 80]}
+    stand_ins["fig7_wd_cpu"] |= {"weight_decay": [0.0, 0.1]}
+    monkeypatch.setitem(gallery.PATHS, "pairs", (1, 4, "pairs"))
+    for name, preset in stand_ins.items():
+        monkeypatch.setitem(presets.PRESETS, name, preset)
+    result = invoke(gallery.main, "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("sweep fig") == 3  # fig2_cpu (also 4, 5, 10), fig3_cpu, fig7_wd_cpu
+    assert "reusing train-m4 " in result.output  # the larger grids reuse the base grid's trainings
+    for entry in gallery.GALLERY:
+        assert (tmp_path / f"{entry.name}.png").read_bytes()[:4] == b"\x89PNG"
+    findings = (tmp_path / "findings.md").read_text()
+    assert (
+        findings.count("## ") == len(gallery.GALLERY) and "bump over its endpoints" in findings and "rule:" in findings
+    )

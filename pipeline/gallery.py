@@ -1,0 +1,125 @@
+"""`make figures`: the paper's figures at CPU scale, from sweeps to PNGs in docs/figures/.
+
+Each entry of GALLERY names a CPU preset (pipeline/presets.py CPU_FIGURES) and the analysis that draws
+its figure (None: the sweep's own summary figure, Fig. 2). Presets with equal settings share one sweep
+run; every sweep reuses the FINISHED chains of earlier ones (pipeline/sweep/chain.py), so a rerun, or a
+run after an interrupted one, trains only what is missing. Each figure is downloaded from its run to
+`<out>/<name>.png`, and `<out>/findings.md` records, per figure, the runs it came from and what the
+analysis found, so the README gallery can be checked against the run that made it.
+"""
+
+import dataclasses
+import time
+from pathlib import Path
+
+import click
+import mlflow
+
+from pipeline.analyze import PATHS, analyze
+from pipeline.cli import EntryCommand, entry_point
+from pipeline.main import sweep
+from pipeline.presets import CPU_FIGURES, resolve
+from pipeline.store import PROJECT_DIR
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    name: str  # the PNG's name in docs/figures
+    preset: str
+    kind: str | None  # the analysis; None: the sweep's summary figure
+    title: str
+
+
+GALLERY = [
+    Entry("fig2_sweep", "fig2_cpu", None, "Fig. 2: the transition against M"),
+    Entry("fig3_data_scale", "fig3_cpu", "data_scale", "Fig. 3: more steps"),
+    Entry("fig4_transition_time", "fig4_cpu", "transition_time", "Fig. 4: transition time"),
+    Entry("fig5_interpolation", "fig5_cpu", "interpolation", "Fig. 5: interpolation paths"),
+    Entry("fig7_weight_decay", "fig7_wd_cpu", "thresholds", "Figs. 7 and 13: weight decay and the threshold"),
+    Entry("fig10_final_accuracy", "fig10_cpu", "final_accuracy", "Fig. 10: final accuracy above the threshold"),
+]
+ARTIFACTS = {
+    None: "summary/sweep.png",
+    "data_scale": "data_scale/data_scale.png",
+    "transition_time": "transition_time/transition_time.png",
+    "interpolation": "interpolation/interpolation.png",
+    "thresholds": "thresholds/thresholds.png",
+    "final_accuracy": "final_accuracy/final_accuracy.png",
+}
+assert set(CPU_FIGURES) == {entry.preset for entry in GALLERY}
+
+
+def make_gallery(tracking, names, out):
+    """Run the sweeps and analyses of the GALLERY entries in `names` (all when empty) and write their
+    PNGs and findings.md to `out`; returns {name: (sweep run id, figure run id)}."""
+    unknown = sorted(set(names) - {entry.name for entry in GALLERY})
+    if unknown:
+        raise click.BadParameter(f"unknown figure {unknown[0]!r}; choose from {[e.name for e in GALLERY]}")
+    entries = [entry for entry in GALLERY if not names or entry.name in names]
+    out.mkdir(parents=True, exist_ok=True)
+    client = tracking.client()
+    start = time.monotonic()
+    sweeps, made, notes = [], {}, []  # sweeps: [(resolved settings, run id)]
+    for i, entry in enumerate(entries, 1):
+        click.echo(f"=== figures {i}/{len(entries)}: {entry.name} ({entry.title}), preset {entry.preset}")
+        settings = resolve(entry.preset, {})
+        sweep_id = next((run_id for s, run_id in sweeps if s == settings), None)
+        if sweep_id is None:
+            sweep_id = sweep(tracking, entry.preset, {})
+            sweeps.append((settings, sweep_id))
+        if entry.kind is None:
+            run_id = sweep_id
+            tags = client.get_run(sweep_id).data.tags
+            findings = [f"- {tags.get('threshold', 'no threshold')} (rule: {tags.get('threshold_rule', '-')})"]
+        else:
+            paths = {name: default for name, (_, default, _) in PATHS.items()}
+            run_id, findings = analyze(tracking, entry.kind, f"runs:/{sweep_id}", paths=paths)
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=ARTIFACTS[entry.kind], tracking_uri=tracking.uri
+        )
+        target = out / f"{entry.name}.png"
+        target.write_bytes(Path(local).read_bytes())
+        made[entry.name] = (sweep_id, run_id)
+        minutes = (time.monotonic() - start) / 60
+        click.echo(f"wrote {target} ({minutes:.1f} min since the start)")
+        notes += [f"## {entry.title}: `{entry.name}.png`", ""]
+        notes += [f"Preset `{entry.preset}`, sweep `runs:/{sweep_id}`, figure from `runs:/{run_id}`.", ""]
+        notes += [*findings, ""]
+    total = (time.monotonic() - start) / 60
+    header = [
+        "# Findings of the run that made these figures",
+        "",
+        f"Written by `make figures` (pipeline/gallery.py) on {time.strftime('%Y-%m-%d %H:%M')}, "
+        f"{total:.1f} min for the sweeps and analyses (runs reused from earlier sweeps take no time).",
+        "",
+    ]
+    (out / "findings.md").write_text("\n".join(header + notes))
+    click.echo(f"figures: {len(made)} in {out} ({total:.1f} min); what each found: {out / 'findings.md'}")
+    return made
+
+
+@click.command(
+    cls=EntryCommand,
+    help="The paper's figures at CPU scale: runs the CPU presets' sweeps (reusing finished runs) and their "
+    "analyses, and writes the PNGs to docs/figures/.",
+)
+@click.option(
+    "--only",
+    type=click.STRING,
+    default="",
+    help="comma list of figures to make (empty: all): " + ", ".join(e.name for e in GALLERY),
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=PROJECT_DIR / "docs" / "figures",
+    show_default=True,
+    help="folder for the PNGs and findings.md.",
+)
+@entry_point
+def main(tracking, only, out):
+    make_gallery(tracking, [name for name in only.split(",") if name], out)
+
+
+if __name__ == "__main__":
+    main()
