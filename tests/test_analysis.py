@@ -125,14 +125,31 @@ def test_bad_sweeps_are_refused_in_one_line(store, sweep):
     assert result.exit_code == 1 and "is not a FINISHED sweep run (stage 'generate_pool')" in result.output
 
 
-def test_analyze_through_mlflow_run_is_the_launcher_run_nested_under_the_sweep(store, sweep, tmp_path):
-    uri = f"runs:/{sweep.parent.info.run_id}"
-    result = mlflow_run("analyze", "kind=final_accuracy", f"sweep={uri}", "above=1", cwd=tmp_path)
+# Each kind as a user launches it; data_scale and thresholds need the grid sweep's extra axes.
+MLFLOW_RUNS = {
+    "transition_time": ("sweep", ()),
+    "final_accuracy": ("sweep", ("above=1",)),
+    "interpolation": ("sweep", ("pairs=4", "alphas=3", "sequences=2")),
+    "data_scale": ("grid_sweep", ()),
+    "thresholds": ("grid_sweep", ()),
+}
+
+
+@pytest.mark.parametrize("kind", list(MLFLOW_RUNS))
+def test_analyze_through_mlflow_run_is_the_launcher_run_nested_under_the_sweep(store, request, kind, tmp_path):
+    fixture, params = MLFLOW_RUNS[kind]
+    parent = request.getfixturevalue(fixture)
+    parent_id = (parent.parent if fixture == "sweep" else parent).info.run_id
+    result = mlflow_run("analyze", f"kind={kind}", f"sweep=runs:/{parent_id}", *params, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     run_id = re.search(r"analysis run: runs:/(\w+)", result.stdout).group(1)
     run = store.client.get_run(run_id)
-    assert run.info.status == "FINISHED" and run.data.tags["mlflow.parentRunId"] == sweep.parent.info.run_id
-    assert run.data.tags["stage"] == "analyze" and run.data.metrics["models_above_threshold"] == 1
+    assert run.info.status == "FINISHED" and run.data.tags["mlflow.parentRunId"] == parent_id
+    assert run.data.tags["stage"] == "analyze" and run.data.params["kind"] == kind
+    figures = [a.path for a in store.client.list_artifacts(run_id, kind)]
+    assert f"{kind}/{kind}.png" in figures
+    if kind == "final_accuracy":
+        assert run.data.metrics["models_above_threshold"] == 1
 
 
 @pytest.fixture(scope="module")
