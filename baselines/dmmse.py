@@ -48,10 +48,20 @@ def dmmse_predictions(xs, ys, *, pool, noise_scale, workers=None, progress=None)
     against POOL_CHUNK tasks); calls come from the worker threads but one at a time, with done rising.
     Shapes: xs (B, K, D), ys (B, K), pool (M, D) -> (B, K), float64.
     """
+    return mixture_predictions(
+        xs, ys, pool=pool, noise_scale=noise_scale, smoothing=0.0, workers=workers, progress=progress
+    )
+
+
+def mixture_predictions(xs, ys, *, pool, noise_scale, smoothing, workers=None, progress=None):
+    """Posterior-mean predictions under the prior (1/M) sum_i N(w_i, s^2 I) on the tasks, s = `smoothing`
+    (0: dMMSE itself). baselines.smoothed explains the algebra; the streaming is dMMSE's, unchanged."""
     xs, ys = as_context(xs, ys)
     pool = as_pool(pool, xs.shape[2])
     if not np.isfinite(noise_scale) or noise_scale <= 0:
         raise ValueError(f"noise_scale must be a positive finite number, got {noise_scale!r}")
+    if not np.isfinite(smoothing) or smoothing < 0:
+        raise ValueError(f"smoothing must be a finite number >= 0, got {smoothing!r}")
     workers = _available_cores() if workers is None else workers
     if isinstance(workers, bool) or int(workers) != workers or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
@@ -66,12 +76,24 @@ def dmmse_predictions(xs, ys, *, pool, noise_scale, workers=None, progress=None)
     # for all cores are slower than one thread (measured in benchmarks/).
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as executor:
         for block, block_rows in zip(blocks, rows, strict=True):
-            features = _prefix_features(xs[block], ys[block], noise_scale)  # (b*K, F)
+            gram, moment = prefix_moments(xs[block], ys[block])  # (b, K, D, D), (b, K, D)
+            if smoothing > 0:  # the mixture's evidence: (gram, moment) -> sigma^2 A^-1 (gram, moment)
+                shrink = noise_scale**2 * np.eye(xs.shape[2]) + smoothing**2 * gram  # A
+                gram = noise_scale**2 * np.linalg.solve(shrink, gram)
+                gram = (gram + np.swapaxes(gram, -1, -2)) / 2  # symmetric in exact arithmetic
+                moment_a = noise_scale**2 * np.linalg.solve(shrink, moment[..., None])[..., 0]
+            else:
+                moment_a = moment
+            features = _prefix_features(gram, moment_a, noise_scale)  # (b*K, F)
             w_hat = np.empty((features.shape[0], xs.shape[2]))
             # A thread with no rows would stream the whole pool for nothing: only non-empty shares.
             shares = [share for share in (block_rows[i::workers] for i in range(workers)) if share]
             list(executor.map(functools.partial(_posterior_means, features, pool, out=w_hat, tick=tick), shares))
-            preds[block] = np.einsum("bkd,bkd->bk", xs[block], w_hat.reshape(xs[block].shape))
+            w_hat = w_hat.reshape(xs[block].shape)
+            if smoothing > 0:  # each component's posterior mean, averaged: A^-1 (sigma^2 w_bar + s^2 b)
+                rhs = noise_scale**2 * w_hat + smoothing**2 * moment
+                w_hat = np.linalg.solve(shrink, rhs[..., None])[..., 0]
+            preds[block] = np.einsum("bkd,bkd->bk", xs[block], w_hat)
     return preds
 
 
@@ -94,17 +116,16 @@ def _counter(progress, total):
     return tick
 
 
-def _prefix_features(xs, ys, noise_scale):
+def _prefix_features(gram, moment, noise_scale):
     """Per-prefix coefficients f_k with f_k . phi(w) = (2 b_k.w - w^T G_k w) / (2 sigma^2).
 
-    Shapes: xs (B, K, D), ys (B, K) -> (B*K, D + D(D+1)/2); row (b, k) uses pairs j < k only.
+    Shapes: gram (B, K, D, D), moment (B, K, D) (baselines.prefix) -> (B*K, D + D(D+1)/2).
     """
-    n_dims = xs.shape[2]
-    gram, b = prefix_moments(xs, ys)  # (B, K, D, D), (B, K, D)
+    n_dims = gram.shape[-1]
     rows, cols = np.triu_indices(n_dims)
     # Off-diagonal entries appear twice in w^T G w.
     quad = gram[..., rows, cols] * np.where(rows == cols, 1.0, 2.0)
-    features = np.concatenate([2.0 * b, -quad], axis=-1) / (2.0 * noise_scale**2)
+    features = np.concatenate([2.0 * moment, -quad], axis=-1) / (2.0 * noise_scale**2)
     return features.reshape(-1, features.shape[-1])
 
 
