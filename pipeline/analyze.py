@@ -12,6 +12,7 @@ import click
 from pipeline.analysis.accuracy import final_accuracy
 from pipeline.analysis.data_scale import data_scale
 from pipeline.analysis.interpolation import interpolation
+from pipeline.analysis.smoothing import smoothing
 from pipeline.analysis.sweep_runs import open_sweep
 from pipeline.analysis.thresholds import thresholds
 from pipeline.analysis.transition import transition_time
@@ -25,6 +26,7 @@ KINDS = {
     "interpolation": "Fig. 5: loss/D of the three predictors along paths between two pool tasks",
     "thresholds": "Fig. 7 and 13: the threshold M* per value of a swept axis, with its curves",
     "final_accuracy": "Fig. 10: final T_True loss/D above the threshold against M = inf",
+    "smoothing": "Fig. 12: T_True loss/D of the transformer against smoothed dMMSE with the best smoothing",
 }
 
 
@@ -33,8 +35,9 @@ PATHS = {
     "pairs": (1, 64, "random pairs of pool tasks."),
     "alphas": (2, 11, "points on each path, alpha evenly in [0, 1]."),
     "sequences": (1, 16, "sequences per pair and alpha."),
-    "seed": (0, 107, "seed of the pairs and sequences."),
+    "seed": (0, 107, "seed of the pairs and sequences (smoothing: of its held-out sequences)."),
 }
+HELD_OUT = 512  # smoothing's default: fresh-task sequences on which s is chosen
 
 
 def path_options(command):
@@ -47,10 +50,12 @@ def path_options(command):
     return command
 
 
-def analyze(tracking, kind, sweep_uri, *, above=None, paths=None):
-    """Run analysis `kind` on the sweep run `sweep_uri` and log it under that run; returns the run id.
-    `above`: final_accuracy's cut (log2 M); `paths`: interpolation's {pairs, alphas, sequences, seed}.
+def analyze(tracking, kind, sweep_uri, *, above=None, paths=None, held_out=HELD_OUT):
+    """Run analysis `kind` on the sweep run `sweep_uri` and log it under that run.
+    `above`: final_accuracy's cut (log2 M); `paths`: interpolation's {pairs, alphas, sequences, seed}
+    (smoothing uses its seed); `held_out`: smoothing's sequences for choosing s.
     Returns (the analysis run's id, its findings: markdown lines)."""
+    paths = paths or {name: default for name, (_, default, _) in PATHS.items()}
     client = tracking.client()
     sweep = open_sweep(client, sweep_uri)
     options = {}
@@ -60,6 +65,9 @@ def analyze(tracking, kind, sweep_uri, *, above=None, paths=None):
     elif kind == "interpolation":
         result = interpolation(client, sweep, **paths)
         options = paths
+    elif kind == "smoothing":
+        result = smoothing(client, sweep, held_out=held_out, seed=paths["seed"])
+        options = {"held_out": held_out, "seed": paths["seed"]}
     else:
         analysis = {"data_scale": data_scale, "transition_time": transition_time, "thresholds": thresholds}[kind]
         result = analysis(client, sweep)
@@ -102,9 +110,16 @@ def analyze(tracking, kind, sweep_uri, *, above=None, paths=None):
     help="final_accuracy: log2 M above which models are compared (empty: the sweep's threshold estimate).",
 )
 @path_options
+@click.option(
+    "--held_out",
+    type=click.IntRange(min=8),
+    default=HELD_OUT,
+    show_default=True,
+    help="smoothing: fresh-task sequences on which the smoothing s is chosen (drawn with --seed).",
+)
 @entry_point
-def main(tracking, kind, sweep, above, **paths):
-    analyze(tracking, kind, sweep, above=above, paths=paths)
+def main(tracking, kind, sweep, above, held_out, **paths):
+    analyze(tracking, kind, sweep, above=above, paths=paths, held_out=held_out)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import mlflow
 
-from pipeline.analyze import PATHS, analyze
+from pipeline.analyze import analyze
 from pipeline.cli import EntryCommand, entry_point
 from pipeline.main import sweep
 from pipeline.presets import CPU_FIGURES, resolve
@@ -37,6 +37,7 @@ GALLERY = [
     Entry("fig5_interpolation", "fig5_cpu", "interpolation", "Fig. 5: interpolation paths"),
     Entry("fig7_weight_decay", "fig7_wd_cpu", "thresholds", "Figs. 7 and 13: weight decay and the threshold"),
     Entry("fig10_final_accuracy", "fig10_cpu", "final_accuracy", "Fig. 10: final accuracy above the threshold"),
+    Entry("fig12_smoothing", "fig12_cpu", "smoothing", "Fig. 12: smoothed dMMSE"),
 ]
 ARTIFACTS = {
     None: "summary/sweep.png",
@@ -45,6 +46,7 @@ ARTIFACTS = {
     "interpolation": "interpolation/interpolation.png",
     "thresholds": "thresholds/thresholds.png",
     "final_accuracy": "final_accuracy/final_accuracy.png",
+    "smoothing": "smoothing/smoothing.png",
 }
 assert set(CPU_FIGURES) == {entry.preset for entry in GALLERY}
 
@@ -72,8 +74,7 @@ def make_gallery(tracking, names, out):
             tags = client.get_run(sweep_id).data.tags
             findings = [f"- {tags.get('threshold', 'no threshold')} (rule: {tags.get('threshold_rule', '-')})"]
         else:
-            paths = {name: default for name, (_, default, _) in PATHS.items()}
-            run_id, findings = analyze(tracking, entry.kind, f"runs:/{sweep_id}", paths=paths)
+            run_id, findings = analyze(tracking, entry.kind, f"runs:/{sweep_id}")
         local = mlflow.artifacts.download_artifacts(
             run_id=run_id, artifact_path=ARTIFACTS[entry.kind], tracking_uri=tracking.uri
         )

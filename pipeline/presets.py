@@ -76,7 +76,7 @@ PAPER_FIGURES["fig10"] = PAPER_FIGURES["fig4"]
 
 # The same figures on 2 CPU cores (`make figures`, README "Gallery"): D = 4, K = 8 and a 3/64/2 PT at batch
 # 64 for 5000 steps (31 steps/s at one thread), so that M* falls inside 2^1 ... 2^8. One base grid serves
-# Figs. 2, 4, 5 and 10; Fig. 3 adds 10k steps and Fig. 7 two weight decays, each reusing the base runs.
+# Figs. 2, 4, 5, 10 and 12; Fig. 3 adds 10k steps and Fig. 7 two weight decays, each reusing the base runs.
 FIGURES_CPU = {
     "n_tasks": [2, 4, 8, 16, 32, 64, 256, math.inf],
     "n_dims": 4,
@@ -100,6 +100,7 @@ CPU_FIGURES = {
     "fig5_cpu": FIGURES_CPU,
     "fig7_wd_cpu": FIGURES_CPU | {"weight_decay": [0.0, 0.1, 1.0]},
     "fig10_cpu": FIGURES_CPU,
+    "fig12_cpu": FIGURES_CPU,
 }
 PRESETS |= PAPER_FIGURES | CPU_FIGURES
 

@@ -132,6 +132,7 @@ MLFLOW_RUNS = {
     "interpolation": ("sweep", ("pairs=4", "alphas=3", "sequences=2")),
     "data_scale": ("grid_sweep", ()),
     "thresholds": ("grid_sweep", ()),
+    "smoothing": ("sweep", ("held_out=64",)),
 }
 
 
@@ -243,16 +244,56 @@ def test_make_figures_runs_each_sweep_once_and_writes_every_figure(store, tmp_pa
     }
     stand_ins["fig3_cpu"] |= {"total_steps": [40, 80]}
     stand_ins["fig7_wd_cpu"] |= {"weight_decay": [0.0, 0.1]}
-    monkeypatch.setitem(gallery.PATHS, "pairs", (1, 4, "pairs"))
+    monkeypatch.setitem(analyze.PATHS, "pairs", (1, 4, "pairs"))
     for name, preset in stand_ins.items():
         monkeypatch.setitem(presets.PRESETS, name, preset)
     result = invoke(gallery.main, "--out", tmp_path)
     assert result.exit_code == 0, result.output
-    assert result.output.count("sweep fig") == 3  # fig2_cpu (also 4, 5, 10), fig3_cpu, fig7_wd_cpu
+    assert result.output.count("sweep fig") == 3  # fig2_cpu (also 4, 5, 10, 12), fig3_cpu, fig7_wd_cpu
     assert "reusing train-m4 " in result.output  # the larger grids reuse the base grid's trainings
     for entry in gallery.GALLERY:
         assert (tmp_path / f"{entry.name}.png").read_bytes()[:4] == b"\x89PNG"
     findings = (tmp_path / "findings.md").read_text()
     assert (
         findings.count("## ") == len(gallery.GALLERY) and "bump over its endpoints" in findings and "rule:" in findings
+    )
+
+
+def test_smoothing_scores_smoothed_dmmse_on_the_tracked_eval_set(store, sweep):
+    """Fig. 12 on the smoke sweep (M = 4): the transformer's, dMMSE's and ridge's losses are the summary's;
+    smoothed dMMSE's is recomputed here from the eval set the baselines run tracked, at the chosen s."""
+    import numpy as np
+
+    from baselines import loss_vs_noiseless, smoothed_dmmse_predictions
+    from pipeline.cli import open_pool
+
+    uri = f"runs:/{sweep.parent.info.run_id}"
+    result = invoke(analyze.main, "--kind", "smoothing", "--sweep", uri, "--held_out", 64)
+    assert result.exit_code == 0, result.output
+    run = store.client.get_run(re.search(r"analysis run: runs:/(\w+)", result.output).group(1))
+    assert run.data.params == {"kind": "smoothing", "sweep": uri, "held_out": "64", "seed": "107"}
+    rows = table(store, run, "smoothing/smoothing.json")
+    assert rows["n_tasks"] == [4]
+    (summary,) = [r for r in summary_rows(store, sweep.parent) if r["n_tasks"] == 4]
+    for name in ("pt", "dmmse", "ridge"):
+        assert rows[name] == [pytest.approx(summary[f"true/{name}/loss_noiseless"])]
+    folder = store.client.download_artifacts(summary["evaluate_baselines_run"], "eval/true.npz", str(store.folder))
+    arrays = np.load(folder)
+    xs, ys, ws = (arrays[k].astype(np.float64) for k in ("xs", "ys", "ws"))
+    pool = open_pool(f"runs:/{summary['generate_pool_run']}/pool/pool.npz")
+    s = rows["smoothing"][0]
+    preds = smoothed_dmmse_predictions(xs, ys, pool=pool.tasks, noise_scale=0.5, smoothing=s)
+    assert rows["smoothed_dmmse"] == [
+        pytest.approx(loss_vs_noiseless(preds, xs, ws).mean(), rel=1e-9)
+    ]  # tables keep 10 digits
+    assert run.data.metrics["smoothing/m4"] == pytest.approx(s)
+    assert "smoothed dMMSE" in result.output and "smoothing/smoothing.png" in result.output
+
+
+def test_smoothing_refuses_a_seed_that_would_reuse_the_eval_set(sweep):
+    uri = f"runs:/{sweep.parent.info.run_id}"
+    result = invoke(analyze.main, "--kind", "smoothing", "--sweep", uri, "--seed", 104)
+    assert result.exit_code == 1
+    assert (
+        "Error: seed=104 is the sweep's eval_data_seed: the held-out sequences would be its eval set" in result.output
     )

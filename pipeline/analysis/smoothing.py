@@ -1,0 +1,103 @@
+"""Smoothed dMMSE (paper Fig. 12): is the transformer better on fresh tasks than the Bayes predictor for a
+pool blurred into a mixture of Gaussians, (1/M) sum_i N(w_i, s^2 I), even with the best s?
+
+Per finite M of the sweep, s is chosen by a 1-D search on `held_out` fresh-task (T_True) sequences of its
+own (seeded, distinct from the eval set), then smoothed dMMSE is scored on the sweep's tracked T_True
+eval set, the one the transformer, dMMSE and ridge were scored on: their losses are read from the
+summary, only smoothed dMMSE's is computed here (it is tracked nowhere).
+"""
+
+import math
+import tempfile
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from baselines import best_smoothing, loss_vs_noiseless, smoothed_dmmse_predictions
+from pipeline.analysis.sweep_runs import Analysis
+from pipeline.cli import open_pool
+from pipeline.figures import STYLE, m_axis
+from pipeline.generate_pool import POOL_ARTIFACT
+from pipeline.types import InputError
+from tasks import EvalSettings, make_eval_set
+
+LOSS = "true/{}/loss_noiseless"
+SMOOTHED = ("smoothed dMMSE (best s)", "C3")
+EVAL_SEEDS = ("eval_data_seed", "eval_task_seed", "eval_noise_seed")
+
+
+def smoothing(client, sweep, *, held_out, seed):
+    """The Analysis of `sweep`: per finite M, the best s on `held_out` sequences drawn with `seed`, and
+    T_True loss/D of the transformer, dMMSE, smoothed dMMSE at that s and ridge."""
+    clash = [name for name in EVAL_SEEDS if int(sweep.params.get(name, -1)) == seed]
+    if clash:
+        raise InputError(f"seed={seed} is the sweep's {clash[0]}: the held-out sequences would be its eval set")
+    table = {"curve": [], "n_tasks": [], "smoothing": [], "held_out_loss": [], "pt": [], "dmmse": []}
+    table |= {"smoothed_dmmse": [], "ridge": [], "train_run": []}
+    metrics, findings, runs = {}, [], []
+    for row in sweep.rows:
+        if not (math.isfinite(row["n_tasks"]) and row["n_tasks"] >= 2):
+            continue
+        value = {key: float(row.get(key, sweep.params[key])) for key in ("noise_scale", "data_scale", "n_points")}
+        pool = open_pool(f"runs:/{row['generate_pool_run']}/{POOL_ARTIFACT}")
+        noise = value["noise_scale"]
+        settings = EvalSettings(held_out, int(value["n_points"]), noise, value["data_scale"], seed, seed, seed)
+        tuning = make_eval_set("true", pool, settings)
+        best, held_out_loss = best_smoothing(tuning.xs, tuning.ys, tuning.ws, pool=pool.tasks, noise_scale=noise)
+        with tempfile.TemporaryDirectory() as folder:
+            arrays = np.load(client.download_artifacts(row["evaluate_baselines_run"], "eval/true.npz", folder))
+            xs, ys, ws = (arrays[key].astype(np.float64) for key in ("xs", "ys", "ws"))
+        preds = smoothed_dmmse_predictions(xs, ys, pool=pool.tasks, noise_scale=noise, smoothing=best)
+        loss = float(loss_vs_noiseless(preds, xs, ws).mean())
+        curve, m = sweep.curve(row), row["n_tasks"]
+        found = {name: row[LOSS.format(name)] for name in ("pt", "dmmse", "ridge")}
+        for key, item in (("curve", curve), ("n_tasks", m), ("smoothing", best), ("held_out_loss", held_out_loss)):
+            table[key].append(item)
+        for name, item in found.items():
+            table[name].append(item)
+        table["smoothed_dmmse"].append(loss)
+        table["train_run"].append(row["train_run"])
+        runs += [row["train_run"], row["evaluate_baselines_run"], row["generate_pool_run"]]
+        suffix = f"m{m}" + (f"/{curve}" if curve else "")
+        metrics |= {f"smoothing/{suffix}": best, f"true/smoothed_dmmse/loss_noiseless/{suffix}": loss}
+        metrics[f"pt_over_smoothed/{suffix}"] = found["pt"] / loss
+        verdict = "beats" if found["pt"] < loss else "does not beat"
+        findings.append(
+            f"- M = {m}{' (' + curve + ')' if curve else ''}: T_True loss/D {found['pt']:.3f} (transformer), "
+            f"{loss:.3f} (smoothed dMMSE, s = {best:.3g}), {found['dmmse']:.3f} (dMMSE), {found['ridge']:.3f} "
+            f"(ridge): the transformer {verdict} smoothed dMMSE ({found['pt'] / loss - 1:+.1%})"
+        )
+    if not table["n_tasks"]:
+        raise InputError("smoothing needs a sweep with a finite M >= 2 (smoothed dMMSE blurs a pool)")
+    return Analysis(
+        figures={"smoothing/smoothing.png": _figure(sweep, table)},
+        tables={"smoothing/smoothing.json": table},
+        metrics=metrics,
+        findings=findings,
+        runs=sorted(set(runs)),
+    )
+
+
+def _figure(sweep, table):
+    x_of, ticks = m_axis(r["log2_n_tasks"] for r in sweep.rows)
+    fig = Figure(figsize=(11, 4.2))
+    loss_ax, s_ax = fig.subplots(1, 2)
+    curves = list(dict.fromkeys(table["curve"]))
+    style = {**STYLE, "smoothed_dmmse": SMOOTHED}
+    for c, curve in enumerate(curves):
+        rows = [i for i, name in enumerate(table["curve"]) if name == curve]
+        xs = [x_of(math.log2(table["n_tasks"][i])) for i in rows]
+        for name, (label, color) in style.items():
+            ax_label = label + (f" ({curve})" if curve else "")
+            ls = ("-", "--", ":")[c % 3]
+            loss_ax.plot(xs, [table[name][i] for i in rows], marker="o", color=color, ls=ls, label=ax_label)
+        s_ax.plot(xs, [table["smoothing"][i] for i in rows], marker="o", color="black", ls=("-", "--", ":")[c % 3])
+    loss_ax.set(yscale="log", xlabel="log2 M", ylabel="T_True loss / D (vs x.w)", title="fresh tasks")
+    s_ax.set(yscale="symlog", xlabel="log2 M", ylabel="s", title="best smoothing s (held-out T_True)")
+    for ax in (loss_ax, s_ax):
+        ticks(ax)
+        ax.grid(alpha=0.3)
+    loss_ax.legend(fontsize=7)
+    fig.suptitle("Smoothed dMMSE: the pool blurred into a Gaussian mixture, with the best s")
+    fig.tight_layout()
+    return fig
