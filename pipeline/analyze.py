@@ -12,6 +12,7 @@ import click
 from pipeline.analysis.accuracy import final_accuracy
 from pipeline.analysis.data_scale import data_scale
 from pipeline.analysis.interpolation import interpolation
+from pipeline.analysis.lmc import lmc
 from pipeline.analysis.smoothing import smoothing
 from pipeline.analysis.sweep_runs import open_sweep
 from pipeline.analysis.thresholds import thresholds
@@ -27,17 +28,19 @@ KINDS = {
     "thresholds": "Fig. 7 and 13: the threshold M* per value of a swept axis, with its curves",
     "final_accuracy": "Fig. 10: final T_True loss/D above the threshold against M = inf",
     "smoothing": "Fig. 12: T_True loss/D of the transformer against smoothed dMMSE with the best smoothing",
+    "lmc": "Fig. 11: the training-loss barrier on the line between the weights of PT(M) and PT(inf)",
 }
 
 
 # interpolation's options: (lowest value, default, meaning).
 PATHS = {
     "pairs": (1, 64, "random pairs of pool tasks."),
-    "alphas": (2, 11, "points on each path, alpha evenly in [0, 1]."),
+    "alphas": (2, 11, "points on each path, alpha evenly in [0, 1] (lmc: points t on the line)."),
     "sequences": (1, 16, "sequences per pair and alpha."),
-    "seed": (0, 107, "seed of the pairs and sequences (smoothing: of its held-out sequences)."),
+    "seed": (0, 107, "seed of the pairs and sequences (smoothing, lmc: of their fresh sequences)."),
 }
 HELD_OUT = 512  # smoothing's default: fresh-task sequences on which s is chosen
+FRESH = 4096  # lmc's default: sequences per distribution on which the loss is taken
 
 
 def path_options(command):
@@ -50,10 +53,11 @@ def path_options(command):
     return command
 
 
-def analyze(tracking, kind, sweep_uri, *, above=None, paths=None, held_out=HELD_OUT):
+def analyze(tracking, kind, sweep_uri, *, above=None, paths=None, held_out=HELD_OUT, fresh=FRESH):
     """Run analysis `kind` on the sweep run `sweep_uri` and log it under that run.
     `above`: final_accuracy's cut (log2 M); `paths`: interpolation's {pairs, alphas, sequences, seed}
-    (smoothing uses its seed); `held_out`: smoothing's sequences for choosing s.
+    (smoothing and lmc use its seed, lmc its alphas); `held_out`: smoothing's sequences for choosing s;
+    `fresh`: lmc's sequences per distribution.
     Returns (the analysis run's id, its findings: markdown lines)."""
     paths = paths or {name: default for name, (_, default, _) in PATHS.items()}
     client = tracking.client()
@@ -68,6 +72,9 @@ def analyze(tracking, kind, sweep_uri, *, above=None, paths=None, held_out=HELD_
     elif kind == "smoothing":
         result = smoothing(client, sweep, held_out=held_out, seed=paths["seed"])
         options = {"held_out": held_out, "seed": paths["seed"]}
+    elif kind == "lmc":
+        result = lmc(client, sweep, alphas=paths["alphas"], fresh=fresh, seed=paths["seed"])
+        options = {"alphas": paths["alphas"], "fresh": fresh, "seed": paths["seed"]}
     else:
         analysis = {"data_scale": data_scale, "transition_time": transition_time, "thresholds": thresholds}[kind]
         result = analysis(client, sweep)
@@ -117,9 +124,16 @@ def analyze(tracking, kind, sweep_uri, *, above=None, paths=None, held_out=HELD_
     show_default=True,
     help="smoothing: fresh-task sequences on which the smoothing s is chosen (drawn with --seed).",
 )
+@click.option(
+    "--fresh",
+    type=click.IntRange(min=1),
+    default=FRESH,
+    show_default=True,
+    help="lmc: fresh sequences per distribution on which the training loss is taken (drawn with --seed).",
+)
 @entry_point
-def main(tracking, kind, sweep, above, held_out, **paths):
-    analyze(tracking, kind, sweep, above=above, paths=paths, held_out=held_out)
+def main(tracking, kind, sweep, above, held_out, fresh, **paths):
+    analyze(tracking, kind, sweep, above=above, paths=paths, held_out=held_out, fresh=fresh)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ GALLERY = [
     Entry("fig5_interpolation", "fig5_cpu", "interpolation", "Fig. 5: interpolation paths"),
     Entry("fig7_weight_decay", "fig7_wd_cpu", "thresholds", "Figs. 7 and 13: weight decay and the threshold"),
     Entry("fig10_final_accuracy", "fig10_cpu", "final_accuracy", "Fig. 10: final accuracy above the threshold"),
+    Entry("fig11_lmc", "fig11_cpu", "lmc", "Fig. 11: linear mode connectivity"),
     Entry("fig12_smoothing", "fig12_cpu", "smoothing", "Fig. 12: smoothed dMMSE"),
 ]
 ARTIFACTS = {
@@ -47,6 +48,7 @@ ARTIFACTS = {
     "thresholds": "thresholds/thresholds.png",
     "final_accuracy": "final_accuracy/final_accuracy.png",
     "smoothing": "smoothing/smoothing.png",
+    "lmc": "lmc/lmc.png",
 }
 assert set(CPU_FIGURES) == {entry.preset for entry in GALLERY}
 

@@ -133,6 +133,7 @@ MLFLOW_RUNS = {
     "data_scale": ("grid_sweep", ()),
     "thresholds": ("grid_sweep", ()),
     "smoothing": ("sweep", ("held_out=64",)),
+    "lmc": ("sweep", ("alphas=3", "fresh=64")),
 }
 
 
@@ -249,7 +250,7 @@ def test_make_figures_runs_each_sweep_once_and_writes_every_figure(store, tmp_pa
         monkeypatch.setitem(presets.PRESETS, name, preset)
     result = invoke(gallery.main, "--out", tmp_path)
     assert result.exit_code == 0, result.output
-    assert result.output.count("sweep fig") == 3  # fig2_cpu (also 4, 5, 10, 12), fig3_cpu, fig7_wd_cpu
+    assert result.output.count("sweep fig") == 4  # fig2_cpu (also 4, 5, 10, 12), fig3_cpu, fig7_wd_cpu, fig11_cpu
     assert "reusing train-m4 " in result.output  # the larger grids reuse the base grid's trainings
     for entry in gallery.GALLERY:
         assert (tmp_path / f"{entry.name}.png").read_bytes()[:4] == b"\x89PNG"
@@ -297,3 +298,34 @@ def test_smoothing_refuses_a_seed_that_would_reuse_the_eval_set(sweep):
     assert (
         "Error: seed=104 is the sweep's eval_data_seed: the held-out sequences would be its eval set" in result.output
     )
+
+
+def test_lmc_joins_each_model_to_m_inf_and_measures_the_barrier(store, sweep, grid_sweep):
+    """Fig. 11 on the smoke sweep: the loss at t = 0 and 1 is the endpoint model's own training loss on the
+    drawn sequences (recomputed here from the registered models), the barrier is the table's largest rise
+    over the chord; a sweep with several M = inf models also gets the two-M = inf reference."""
+    import torch
+
+    from pipeline.analysis.sweep_runs import registered_model_uri
+    from pipeline.registry import load_registered
+    from tasks import DataSettings, sample_batch
+
+    uri = f"runs:/{sweep.parent.info.run_id}"
+    result = invoke(analyze.main, "--kind", "lmc", "--sweep", uri, "--alphas", 5, "--fresh", 128)
+    assert result.exit_code == 0, result.output
+    run = store.client.get_run(re.search(r"analysis run: runs:/(\w+)", result.output).group(1))
+    rows = table(store, run, "lmc/lmc.json")
+    assert rows["pair"] == ["m4"] * 5 and rows["t"] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    xs, _, ys = sample_batch(DataSettings(128, 8, 4, 0.5, 1.0, 107, 107, 107), 0, pool=None, task_scale=1.0)
+    for index, name in ((0, "train-m4"), (-1, "train-minf")):
+        model = load_registered(registered_model_uri(store.client, sweep.runs[name].info.run_id))
+        with torch.no_grad():
+            expected = float(torch.nn.functional.mse_loss(model(xs, ys), ys))
+        assert rows["true"][index] == pytest.approx(expected, rel=1e-6)
+    chord = [(1 - t) * rows["true"][0] + t * rows["true"][-1] for t in rows["t"]]
+    barrier = max(v - c for v, c in zip(rows["true"], chord, strict=True))
+    assert run.data.metrics["barrier/true/m4"] == pytest.approx(barrier, rel=1e-6, abs=1e-9)
+    assert "barrier/true/inf_vs_inf" not in run.data.metrics  # one M = inf model: no reference
+    run, _ = analysed(store, grid_sweep, "lmc")
+    assert "barrier/true/inf_vs_inf" in run.data.metrics
+    assert len([k for k in run.data.metrics if k.startswith("barrier/true/m4/")]) == 4  # one per curve

@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from baselines import dmmse_predictions, ridge_predictions
-from pipeline.analysis.sweep_runs import Analysis
+from pipeline.analysis.sweep_runs import Analysis, registered_model_uri
 from pipeline.cli import open_pool
 from pipeline.evaluation import transformer_predictions
 from pipeline.figures import STYLE
@@ -48,7 +48,7 @@ def interpolation(client, sweep, *, pairs, alphas, sequences, seed):
             seed=seed,
         )
         flat_xs, flat_ys = xs.reshape(-1, *xs.shape[-2:]), ys.reshape(-1, ys.shape[-1])
-        model = load_registered(_model_uri(client, row["train_run"]))
+        model = load_registered(registered_model_uri(client, row["train_run"]))
         noise = value["noise_scale"]
         preds = {
             "pt": transformer_predictions(
@@ -72,7 +72,7 @@ def interpolation(client, sweep, *, pairs, alphas, sequences, seed):
             for name in STYLE:
                 table[name].append(float(losses[name][a]))
             table["train_run"].append(row["train_run"])
-        suffix = f"m{m}" + (f"/{curve}" if curve else "")
+        suffix = sweep.metric_key(row)
         middle = int(np.argmin(np.abs(grid - 0.5)))
         for name in STYLE:
             bump = losses[name][middle] - (losses[name][0] + losses[name][-1]) / 2
@@ -92,15 +92,6 @@ def interpolation(client, sweep, *, pairs, alphas, sequences, seed):
         findings=findings,
         runs=sorted(set(runs)),
     )
-
-
-def _model_uri(client, train_run):
-    """models:/<name>/<version> of the model registered from `train_run`."""
-    versions = client.search_model_versions(f"run_id = '{train_run}'")
-    if not versions:
-        raise InputError(f"train run {train_run} registered no model (it failed the sanity gate?)")
-    version = max(versions, key=lambda v: int(v.version))
-    return f"models:/{version.name}/{version.version}"
 
 
 def _figure(panels, grid):

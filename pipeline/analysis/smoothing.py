@@ -58,7 +58,7 @@ def smoothing(client, sweep, *, held_out, seed):
         table["smoothed_dmmse"].append(loss)
         table["train_run"].append(row["train_run"])
         runs += [row["train_run"], row["evaluate_baselines_run"], row["generate_pool_run"]]
-        suffix = f"m{m}" + (f"/{curve}" if curve else "")
+        suffix = sweep.metric_key(row)
         metrics |= {f"smoothing/{suffix}": best, f"true/smoothed_dmmse/loss_noiseless/{suffix}": loss}
         metrics[f"pt_over_smoothed/{suffix}"] = found["pt"] / loss
         verdict = "beats" if found["pt"] < loss else "does not beat"

@@ -7,7 +7,7 @@ import math
 import tempfile
 from pathlib import Path
 
-from pipeline.sweep.summary import LOSSES
+from pipeline.sweep.summary import LOSSES, group_key
 from pipeline.types import InputError
 
 SUMMARY = "summary/summary.json"
@@ -26,6 +26,10 @@ class Sweep:
     def curve(self, row):
         """The row's values on every axis but M (one curve per value): '' when M is the only axis."""
         return ", ".join(f"{axis}={row[axis]}" for axis in self.axes[1:])
+
+    def metric_key(self, row):
+        """m<M> and, with other axes, their values as MLflow allows in a key: m4/weight_decay_0.1."""
+        return f"m{row['n_tasks']}" + group_key([(axis, row[axis]) for axis in self.axes[1:]])
 
 
 def open_sweep(client, uri):
@@ -48,6 +52,15 @@ def open_sweep(client, uri):
     first = LOSSES[0]
     axes = ["n_tasks", *table["columns"][2 : table["columns"].index(first)]]
     return Sweep(run_id, run.data.params, run.data.metrics, rows, axes)
+
+
+def registered_model_uri(client, train_run):
+    """models:/<name>/<version> of the model registered from `train_run` (its newest version)."""
+    versions = client.search_model_versions(f"run_id = '{train_run}'")
+    if not versions:
+        raise InputError(f"train run {train_run} registered no model (it failed the sanity gate?)")
+    version = max(versions, key=lambda v: int(v.version))
+    return f"models:/{version.name}/{version.version}"
 
 
 def history(client, run_id, key):
