@@ -129,7 +129,9 @@ def follow(settings, rank, *, checkpoint_every, stop, compile):
     optimizer = make_optimizer(model, lr=settings.optim.lr, weight_decay=settings.optim.weight_decay)
     start = rank.broadcast_start(optimizer, None)
 
-    batches = batch_stream(settings.data, pool=tasks, task_scale=pool.task_scale, device=rank.device)
+    batches = batch_stream(
+        settings.data, pool=tasks, task_scale=pool.task_scale, task_prior=pool.task_prior, device=rank.device
+    )
     with tempfile.TemporaryDirectory() as folder:
         try:
             models.train(

@@ -21,11 +21,20 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from baselines import delta, dmmse_predictions, loss_vs_noiseless, loss_vs_noisy, ridge_predictions
+from baselines import (
+    delta,
+    dmmse_predictions,
+    laplace_predictions,
+    loss_vs_noiseless,
+    loss_vs_noisy,
+    ridge_predictions,
+)
 from pipeline.types import InputError
 from tasks import make_eval_set
 
-PAIRS = (("pt", "dmmse"), ("pt", "ridge"), ("dmmse", "ridge"))
+PAIRS = (("pt", "dmmse"), ("pt", "ridge"), ("dmmse", "ridge"), ("pt", "laplace"), ("laplace", "ridge"))
+# The Laplace prior's Bayes predictor is a seeded Gibbs estimate (baselines/laplace.py): its seed.
+LAPLACE_SEED = 0
 
 
 def distributions(pool):
@@ -44,8 +53,13 @@ DMMSE_BAR_WORK = 2**30
 
 
 def estimator_predictions(pool, eval_set, noise_scale):
-    """Ridge (lambda = sigma^2 / tau^2) and, for a finite pool, dMMSE on one eval set. Shapes: (N, K) each."""
+    """Ridge (lambda = sigma^2 / tau^2), for a finite pool dMMSE, and with Laplace tasks the Laplace prior's
+    Bayes predictor, on one eval set. Shapes: (N, K) each."""
     preds = {"ridge": ridge_predictions(eval_set.xs, eval_set.ys, lam=noise_scale**2 / pool.task_scale**2)}
+    if pool.task_prior == "laplace":
+        preds["laplace"] = laplace_predictions(
+            eval_set.xs, eval_set.ys, noise_scale=noise_scale, task_scale=pool.task_scale, seed=LAPLACE_SEED
+        )
     if pool.tasks is not None:
         large = eval_set.ys.size * len(pool.tasks) >= DMMSE_BAR_WORK
         # On a terminal a live bar; in a log file an update every 30 s or so.
@@ -156,5 +170,5 @@ def save_eval_sets(folder, eval_sets, preds, settings, pool):
     for dist, eval_set in eval_sets.items():
         arrays = {"xs": eval_set.xs, "ws": eval_set.ws, "ys": eval_set.ys, **preds[dist]}
         np.savez(folder / f"{dist}.npz", **arrays)
-    record = dataclasses.asdict(settings) | {"pool_sha256": pool.digest}
+    record = dataclasses.asdict(settings) | {"pool_sha256": pool.digest, "task_prior": pool.task_prior}
     (folder / "settings.json").write_text(json.dumps(record, indent=2))

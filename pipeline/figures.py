@@ -5,6 +5,8 @@ import math
 from matplotlib.figure import Figure  # not pyplot: no display needed, nothing kept alive after logging
 
 STYLE = {"pt": ("transformer", "C0"), "dmmse": ("dMMSE", "C1"), "ridge": ("ridge", "C2")}
+# Per-position curves also draw the Laplace prior's Bayes predictor when the tasks are Laplace.
+CURVE_STYLE = STYLE | {"laplace": ("Laplace Bayes", "C4")}
 TITLES = {"pretrain": "T_Pretrain (pool tasks)", "true": "T_True (fresh tasks)"}
 PANELS = {"loss": "loss / D", "delta_pt_dmmse": r"$\Delta_{PT,dMMSE}$", "delta_pt_ridge": r"$\Delta_{PT,Ridge}$"}
 
@@ -29,7 +31,7 @@ def per_position_figure(curves, dists, title):
     fig = Figure(figsize=(5 * len(dists), 3.8))
     axes = fig.subplots(1, len(dists), squeeze=False)
     for ax, dist in zip(axes[0], dists, strict=True):
-        for name, (label, color) in STYLE.items():
+        for name, (label, color) in CURVE_STYLE.items():
             curve = curves.get(f"{dist}/{name}/loss_noiseless")
             if curve is not None:
                 ax.plot(range(1, len(curve) + 1), curve, marker="o", ms=3, label=label, color=color)

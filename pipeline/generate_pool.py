@@ -18,7 +18,13 @@ POOL_ARTIFACT = "pool/pool.npz"
 def generate_pool(tracking, settings, *, parent=None):
     """Draw and log the pool of PoolSettings `settings` (under run id `parent` if given); returns the run id."""
     check_pool(settings)
-    pool = make_pool(settings.n_tasks, settings.n_dims, seed=settings.pool_seed, task_scale=settings.task_scale)
+    pool = make_pool(
+        settings.n_tasks,
+        settings.n_dims,
+        seed=settings.pool_seed,
+        task_scale=settings.task_scale,
+        task_prior=settings.task_prior,
+    )
     with tracked_run(tracking, f"pool-{pool_label(pool.n_tasks)}", "generate_pool", parent) as run:
         run.log_params(flat(settings))
         with tempfile.TemporaryDirectory() as folder:

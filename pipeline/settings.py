@@ -19,7 +19,7 @@ import click
 from models import ModelConfig, OptimSettings
 from pipeline.tracking import as_text
 from pipeline.types import DEVICE, POSITIVE, POSITIVE_FLOAT, SEED, InputError, NTasks, Unset
-from tasks import DataSettings, EvalSettings
+from tasks import PRIORS, DataSettings, EvalSettings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +41,12 @@ OPTIONS = {
         click.FloatRange(min=0), 0.5, "sigma, std of the observation noise (paper: 0.5, sigma^2 = 0.25)."
     ),
     "task_scale": Option(POSITIVE_FLOAT, 1.0, "tau, std of the task prior N(0, tau^2 I) (paper: 1)."),
+    "task_prior": Option(
+        click.Choice(PRIORS),
+        "gaussian",
+        "prior of the tasks (pool, M = inf, T_True): gaussian N(0, tau^2 I) (the paper's), or laplace with "
+        "i.i.d. coordinates of the same variance (paper Fig. 14; scored against its Bayes predictor too).",
+    ),
     "data_scale": Option(POSITIVE_FLOAT, 1.0, "std of the inputs x ~ N(0, data_scale^2 I) (paper: 1)."),
     "batch_size": Option(POSITIVE, 256, "sequences per training step (paper: 256; 512 and 1024 in Fig. 2)."),
     "n_layer": Option(POSITIVE, 8, "transformer blocks (paper base: 8, small: 4, large: 12)."),
@@ -234,9 +240,19 @@ def flat(settings):
     return values
 
 
+# Options added after runs were logged without them; those runs behaved as the option's default does
+# (Gaussian tasks), so a missing param counts as the default and rerunning a sweep still reuses them.
+ADDED_LATER = ("task_prior",)
+
+
 def same_params(logged, wanted):
     """Whether logged (text) params hold every wanted value, each compared as its option types it."""
-    return all(name in logged and same_value(name, logged[name], value) for name, value in wanted.items())
+    return all(
+        same_value(name, logged[name], value)
+        if name in logged
+        else name in ADDED_LATER and same_value(name, OPTIONS[name].default, value)
+        for name, value in wanted.items()
+    )
 
 
 def same_value(name, logged, wanted):

@@ -138,7 +138,14 @@ class Training:
     @functools.cached_property
     def batches(self):
         """step -> (xs, ys) of this training: a pure function of the step and the settings' seeds."""
-        return batch_stream(self.settings.data, pool=self.tasks, task_scale=self.pool.task_scale, device=self.device)
+        pool = self.pool
+        return batch_stream(
+            self.settings.data,
+            pool=self.tasks,
+            task_scale=pool.task_scale,
+            task_prior=pool.task_prior,
+            device=self.device,
+        )
 
     def evaluate(self, model):
         """{metric: per-position curve} of `model` on the eval sets, against the estimators."""
@@ -185,7 +192,7 @@ def opened(tracking, settings, device, *, parent=None, label=None, resume="auto"
     params = flat(settings)
     previous = resumable_run(tracking, params, total) if resume == "auto" else None
     with tracked_run(tracking, f"train-{label}", "train", parent, reopen=previous) as run:
-        run.log_params(params | {"n_tasks": pool.n_tasks, "task_scale": pool.task_scale})
+        run.log_params(params | {"n_tasks": pool.n_tasks, "task_scale": pool.task_scale, "task_prior": pool.task_prior})
         run.set_tag("pool_sha256", pool.digest)
         if compile:
             run.set_tag("compiled", "true")
@@ -273,13 +280,18 @@ def _evaluation(settings, pool):
                 f"baselines={settings.baselines!r} was computed on another pool "
                 f"(sha256 {record['pool_sha256'][:12]}... != {pool.digest[:12]}...)"
             )
+        if record.get("task_prior", "gaussian") != pool.task_prior:  # M = inf pools of both priors are empty
+            raise InputError(
+                f"baselines={settings.baselines!r} drew task_prior={record.get('task_prior', 'gaussian')} tasks "
+                f"but the pool's prior is {pool.task_prior}"
+            )
         for key, value in flat(settings.evaluation).items():
             if record[key] != value:
                 raise InputError(f"baselines={settings.baselines!r} used {key}={record[key]} but {key}={value}")
         evaluation = {}
         for path in sorted(Path(folder).glob("*.npz")):
             with np.load(path) as data:
-                preds = {name: data[name] for name in ("ridge", "dmmse") if name in data}
+                preds = {name: data[name] for name in ("ridge", "dmmse", "laplace") if name in data}
                 evaluation[path.stem] = (EvalSet(data["xs"], data["ws"], data["ys"]), preds)
     return evaluation
 

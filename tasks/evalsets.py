@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from tasks.priors import numpy_tasks
 from tasks.streams import numpy_rng
 
 KINDS = ("pretrain", "true")
@@ -64,7 +65,7 @@ def make_eval_set(kind, pool, settings):
     if kind == "pretrain":
         ws = pool.tasks[task_rng.integers(len(pool.tasks), size=shape[0])].astype(np.float64)
     else:
-        ws = pool.task_scale * task_rng.standard_normal((shape[0], shape[2]))
+        ws = numpy_tasks(task_rng, (shape[0], shape[2]), task_prior=pool.task_prior, task_scale=pool.task_scale)
     xs, ws = xs.astype(np.float32), ws.astype(np.float32)
     noise = settings.noise_scale * numpy_rng(settings.eval_noise_seed, "eval_noise", index).standard_normal(shape[:2])
     ys = np.einsum("nkd,nd->nk", xs.astype(np.float64), ws.astype(np.float64)) + noise

@@ -1,4 +1,5 @@
-"""Task pools: M linear-regression tasks w ~ N(0, task_scale^2 I_D) drawn once (paper Sec. 2).
+"""Task pools: M linear-regression tasks w ~ N(0, task_scale^2 I_D) drawn once (paper Sec. 2), or from
+the Laplace prior of the same variance (task_prior, paper Fig. 14; tasks/priors.py).
 
 M = infinity is the limit of unbounded diversity: there is no pool and every sequence gets a fresh
 task, so its `tasks` array is None. A pool is saved as one `.npz` file holding the tasks and a JSON
@@ -16,6 +17,7 @@ import zipfile
 
 import numpy as np
 
+from tasks.priors import check_prior, numpy_tasks
 from tasks.streams import numpy_rng
 
 FORMAT = "icl-task-pool/1"
@@ -30,6 +32,7 @@ class TaskPool:
     n_dims: int
     seed: int
     task_scale: float
+    task_prior: str = "gaussian"  # also that of M = inf's fresh tasks and of T_True
 
     @functools.cached_property
     def digest(self):
@@ -58,21 +61,26 @@ class PoolSettings:
     n_tasks: int | float
     n_dims: int
     task_scale: float
+    task_prior: str
     pool_seed: int
 
     def __post_init__(self):
         _check_pool(self.n_tasks, self.n_dims, self.task_scale)
+        check_prior(self.task_prior)
 
 
-def make_pool(n_tasks, n_dims, *, seed, task_scale):
-    """Draw M tasks from N(0, task_scale^2 I_D) with the pool stream of `seed`; `n_tasks` is a positive
-    int or math.inf (text is parsed once, at the boundary, by `parse_n_tasks`)."""
+def make_pool(n_tasks, n_dims, *, seed, task_scale, task_prior="gaussian"):
+    """Draw M tasks from the prior (N(0, task_scale^2 I_D), or Laplace of that variance) with the pool
+    stream of `seed`; `n_tasks` is a positive int or math.inf (text is parsed once, at the boundary, by
+    `parse_n_tasks`)."""
     _check_pool(n_tasks, n_dims, task_scale)
+    check_prior(task_prior)
     tasks = None
     if n_tasks != math.inf:
-        draws = numpy_rng(seed, "pool").standard_normal((n_tasks, int(n_dims)))
-        tasks = (task_scale * draws).astype(np.float32)
-    return TaskPool(tasks, n_tasks, int(n_dims), int(seed), float(task_scale))
+        rng = numpy_rng(seed, "pool")
+        draws = numpy_tasks(rng, (n_tasks, int(n_dims)), task_prior=task_prior, task_scale=task_scale)
+        tasks = draws.astype(np.float32)
+    return TaskPool(tasks, n_tasks, int(n_dims), int(seed), float(task_scale), task_prior)
 
 
 def _check_pool(n_tasks, n_dims, task_scale):
@@ -99,6 +107,7 @@ def save_pool(pool, path):
         "shape": [0 if pool.tasks is None else len(pool.tasks), pool.n_dims],
         "seed": pool.seed,
         "task_scale": pool.task_scale,
+        "task_prior": pool.task_prior,
         "sha256": pool.digest,
     }
     tasks = np.zeros((0, pool.n_dims), np.float32) if pool.tasks is None else pool.tasks
@@ -129,7 +138,12 @@ def load_pool(path):
     if len(tasks) != (0 if n_tasks == math.inf else n_tasks):
         raise ValueError(f"pool file {path!r} records n_tasks={header['n_tasks']} but holds {len(tasks)} tasks")
     pool = TaskPool(
-        None if n_tasks == math.inf else tasks, n_tasks, header["n_dims"], header["seed"], header["task_scale"]
+        None if n_tasks == math.inf else tasks,
+        n_tasks,
+        header["n_dims"],
+        header["seed"],
+        header["task_scale"],
+        header.get("task_prior", "gaussian"),  # files from before the Laplace prior
     )
     if pool.digest != header["sha256"]:
         raise ValueError(f"pool file {path!r} is corrupted: sha256 {pool.digest} != recorded {header['sha256']}")

@@ -11,6 +11,7 @@ import math
 
 import torch
 
+from tasks.priors import torch_tasks
 from tasks.streams import torch_generator
 
 
@@ -41,9 +42,10 @@ class DataSettings:
             raise ValueError(f"noise_scale must be a non-negative finite number, got {self.noise_scale!r}")
 
 
-def sample_batch(spec, step, *, pool, task_scale, device="cpu"):
+def sample_batch(spec, step, *, pool, task_scale, task_prior="gaussian", device="cpu"):
     """The training batch of DataSettings `spec` at `step`, drawn on `device`. The tasks come from `pool`,
-    a (M, D) tensor there, or fresh from N(0, task_scale^2 I) when `pool` is None (M = inf).
+    a (M, D) tensor there, or fresh from the prior (N(0, task_scale^2 I), or `task_prior` laplace) when
+    `pool` is None (M = inf).
 
     Shapes: -> xs (B, K, D), ws (B, D), ys (B, K), float32.
     """
@@ -54,7 +56,7 @@ def sample_batch(spec, step, *, pool, task_scale, device="cpu"):
     xs = spec.data_scale * torch.randn(shape, generator=data, device=device)
     task = torch_generator(spec.task_seed, "task", step, device)
     if pool is None:
-        ws = task_scale * torch.randn(shape[0], shape[2], generator=task, device=device)
+        ws = torch_tasks(task, (shape[0], shape[2]), task_prior=task_prior, task_scale=task_scale, device=device)
     else:
         ws = pool[torch.randint(len(pool), (shape[0],), generator=task, device=device)]
     noise = torch_generator(spec.noise_seed, "noise", step, device)
@@ -63,12 +65,12 @@ def sample_batch(spec, step, *, pool, task_scale, device="cpu"):
     return xs, ws, ys
 
 
-def batch_stream(spec, *, pool, task_scale, device="cpu"):
+def batch_stream(spec, *, pool, task_scale, task_prior="gaussian", device="cpu"):
     """`step -> (xs, ys)`: the training batches of `sample_batch` as a function of the step alone (what a
     training loop takes)."""
 
     def batches(step):
-        xs, _, ys = sample_batch(spec, step, pool=pool, task_scale=task_scale, device=device)
+        xs, _, ys = sample_batch(spec, step, pool=pool, task_scale=task_scale, task_prior=task_prior, device=device)
         return xs, ys
 
     return batches
