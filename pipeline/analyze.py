@@ -12,6 +12,7 @@ import click
 from pipeline.analysis.accuracy import final_accuracy
 from pipeline.analysis.data_scale import data_scale
 from pipeline.analysis.interpolation import interpolation
+from pipeline.analysis.laplace import laplace
 from pipeline.analysis.lmc import lmc
 from pipeline.analysis.smoothing import smoothing
 from pipeline.analysis.sweep_runs import open_sweep
@@ -29,6 +30,7 @@ KINDS = {
     "final_accuracy": "Fig. 10: final T_True loss/D above the threshold against M = inf",
     "smoothing": "Fig. 12: T_True loss/D of the transformer against smoothed dMMSE with the best smoothing",
     "lmc": "Fig. 11: the training-loss barrier on the line between the weights of PT(M) and PT(inf)",
+    "laplace": "Fig. 14: with Laplace tasks, the transformer against the Laplace prior's Bayes predictor and ridge",
 }
 
 
@@ -76,7 +78,13 @@ def analyze(tracking, kind, sweep_uri, *, above=None, paths=None, held_out=HELD_
         result = lmc(client, sweep, alphas=paths["alphas"], fresh=fresh, seed=paths["seed"])
         options = {"alphas": paths["alphas"], "fresh": fresh, "seed": paths["seed"]}
     else:
-        analysis = {"data_scale": data_scale, "transition_time": transition_time, "thresholds": thresholds}[kind]
+        simple = {
+            "data_scale": data_scale,
+            "transition_time": transition_time,
+            "thresholds": thresholds,
+            "laplace": laplace,
+        }
+        analysis = simple[kind]
         result = analysis(client, sweep)
     # Under `mlflow run`, the launcher's run is the analysis: it is moved under the sweep.
     parent = None if tracking.launched_run else sweep.run_id

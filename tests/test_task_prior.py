@@ -11,7 +11,7 @@ import torch
 from conftest import invoke
 from scipy import stats
 
-from pipeline import main
+from pipeline import analyze, main
 from tasks import DataSettings, EvalSettings, make_eval_set, make_pool, sample_batch
 
 
@@ -44,11 +44,16 @@ def test_gaussian_draws_are_what_they_were_before_the_option():
     )
 
 
-def test_a_laplace_sweep_scores_the_transformer_against_the_laplace_bayes_predictor(store):
+@pytest.fixture(scope="module")
+def laplace_sweep(store):
     args = ("--preset", "smoke", "--n_tasks", "4,inf", "--task_prior", "laplace", "--model_name", "laplace")
     result = invoke(main.main, *args)
     assert result.exit_code == 0, result.output
-    parent = re.search(r"sweep run: runs:/(\w+)", result.output).group(1)
+    return re.search(r"sweep run: runs:/(\w+)", result.output).group(1)
+
+
+def test_a_laplace_sweep_scores_the_transformer_against_the_laplace_bayes_predictor(store, laplace_sweep):
+    parent = laplace_sweep
     runs = store.client.search_runs(
         [store.client.get_experiment_by_name("tests").experiment_id], f"tags.mlflow.parentRunId = '{parent}'"
     )
@@ -61,3 +66,17 @@ def test_a_laplace_sweep_scores_the_transformer_against_the_laplace_bayes_predic
     train = by_name["train-minf"]
     assert train.data.params["task_prior"] == "laplace" and "true/delta_pt_laplace" in train.data.metrics
     assert len(store.client.get_metric_history(train.info.run_id, "true/delta_pt_laplace")) >= 2
+
+
+def test_the_laplace_analysis_reads_the_tracked_deltas(store, laplace_sweep, sweep):
+    result = invoke(analyze.main, "--kind", "laplace", "--sweep", f"runs:/{laplace_sweep}")
+    assert result.exit_code == 0, result.output
+    run = store.client.get_run(re.search(r"analysis run: runs:/(\w+)", result.output).group(1))
+    data = store.client.load_table(run.info.experiment_id, "laplace/laplace.json", run_ids=[run.info.run_id])
+    rows = data.to_dict("list")
+    assert len(rows["n_tasks"]) == 2 and rows["n_tasks"][0] == 4  # M = 4 and inf
+    for run_id, delta in zip(rows["train_run"], rows["true/delta_pt_laplace"], strict=True):
+        assert delta == pytest.approx(store.client.get_run(run_id).data.metrics["true/delta_pt_laplace"], rel=1e-9)
+    assert "laplace_over_ridge_delta/m4" in run.data.metrics
+    gaussian = invoke(analyze.main, "--kind", "laplace", "--sweep", f"runs:/{sweep.parent.info.run_id}")
+    assert gaussian.exit_code == 1 and "Error: laplace needs a sweep with task_prior=laplace" in gaussian.output
