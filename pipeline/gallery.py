@@ -39,6 +39,7 @@ GALLERY = [
     Entry("fig10_final_accuracy", "fig10_cpu", "final_accuracy", "Fig. 10: final accuracy above the threshold"),
     Entry("fig11_lmc", "fig11_cpu", "lmc", "Fig. 11: linear mode connectivity"),
     Entry("fig12_smoothing", "fig12_cpu", "smoothing", "Fig. 12: smoothed dMMSE"),
+    Entry("fig14_laplace", "fig14_cpu", "laplace", "Fig. 14: a Laplace task prior"),
 ]
 ARTIFACTS = {
     None: "summary/sweep.png",
@@ -49,6 +50,7 @@ ARTIFACTS = {
     "final_accuracy": "final_accuracy/final_accuracy.png",
     "smoothing": "smoothing/smoothing.png",
     "lmc": "lmc/lmc.png",
+    "laplace": "laplace/laplace.png",
 }
 assert set(CPU_FIGURES) == {entry.preset for entry in GALLERY}
 

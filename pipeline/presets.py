@@ -73,11 +73,18 @@ PAPER_FIGURES = {
     "fig7_depth": {"n_tasks": PAPER_M, **SMALL_PT, "n_layer": [2, 4, 8], "n_eval": 2**20},
 }
 PAPER_FIGURES["fig10"] = PAPER_FIGURES["fig4"]
+# Fig. 11: a second data seed gives the reference barrier between two M = inf models.
+PAPER_FIGURES["fig11"] = {"n_tasks": PAPER_M, "data_seed": [101, 201], "n_eval": 2**20}
+# Fig. 12: the base sweep; `analyze --kind smoothing` computes smoothed dMMSE on its eval sets.
+PAPER_FIGURES["fig12"] = {"n_tasks": PAPER_M, "n_eval": 2**20}
+# Fig. 14: Laplace tasks. Its Bayes predictor is a 2000-sweep Gibbs estimate per prefix (baselines/laplace.py),
+# so the eval sets are 2^14 sequences, not 2^20 (about 2 x 10^3 x 2^18 small solves per distribution).
+PAPER_FIGURES["fig14"] = {"n_tasks": PAPER_M, "task_prior": "laplace", "n_eval": 2**14}
 
 # The same figures on 2 CPU cores (`make figures`, README "Gallery"): D = 4, K = 8 and a 3/64/2 PT at batch
 # 64 for 5000 steps (31 steps/s at one thread), so that M* falls inside 2^1 ... 2^8. One base grid serves
 # Figs. 2, 4, 5, 10 and 12; Fig. 3 adds 10k steps, Fig. 7 two weight decays and Fig. 11 a second data
-# seed, each reusing the base runs.
+# seed, each reusing the base runs; Fig. 14 trains on Laplace tasks.
 FIGURES_CPU = {
     "n_tasks": [2, 4, 8, 16, 32, 64, 256, math.inf],
     "n_dims": 4,
@@ -105,6 +112,8 @@ CPU_FIGURES = {
     # every other M of the base grid (the base runs are the data_seed 101 half).
     "fig11_cpu": FIGURES_CPU | {"n_tasks": [2, 8, 32, 256, math.inf], "data_seed": [101, 201]},
     "fig12_cpu": FIGURES_CPU,
+    # Fig. 14: Laplace tasks over every other M of the base grid.
+    "fig14_cpu": FIGURES_CPU | {"n_tasks": [2, 8, 32, 256, math.inf], "task_prior": "laplace"},
 }
 PRESETS |= PAPER_FIGURES | CPU_FIGURES
 

@@ -240,7 +240,9 @@ def test_make_figures_runs_each_sweep_once_and_writes_every_figure(store, tmp_pa
     base = presets.PRESETS["smoke"] | {"n_tasks": [4, math.inf], "total_steps": 40, "warmup_steps": 10}
     base |= {"eval_every": 10, "model_name": "gallery"}
     stand_ins = {
-        name: base | {axis: values for axis, values in preset.items() if isinstance(values, list) and axis != "n_tasks"}
+        name: base
+        | {axis: values for axis, values in preset.items() if isinstance(values, list) and axis != "n_tasks"}
+        | {key: preset[key] for key in ("task_prior",) if key in preset}
         for name, preset in presets.CPU_FIGURES.items()
     }
     stand_ins["fig3_cpu"] |= {"total_steps": [40, 80]}
@@ -250,7 +252,7 @@ def test_make_figures_runs_each_sweep_once_and_writes_every_figure(store, tmp_pa
         monkeypatch.setitem(presets.PRESETS, name, preset)
     result = invoke(gallery.main, "--out", tmp_path)
     assert result.exit_code == 0, result.output
-    assert result.output.count("sweep fig") == 4  # fig2_cpu (also 4, 5, 10, 12), fig3_cpu, fig7_wd_cpu, fig11_cpu
+    assert result.output.count("sweep fig") == 5  # fig2_cpu (also 4, 5, 10, 12), fig3, fig7_wd, fig11, fig14
     assert "reusing train-m4 " in result.output  # the larger grids reuse the base grid's trainings
     for entry in gallery.GALLERY:
         assert (tmp_path / f"{entry.name}.png").read_bytes()[:4] == b"\x89PNG"
