@@ -11,6 +11,7 @@ import click
 
 from pipeline.analysis.accuracy import final_accuracy
 from pipeline.analysis.data_scale import data_scale
+from pipeline.analysis.dimension import dimension
 from pipeline.analysis.interpolation import interpolation
 from pipeline.analysis.laplace import laplace
 from pipeline.analysis.lmc import lmc
@@ -25,6 +26,7 @@ from pipeline.types import Unset
 KINDS = {
     "data_scale": "Fig. 3: the Deltas against M per data scale, and where they cross",
     "transition_time": "Fig. 4: Delta_PT,Ridge against step per M, t* and its power law in M",
+    "dimension": "Fig. 6: the threshold per task dimension D, and the Deltas at the largest M against D",
     "interpolation": "Fig. 5: loss/D of the three predictors along paths between two pool tasks",
     "thresholds": "Fig. 7 and 13: the threshold M* per value of a swept axis, with its curves",
     "final_accuracy": "Fig. 10: final T_True loss/D above the threshold against M = inf",
@@ -83,6 +85,7 @@ def analyze(tracking, kind, sweep_uri, *, above=None, paths=None, held_out=HELD_
             "transition_time": transition_time,
             "thresholds": thresholds,
             "laplace": laplace,
+            "dimension": dimension,
         }
         analysis = simple[kind]
         result = analysis(client, sweep)

@@ -35,6 +35,7 @@ GALLERY = [
     Entry("fig3_data_scale", "fig3_cpu", "data_scale", "Fig. 3: more steps"),
     Entry("fig4_transition_time", "fig4_cpu", "transition_time", "Fig. 4: transition time"),
     Entry("fig5_interpolation", "fig5_cpu", "interpolation", "Fig. 5: interpolation paths"),
+    Entry("fig6_dimension", "fig6_cpu", "dimension", "Fig. 6: task dimension"),
     Entry("fig7_weight_decay", "fig7_wd_cpu", "thresholds", "Figs. 7 and 13: weight decay and the threshold"),
     Entry("fig10_final_accuracy", "fig10_cpu", "final_accuracy", "Fig. 10: final accuracy above the threshold"),
     Entry("fig11_lmc", "fig11_cpu", "lmc", "Fig. 11: linear mode connectivity"),
@@ -50,6 +51,7 @@ ARTIFACTS = {
     "final_accuracy": "final_accuracy/final_accuracy.png",
     "smoothing": "smoothing/smoothing.png",
     "lmc": "lmc/lmc.png",
+    "dimension": "dimension/dimension.png",
     "laplace": "laplace/laplace.png",
 }
 assert set(CPU_FIGURES) == {entry.preset for entry in GALLERY}

@@ -31,7 +31,7 @@ def sweep(tracking, preset, overrides):
     """Run the sweep and its summary; returns the parent run id."""
     settings = resolve(preset, overrides)
     fraction = warmup_fraction(settings if overrides.get("warmup_steps") is not None else resolve(preset, {}))
-    trainings = math.prod(len(values) for values in settings.values())  # the grid's points
+    trainings = len(grid(settings, fraction, 1))  # the grid's points
     single = {name: settings[name][0] for name in ("executor", "workers", "device", "ray_address")}
     with make_executor(
         single["executor"], single["workers"], single["device"], trainings, single["ray_address"]
@@ -59,6 +59,7 @@ def _sweep(tracking, preset, settings, fraction, executor):
         # The resolved value of every option (MLproject declares only preset, so `mlflow run` has logged
         # just the options given, as given); settings.json holds the same.
         resolved = {k: v[0] if len(v) == 1 else ",".join(map(as_text, v)) for k, v in settings.items()}
+        resolved["link"] = ",".join(settings["link"][0])
         resolved["n_tasks"] = ",".join(map(as_text, settings["n_tasks"]))
         if resolved["checkpoint_every"] is None:  # a checkpoint at every evaluation
             resolved["checkpoint_every"] = resolved["eval_every"]

@@ -73,6 +73,18 @@ PAPER_FIGURES = {
     "fig7_depth": {"n_tasks": PAPER_M, **SMALL_PT, "n_layer": [2, 4, 8], "n_eval": 2**20},
 }
 PAPER_FIGURES["fig10"] = PAPER_FIGURES["fig4"]
+# Fig. 6: D = 8, 16, 32 with K = 2D, the large PT (12/256/4) at D = 32, two batch sizes for the threshold.
+PAPER_FIGURES["fig6"] = {
+    "n_tasks": PAPER_M,
+    "n_dims": [8, 16, 32],
+    "n_points": [16, 32, 64],
+    "n_layer": [8, 8, 12],
+    "n_embd": [128, 128, 256],
+    "n_head": [2, 2, 4],
+    "link": "n_dims,n_points,n_layer,n_embd,n_head",
+    "batch_size": [256, 512],
+    "n_eval": 2**16,
+}
 # Fig. 11: a second data seed gives the reference barrier between two M = inf models.
 PAPER_FIGURES["fig11"] = {"n_tasks": PAPER_M, "data_seed": [101, 201], "n_eval": 2**20}
 # Fig. 12: the base sweep; `analyze --kind smoothing` computes smoothed dMMSE on its eval sets.
@@ -112,6 +124,9 @@ CPU_FIGURES = {
     # every other M of the base grid (the base runs are the data_seed 101 half).
     "fig11_cpu": FIGURES_CPU | {"n_tasks": [2, 8, 32, 256, math.inf], "data_seed": [101, 201]},
     "fig12_cpu": FIGURES_CPU,
+    # Fig. 6: D = 2, 3, 4 with K = 2D (D = 4 is the base grid), every other M.
+    "fig6_cpu": FIGURES_CPU
+    | {"n_tasks": [2, 8, 32, 256, math.inf], "n_dims": [2, 3, 4], "n_points": [4, 6, 8], "link": "n_dims,n_points"},
     # Fig. 14: Laplace tasks over every other M of the base grid.
     "fig14_cpu": FIGURES_CPU | {"n_tasks": [2, 8, 32, 256, math.inf], "task_prior": "laplace"},
 }
@@ -132,4 +147,18 @@ def resolve(preset, overrides):
     for name in SINGLE:
         if len(settings[name]) > 1:
             raise InputError(f"{name} takes one value, got {','.join(map(str, settings[name]))}")
+    settings["link"] = [_link(settings)]
     return settings
+
+
+def _link(settings):
+    """The linked axes as a tuple of option names (settings["link"] holds them as given: names or text),
+    each checked to be an axis with as many values as the others."""
+    names = tuple(n.strip() for value in settings["link"] for n in str(value).split(",") if n.strip())
+    for name in names:
+        if name not in settings or name in ("n_tasks", "link") or name in SINGLE:
+            raise InputError(f"link: {name!r} is not an option that can be an axis of the sweep")
+        if len(settings[name]) != len(settings[names[0]]) or len(settings[name]) < 2:
+            counts = ", ".join(f"{n} has {len(settings[n])}" for n in names)
+            raise InputError(f"link: linked axes need the same number of values, at least 2 ({counts})")
+    return names if len(names) >= 2 else ()

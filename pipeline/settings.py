@@ -149,6 +149,12 @@ OPTIONS = {
         "chains of a sweep run at once by executor=process or auto (empty: one per core, at most one per "
         "training; the demo's 2 suits 2 cores).",
     ),
+    "link": Option(
+        click.STRING,
+        "",
+        "axes of a sweep that vary together instead of crossing: a comma list of options given equally many "
+        "values, paired in order (n_dims,n_points with n_dims=4,8 n_points=8,16: K = 2D at each D).",
+    ),
     "pack": Option(
         Unset(POSITIVE),
         None,

@@ -14,6 +14,7 @@ from pipeline import analyze, main
 from pipeline.analysis.fits import power_law, t_star, u_shaped
 from pipeline.analysis.sweep_runs import Sweep
 from pipeline.analysis.transition import transition_time
+from pipeline.types import InputError
 
 STEPS = np.arange(100, 20_001, 100)
 
@@ -242,17 +243,18 @@ def test_make_figures_runs_each_sweep_once_and_writes_every_figure(store, tmp_pa
     stand_ins = {
         name: base
         | {axis: values for axis, values in preset.items() if isinstance(values, list) and axis != "n_tasks"}
-        | {key: preset[key] for key in ("task_prior",) if key in preset}
+        | {key: preset[key] for key in ("task_prior", "link") if key in preset}
         for name, preset in presets.CPU_FIGURES.items()
     }
     stand_ins["fig3_cpu"] |= {"total_steps": [40, 80]}
     stand_ins["fig7_wd_cpu"] |= {"weight_decay": [0.0, 0.1]}
+    stand_ins["fig6_cpu"] |= {"n_dims": [2, 4], "n_points": [4, 8]}
     monkeypatch.setitem(analyze.PATHS, "pairs", (1, 4, "pairs"))
     for name, preset in stand_ins.items():
         monkeypatch.setitem(presets.PRESETS, name, preset)
     result = invoke(gallery.main, "--out", tmp_path)
     assert result.exit_code == 0, result.output
-    assert result.output.count("sweep fig") == 5  # fig2_cpu (also 4, 5, 10, 12), fig3, fig7_wd, fig11, fig14
+    assert result.output.count("sweep fig") == 6  # fig2_cpu (also 4, 5, 10, 12), fig3, fig6, fig7_wd, fig11, fig14
     assert "reusing train-m4 " in result.output  # the larger grids reuse the base grid's trainings
     for entry in gallery.GALLERY:
         assert (tmp_path / f"{entry.name}.png").read_bytes()[:4] == b"\x89PNG"
@@ -331,3 +333,33 @@ def test_lmc_joins_each_model_to_m_inf_and_measures_the_barrier(store, sweep, gr
     run, _ = analysed(store, grid_sweep, "lmc")
     assert "barrier/true/inf_vs_inf" in run.data.metrics
     assert len([k for k in run.data.metrics if k.startswith("barrier/true/m4/")]) == 4  # one per curve
+
+
+def test_linked_axes_vary_together_and_a_dimension_sweep_is_analysed(store):
+    """link=n_dims,n_points: K = 2D at each D (2 points per M, not 4); the dimension analysis reads the
+    threshold per D and the Deltas at the largest M from the sweep."""
+    from pipeline.presets import resolve
+    from pipeline.sweep.grid import grid
+
+    settings = resolve("smoke", {"n_dims": [2, 4], "n_points": [4, 8], "link": ["n_dims", "n_points"]})
+    points = grid(settings, 0.5, 1)
+    assert [(p.values["n_dims"], p.values["n_points"]) for p in points] == [(2, 4)] * 3 + [(4, 8)] * 3
+    assert points[0].label == "m4-n_dims=2-n_points=4"
+    message = r"link: linked axes need the same number of values, at least 2 \(n_dims has 2, n_points has 3\)"
+    with pytest.raises(InputError, match=message):
+        resolve("smoke", {"n_dims": [2, 4], "n_points": [4, 6, 8], "link": "n_dims,n_points"})
+    with pytest.raises(InputError, match="link: 'device' is not an option that can be an axis"):
+        resolve("smoke", {"link": "device,n_dims"})
+    args = ("--n_tasks", "4,inf", "--n_dims", "2,4", "--n_points", "4,8", "--link", "n_dims,n_points")
+    result = invoke(main.main, "--preset", "smoke", *args, "--model_name", "dims")
+    assert result.exit_code == 0, result.output
+    assert "4 trainings over n_tasks, n_dims, n_points" in result.output
+    sweep_run = store.client.get_run(re.search(r"sweep run: runs:/(\w+)", result.output).group(1))
+    assert sweep_run.data.params["link"] == "n_dims,n_points"
+    run, output = analysed(store, sweep_run, "dimension")
+    rows = table(store, run, "dimension/dimension.json")
+    assert rows["n_dims"] == [2, 4] and rows["largest_n_tasks"] == [4, 4]
+    tracked = {(r["n_dims"], r["n_tasks"]): r for r in summary_rows(store, sweep_run)}
+    for d, delta in zip(rows["n_dims"], rows["true/delta_pt_ridge"], strict=True):
+        assert delta == pytest.approx(tracked[d, 4]["true/delta_pt_ridge"])
+    assert "n_dims=2, n_points=4:" in output

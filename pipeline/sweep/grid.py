@@ -3,7 +3,9 @@
 `n_tasks` is always an axis (the x-axis of every summary). `batch_size` and `total_steps` are the data
 scale (the paper locates M* where two data scales' curves cross); every other axis (weight_decay,
 n_embd, lr, a seed, ...) splits the points into groups that get a curve and a threshold each. Unless
-warmup_steps is an axis itself, each point warms up for the same share of its total_steps.
+warmup_steps is an axis itself, each point warms up for the same share of its total_steps. Axes named in
+`link` vary together (their i-th values form one point) instead of crossing: n_dims with n_points keeps
+K = 2D at each D.
 """
 
 import dataclasses
@@ -43,7 +45,8 @@ def axis_text(axis, value):
 
 def axes(settings):
     """The sweep's axes, n_tasks first, the others in option order."""
-    return ("n_tasks", *(name for name, values in settings.items() if len(values) > 1 and name != "n_tasks"))
+    multi = (name for name, values in settings.items() if len(values) > 1 and name not in ("n_tasks", "link"))
+    return ("n_tasks", *multi)
 
 
 def grid(settings, warmup_fraction, threads):
@@ -51,12 +54,19 @@ def grid(settings, warmup_fraction, threads):
     `warmup_fraction` of its total_steps unless warmup_steps is an axis, and `threads` 0 becomes the
     executor's count `threads`. A warm-up longer than the training fails here, before any run starts."""
     names = axes(settings)
-    outer = [name for name in names if name != "n_tasks"]
+    linked = [name for name in settings.get("link", [()])[0] if name in names]
+    free = [name for name in names if name != "n_tasks" and name not in linked]
+    columns = [settings[name] for name in free]
+    if linked:  # one column whose entries are the linked axes' i-th values together
+        columns.append(list(zip(*(settings[name] for name in linked), strict=True)))
     points = []
-    for combination in itertools.product(*(settings[name] for name in outer)):
+    for combination in itertools.product(*columns):
+        chosen = dict(zip(free, combination, strict=False))
+        if linked:
+            chosen |= dict(zip(linked, combination[-1], strict=True))
         for n_tasks in settings["n_tasks"]:
             values = {name: value[0] for name, value in settings.items()}
-            values |= dict(zip(outer, combination, strict=True)) | {"n_tasks": n_tasks}
+            values |= chosen | {"n_tasks": n_tasks}
             values["threads"] = values["threads"] or threads
             if "warmup_steps" not in names:
                 values["warmup_steps"] = round(warmup_fraction * values["total_steps"])
