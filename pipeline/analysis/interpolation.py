@@ -95,9 +95,14 @@ def interpolation(client, sweep, *, pairs, alphas, sequences, seed):
 
 
 def _figure(panels, grid):
-    fig = Figure(figsize=(4.5 * len(panels), 3.8))
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for ax, ((curve, m), losses) in zip(axes, sorted(panels.items(), key=lambda item: item[0][1]), strict=True):
+    columns = min(4, len(panels))  # rows of four panels: seven M in one row would be unreadable
+    rows = -(-len(panels) // columns)
+    fig = Figure(figsize=(4.5 * columns, 3.8 * rows))
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
+    ordered = sorted(panels.items(), key=lambda item: item[0][1])
+    for ax, ((curve, m), losses) in zip(axes, ordered, strict=False):
         for name, (label, color) in STYLE.items():
             ax.plot(grid, losses[name], marker="o", ms=3, color=color, label=label)
         ax.set(xlabel="alpha (0: w_j, 1: w_i)", ylabel="loss / D (vs x.w)", yscale="log")
