@@ -11,7 +11,7 @@ import math
 from matplotlib.figure import Figure
 
 from pipeline.analysis.sweep_runs import Analysis
-from pipeline.figures import CURVE_STYLE, m_axis
+from pipeline.figures import CURVE_STYLE, m_axis, table_curves
 from pipeline.types import InputError
 
 LOSSES = ("pt", "dmmse", "ridge", "laplace")
@@ -65,16 +65,12 @@ def _figure(sweep, table):
     x_of, ticks = m_axis(r["log2_n_tasks"] for r in sweep.rows)
     fig = Figure(figsize=(11, 4.2))
     loss_ax, delta_ax = fig.subplots(1, 2)
-    for c, curve in enumerate(dict.fromkeys(table["curve"])):
-        rows = sorted(
-            (x_of(math.log2(table["n_tasks"][i])), i) for i, name in enumerate(table["curve"]) if name == curve
-        )
-        xs, ls, suffix = [x for x, _ in rows], ("-", "--", ":")[c % 3], f" ({curve})" if curve else ""
+    for ls, suffix, xs, rows in table_curves(table, x_of):
         for name in LOSSES:
             label, color = CURVE_STYLE[name]
-            loss_ax.plot(xs, [table[name][i] for _, i in rows], marker="o", color=color, ls=ls, label=label + suffix)
+            loss_ax.plot(xs, [table[name][i] for i in rows], marker="o", color=color, ls=ls, label=label + suffix)
         for (key, label), color in zip(DELTAS.items(), ("C4", "C2"), strict=True):
-            delta_ax.plot(xs, [table[key][i] for _, i in rows], marker="o", color=color, ls=ls, label=label + suffix)
+            delta_ax.plot(xs, [table[key][i] for i in rows], marker="o", color=color, ls=ls, label=label + suffix)
     loss_ax.set(yscale="log", xlabel="log2 M", ylabel="T_True loss / D (vs x.w)", title="fresh Laplace tasks")
     delta_ax.set(yscale="log", xlabel="log2 M", title="the transformer against the two Bayes predictors")
     for ax in (loss_ax, delta_ax):

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from baselines import best_smoothing, loss_vs_noiseless, smoothed_dmmse_predictions
 from pipeline.analysis.sweep_runs import Analysis
 from pipeline.cli import open_pool
-from pipeline.figures import STYLE, m_axis
+from pipeline.figures import STYLE, m_axis, table_curves
 from pipeline.generate_pool import POOL_ARTIFACT
 from pipeline.types import InputError
 from tasks import EvalSettings, make_eval_set
@@ -82,16 +82,11 @@ def _figure(sweep, table):
     x_of, ticks = m_axis(r["log2_n_tasks"] for r in sweep.rows)
     fig = Figure(figsize=(11, 4.2))
     loss_ax, s_ax = fig.subplots(1, 2)
-    curves = list(dict.fromkeys(table["curve"]))
     style = {**STYLE, "smoothed_dmmse": SMOOTHED}
-    for c, curve in enumerate(curves):
-        rows = [i for i, name in enumerate(table["curve"]) if name == curve]
-        xs = [x_of(math.log2(table["n_tasks"][i])) for i in rows]
+    for ls, suffix, xs, rows in table_curves(table, x_of):
         for name, (label, color) in style.items():
-            ax_label = label + (f" ({curve})" if curve else "")
-            ls = ("-", "--", ":")[c % 3]
-            loss_ax.plot(xs, [table[name][i] for i in rows], marker="o", color=color, ls=ls, label=ax_label)
-        s_ax.plot(xs, [table["smoothing"][i] for i in rows], marker="o", color="black", ls=("-", "--", ":")[c % 3])
+            loss_ax.plot(xs, [table[name][i] for i in rows], marker="o", color=color, ls=ls, label=label + suffix)
+        s_ax.plot(xs, [table["smoothing"][i] for i in rows], marker="o", color="black", ls=ls)
     loss_ax.set(yscale="log", xlabel="log2 M", ylabel="T_True loss / D (vs x.w)", title="fresh tasks")
     s_ax.set(yscale="symlog", xlabel="log2 M", ylabel="s", title="best smoothing s (held-out T_True)")
     for ax in (loss_ax, s_ax):
