@@ -5,10 +5,12 @@ its figure (None: the sweep's own summary figure, Fig. 2). Presets with equal se
 run; every sweep reuses the FINISHED chains of earlier ones (pipeline/sweep/chain.py), so a rerun, or a
 run after an interrupted one, trains only what is missing. Each figure is downloaded from its run to
 `<out>/<name>.png`, and `<out>/findings.md` records, per figure, the runs it came from and what the
-analysis found, so the README gallery can be checked against the run that made it.
+analysis found (each figure's part is also `<name>.md`, so `--only` keeps the others'), so the README
+gallery can be checked against the run that made it.
 """
 
 import dataclasses
+import os
 import time
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from pipeline.cli import EntryCommand, entry_point
 from pipeline.main import sweep
 from pipeline.presets import CPU_FIGURES, resolve
 from pipeline.store import PROJECT_DIR
+from pipeline.types import InputError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,12 +65,12 @@ def make_gallery(tracking, names, out):
     PNGs and findings.md to `out`; returns {name: (sweep run id, figure run id)}."""
     unknown = sorted(set(names) - {entry.name for entry in GALLERY})
     if unknown:
-        raise click.BadParameter(f"unknown figure {unknown[0]!r}; choose from {[e.name for e in GALLERY]}")
+        raise InputError(f"unknown figure {unknown[0]!r}; choose from {[e.name for e in GALLERY]}")
     entries = [entry for entry in GALLERY if not names or entry.name in names]
     out.mkdir(parents=True, exist_ok=True)
     client = tracking.client()
     start = time.monotonic()
-    sweeps, made, notes = [], {}, []  # sweeps: [(resolved settings, run id)]
+    sweeps, made = [], {}  # sweeps: [(resolved settings, run id)]
     for i, entry in enumerate(entries, 1):
         click.echo(f"=== figures {i}/{len(entries)}: {entry.name} ({entry.title}), preset {entry.preset}")
         settings = resolve(entry.preset, {})
@@ -85,24 +88,32 @@ def make_gallery(tracking, names, out):
             run_id=run_id, artifact_path=ARTIFACTS[entry.kind], tracking_uri=tracking.uri
         )
         target = out / f"{entry.name}.png"
-        target.write_bytes(Path(local).read_bytes())
+        _write(target, Path(local).read_bytes())
         made[entry.name] = (sweep_id, run_id)
         minutes = (time.monotonic() - start) / 60
         click.echo(f"wrote {target} ({minutes:.1f} min since the start)")
-        notes += [f"## {entry.title}: `{entry.name}.png`", ""]
-        notes += [f"Preset `{entry.preset}`, sweep `runs:/{sweep_id}`, figure from `runs:/{run_id}`.", ""]
-        notes += [*findings, ""]
+        note = [f"## {entry.title}: `{entry.name}.png`", ""]
+        note += [f"Preset `{entry.preset}`, sweep `runs:/{sweep_id}`, figure from `runs:/{run_id}`.", ""]
+        _write(out / f"{entry.name}.md", "\n".join([*note, *findings, ""]).encode())
     total = (time.monotonic() - start) / 60
     header = [
-        "# Findings of the run that made these figures",
+        "# Findings of the runs that made these figures",
         "",
-        f"Written by `make figures` (pipeline/gallery.py) on {time.strftime('%Y-%m-%d %H:%M')}, "
-        f"{total:.1f} min for the sweeps and analyses (runs reused from earlier sweeps take no time).",
+        f"Written by `make figures` (pipeline/gallery.py); its last run, on {time.strftime('%Y-%m-%d %H:%M')}, "
+        f"made {len(made)} figure(s) in {total:.1f} min (runs reused from earlier sweeps take no time).",
         "",
     ]
-    (out / "findings.md").write_text("\n".join(header + notes))
+    notes = [(out / f"{e.name}.md").read_text() for e in GALLERY if (out / f"{e.name}.md").exists()]
+    _write(out / "findings.md", "\n".join(header + notes).encode())
     click.echo(f"figures: {len(made)} in {out} ({total:.1f} min); what each found: {out / 'findings.md'}")
     return made
+
+
+def _write(path, data):
+    """Write `data` to `path` through a temporary file: an interrupted run leaves no half-written figure."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)
 
 
 @click.command(
