@@ -63,3 +63,14 @@ def sweep(store):
     parent = store.client.get_run(re.search(r"sweep run: runs:/(\w+)", result.output).group(1))
     children = store.client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     return SimpleNamespace(parent=parent, runs={r.info.run_name: r for r in children}, output=result.output)
+
+
+@pytest.fixture(scope="session")
+def laplace_sweep(store):
+    """The smoke preset on Laplace tasks, M = 4 and inf; returns the sweep run's id."""
+    from pipeline import main
+
+    args = ("--preset", "smoke", "--n_tasks", "4,inf", "--task_prior", "laplace", "--model_name", "laplace")
+    result = invoke(main.main, *args)
+    assert result.exit_code == 0, result.output
+    return re.search(r"sweep run: runs:/(\w+)", result.output).group(1)

@@ -135,14 +135,21 @@ MLFLOW_RUNS = {
     "thresholds": ("grid_sweep", ()),
     "smoothing": ("sweep", ("held_out=64",)),
     "lmc": ("sweep", ("alphas=3", "fresh=64")),
+    "dimension": ("dims_sweep", ()),
+    "laplace": ("laplace_sweep", ()),
 }
+# Two launches in CI (each costs a fresh interpreter and MLflow's start-up, 15-25 s); every kind with
+# `make test-slow`.
+IN_CI = ("final_accuracy", "interpolation")
 
 
-@pytest.mark.parametrize("kind", list(MLFLOW_RUNS))
+@pytest.mark.parametrize(
+    "kind", [kind if kind in IN_CI else pytest.param(kind, marks=pytest.mark.slow) for kind in MLFLOW_RUNS]
+)
 def test_analyze_through_mlflow_run_is_the_launcher_run_nested_under_the_sweep(store, request, kind, tmp_path):
     fixture, params = MLFLOW_RUNS[kind]
     parent = request.getfixturevalue(fixture)
-    parent_id = (parent.parent if fixture == "sweep" else parent).info.run_id
+    parent_id = parent if isinstance(parent, str) else (parent.parent if fixture == "sweep" else parent).info.run_id
     result = mlflow_run("analyze", f"kind={kind}", f"sweep=runs:/{parent_id}", *params, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     run_id = re.search(r"analysis run: runs:/(\w+)", result.stdout).group(1)
@@ -335,7 +342,17 @@ def test_lmc_joins_each_model_to_m_inf_and_measures_the_barrier(store, sweep, gr
     assert len([k for k in run.data.metrics if k.startswith("barrier/true/m4/")]) == 4  # one per curve
 
 
-def test_linked_axes_vary_together_and_a_dimension_sweep_is_analysed(store):
+@pytest.fixture(scope="module")
+def dims_sweep(store):
+    """The smoke preset over D = 2, 4 with K = 2D (linked axes) and M = 4, inf: 4 trainings."""
+    args = ("--n_tasks", "4,inf", "--n_dims", "2,4", "--n_points", "4,8", "--link", "n_dims,n_points")
+    result = invoke(main.main, "--preset", "smoke", *args, "--model_name", "dims")
+    assert result.exit_code == 0, result.output
+    assert "4 trainings over n_tasks, n_dims, n_points" in result.output
+    return store.client.get_run(re.search(r"sweep run: runs:/(\w+)", result.output).group(1))
+
+
+def test_linked_axes_vary_together_and_a_dimension_sweep_is_analysed(store, dims_sweep):
     """link=n_dims,n_points: K = 2D at each D (2 points per M, not 4); the dimension analysis reads the
     threshold per D and the Deltas at the largest M from the sweep."""
     from pipeline.presets import resolve
@@ -350,11 +367,7 @@ def test_linked_axes_vary_together_and_a_dimension_sweep_is_analysed(store):
         resolve("smoke", {"n_dims": [2, 4], "n_points": [4, 6, 8], "link": "n_dims,n_points"})
     with pytest.raises(InputError, match="link: 'device' is not an option that can be an axis"):
         resolve("smoke", {"link": "device,n_dims"})
-    args = ("--n_tasks", "4,inf", "--n_dims", "2,4", "--n_points", "4,8", "--link", "n_dims,n_points")
-    result = invoke(main.main, "--preset", "smoke", *args, "--model_name", "dims")
-    assert result.exit_code == 0, result.output
-    assert "4 trainings over n_tasks, n_dims, n_points" in result.output
-    sweep_run = store.client.get_run(re.search(r"sweep run: runs:/(\w+)", result.output).group(1))
+    sweep_run = dims_sweep
     assert sweep_run.data.params["link"] == "n_dims,n_points"
     run, output = analysed(store, sweep_run, "dimension")
     rows = table(store, run, "dimension/dimension.json")

@@ -11,7 +11,7 @@ import torch
 from conftest import invoke
 from scipy import stats
 
-from pipeline import analyze, main
+from pipeline import analyze
 from tasks import DataSettings, EvalSettings, make_eval_set, make_pool, sample_batch
 
 
@@ -42,14 +42,6 @@ def test_gaussian_draws_are_what_they_were_before_the_option():
     torch.testing.assert_close(
         ws, 1.5 * torch.randn(8, 3, generator=torch_generator(2, "task", 5, "cpu")), rtol=0, atol=0
     )
-
-
-@pytest.fixture(scope="module")
-def laplace_sweep(store):
-    args = ("--preset", "smoke", "--n_tasks", "4,inf", "--task_prior", "laplace", "--model_name", "laplace")
-    result = invoke(main.main, *args)
-    assert result.exit_code == 0, result.output
-    return re.search(r"sweep run: runs:/(\w+)", result.output).group(1)
 
 
 def test_a_laplace_sweep_scores_the_transformer_against_the_laplace_bayes_predictor(store, laplace_sweep):
