@@ -240,9 +240,8 @@ def test_interpolation_on_the_smoke_sweep(store, sweep):
     assert rows["train_run"][0] == sweep.runs["train-m4"].info.run_id
 
 
-def test_make_figures_runs_each_sweep_once_and_writes_every_figure(store, tmp_path, monkeypatch):
-    """The gallery on smoke-sized stand-ins for the CPU presets: presets with equal settings share one
-    sweep, the larger grids reuse the base grid's chains, and every figure lands with its findings."""
+def stand_in_gallery(monkeypatch):
+    """The gallery's CPU presets replaced by smoke-sized stand-ins with the same axes (M = 4, inf)."""
     from pipeline import gallery, presets
 
     base = presets.PRESETS["smoke"] | {"n_tasks": [4, math.inf], "total_steps": 40, "warmup_steps": 10}
@@ -259,6 +258,31 @@ def test_make_figures_runs_each_sweep_once_and_writes_every_figure(store, tmp_pa
     monkeypatch.setitem(analyze.PATHS, "pairs", (1, 4, "pairs"))
     for name, preset in stand_ins.items():
         monkeypatch.setitem(presets.PRESETS, name, preset)
+    return gallery
+
+
+def test_make_figures_shares_a_sweep_between_equal_presets_and_keeps_earlier_findings(store, tmp_path, monkeypatch):
+    """In CI: three figures of the base grid (one sweep run), then one more with --only; findings.md keeps
+    the first three's findings."""
+    gallery = stand_in_gallery(monkeypatch)
+    result = invoke(gallery.main, "--out", tmp_path, "--only", "fig2_sweep,fig4_transition_time,fig10_final_accuracy")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("sweep fig") == 1  # fig2_cpu's sweep serves fig4_cpu and fig10_cpu
+    result = invoke(gallery.main, "--out", tmp_path, "--only", "fig12_smoothing")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("reusing train-") == 2  # the base grid's two trainings, not retrained
+    names = ("fig2_sweep", "fig4_transition_time", "fig10_final_accuracy", "fig12_smoothing")
+    for name in names:
+        assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    findings = (tmp_path / "findings.md").read_text()
+    assert findings.count("## ") == 4 and "rule:" in findings and "smoothed dMMSE" in findings
+
+
+@pytest.mark.slow
+def test_make_figures_runs_each_sweep_once_and_writes_every_figure(store, tmp_path, monkeypatch):
+    """Every figure on the stand-ins: presets with equal settings share one sweep, the larger grids reuse
+    the base grid's chains, and every figure lands with its findings."""
+    gallery = stand_in_gallery(monkeypatch)
     result = invoke(gallery.main, "--out", tmp_path)
     assert result.exit_code == 0, result.output
     assert result.output.count("sweep fig") == 6  # fig2_cpu (also 4, 5, 10, 12), fig3, fig6, fig7_wd, fig11, fig14
