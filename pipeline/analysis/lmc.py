@@ -37,7 +37,7 @@ def lmc(client, sweep, *, alphas, fresh, seed):
     if not any(r["n_tasks"] == math.inf for r in sweep.rows):
         raise InputError("lmc needs a sweep with M = inf: each model is joined to the M = inf one")
     ts = np.linspace(0.0, 1.0, alphas)
-    table = {"pair": [], "n_tasks": [], "t": [], "true": [], "pool": [], "train_run": []}
+    table = {"pair": [], "curve": [], "n_tasks": [], "t": [], "true": [], "pool": [], "train_run": []}
     metrics, findings, curves, runs = {}, [], {}, []
     infs = [r for r in sweep.rows if r["n_tasks"] == math.inf]
     by_curve = {sweep.curve(r): r for r in infs}
@@ -69,6 +69,7 @@ def lmc(client, sweep, *, alphas, fresh, seed):
         runs += [row["train_run"], inf["train_run"]]
         for i, t in enumerate(ts):
             table["pair"].append(name)
+            table["curve"].append(sweep.curve(row))
             table["n_tasks"].append(row["n_tasks"])
             table["t"].append(float(t))
             for dist in DISTS:
@@ -133,13 +134,19 @@ def _figure(sweep, table, curves, ts):
     x_of, ticks = m_axis(r["log2_n_tasks"] for r in sweep.rows)
     fig = Figure(figsize=(15, 4.2))
     bar_ax, true_ax, pool_ax = fig.subplots(1, 3)
-    finite = {name: losses for name, losses in curves.items() if name != "inf_vs_inf"}
-    ms = [table["n_tasks"][table["pair"].index(name)] for name in finite]
+    first = {name: table["pair"].index(name) for name in curves if name != "inf_vs_inf"}  # a row of each pair
+    lines = {}  # one line per curve (value of the other axes): its pairs in order of M
+    for name, i in sorted(first.items(), key=lambda item: item[1]):
+        lines.setdefault(table["curve"][i], []).append((x_of(math.log2(table["n_tasks"][i])), name))
     for d, dist in enumerate(DISTS):
-        values = [_barrier(ts, finite[name][dist]) for name in finite]
-        bar_ax.plot([x_of(math.log2(m)) for m in ms], values, marker="o", color=f"C{d}", label=DISTS[dist])
+        for c, (curve, pairs) in enumerate(lines.items()):
+            xs = [x for x, _ in sorted(pairs)]
+            values = [_barrier(ts, curves[name][dist]) for _, name in sorted(pairs)]
+            label = DISTS[dist] + (f" ({curve})" if curve else "")
+            bar_ax.plot(xs, values, marker="o", color=f"C{d}", ls=("-", "--", ":")[c % 3], label=label)
         if "inf_vs_inf" in curves:
-            bar_ax.axhline(_barrier(ts, curves["inf_vs_inf"][dist]), color=f"C{d}", ls=":", label="two M = inf models")
+            reference = _barrier(ts, curves["inf_vs_inf"][dist])
+            bar_ax.axhline(reference, color=f"C{d}", ls="-.", lw=1, label=f"two M = inf models ({DISTS[dist]})")
     bar_ax.set(xlabel="log2 M", ylabel="barrier (training loss)", title="barrier between PT(M) and PT(inf)")
     bar_ax.set_yscale("symlog", linthresh=1e-3)
     ticks(bar_ax)
