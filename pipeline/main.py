@@ -60,6 +60,8 @@ def _sweep(tracking, preset, settings, fraction, executor):
         # just the options given, as given); settings.json holds the same.
         resolved = {k: v[0] if len(v) == 1 else ",".join(map(as_text, v)) for k, v in settings.items()}
         resolved["link"] = ",".join(settings["link"][0])
+        if not resolved["link"]:  # no linked axes: no param (an empty one would read as "unknown")
+            del resolved["link"]
         resolved["n_tasks"] = ",".join(map(as_text, settings["n_tasks"]))
         if resolved["checkpoint_every"] is None:  # a checkpoint at every evaluation
             resolved["checkpoint_every"] = resolved["eval_every"]

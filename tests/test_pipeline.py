@@ -29,7 +29,13 @@ def test_generate_pool_logs_the_file_its_digest_and_a_dataset(sweep):
     pool = load_pool(path)
     assert pool.tasks.shape == (4, 4) and run.data.tags["pool_sha256"] == pool.digest
     assert len(run.inputs.dataset_inputs) == 1
-    assert run.data.params == {"n_tasks": "4", "n_dims": "4", "task_scale": "1.0", "pool_seed": "102"}
+    assert run.data.params == {
+        "n_tasks": "4",
+        "n_dims": "4",
+        "task_scale": "1.0",
+        "task_prior": "gaussian",
+        "pool_seed": "102",
+    }
 
 
 def test_evaluate_baselines_logs_eval_sets_predictions_metrics_and_figure(store, sweep):
