@@ -172,3 +172,16 @@ def save_eval_sets(folder, eval_sets, preds, settings, pool):
         np.savez(folder / f"{dist}.npz", **arrays)
     record = dataclasses.asdict(settings) | {"pool_sha256": pool.digest, "task_prior": pool.task_prior}
     (folder / "settings.json").write_text(json.dumps(record, indent=2))
+
+
+def check_pool(record, pool, uri):
+    """A baselines run's eval sets (`record`: its eval/settings.json) were drawn for this pool: its tasks
+    (the digest) and its task prior (M = inf pools of both priors are empty: one digest)."""
+    if record["pool_sha256"] != pool.digest:
+        raise InputError(
+            f"baselines={uri!r} was computed on another pool "
+            f"(sha256 {record['pool_sha256'][:12]}... != {pool.digest[:12]}...)"
+        )
+    drawn = record.get("task_prior", "gaussian")  # runs from before the Laplace prior
+    if drawn != pool.task_prior:
+        raise InputError(f"baselines={uri!r} drew task_prior={drawn} tasks but the pool's prior is {pool.task_prior}")

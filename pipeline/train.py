@@ -38,6 +38,7 @@ from pipeline.devices import cores_per_rank, device_of, fixed_threads
 from pipeline.distributed import follow, ranks
 from pipeline.evaluation import (
     build_eval_sets,
+    check_pool,
     check_sanity,
     estimator_predictions,
     involves_transformer,
@@ -138,14 +139,8 @@ class Training:
     @functools.cached_property
     def batches(self):
         """step -> (xs, ys) of this training: a pure function of the step and the settings' seeds."""
-        pool = self.pool
-        return batch_stream(
-            self.settings.data,
-            pool=self.tasks,
-            task_scale=pool.task_scale,
-            task_prior=pool.task_prior,
-            device=self.device,
-        )
+        prior = {"task_scale": self.pool.task_scale, "task_prior": self.pool.task_prior}
+        return batch_stream(self.settings.data, pool=self.tasks, device=self.device, **prior)
 
     def evaluate(self, model):
         """{metric: per-position curve} of `model` on the eval sets, against the estimators."""
@@ -275,16 +270,7 @@ def _evaluation(settings, pool):
     uri = uri if uri.endswith("/eval") else f"{uri}/eval"
     with local_copy(uri, name="baselines") as folder:
         record = json.loads(Path(folder, "settings.json").read_text())
-        if record["pool_sha256"] != pool.digest:
-            raise InputError(
-                f"baselines={settings.baselines!r} was computed on another pool "
-                f"(sha256 {record['pool_sha256'][:12]}... != {pool.digest[:12]}...)"
-            )
-        if record.get("task_prior", "gaussian") != pool.task_prior:  # M = inf pools of both priors are empty
-            raise InputError(
-                f"baselines={settings.baselines!r} drew task_prior={record.get('task_prior', 'gaussian')} tasks "
-                f"but the pool's prior is {pool.task_prior}"
-            )
+        check_pool(record, pool, settings.baselines)
         for key, value in flat(settings.evaluation).items():
             if record[key] != value:
                 raise InputError(f"baselines={settings.baselines!r} used {key}={record[key]} but {key}={value}")

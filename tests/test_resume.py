@@ -228,7 +228,7 @@ def test_a_training_in_a_process_sweep_equals_the_same_training_alone(store):
     assert result.exit_code == 0, result.output
     swept = runs(store, "params.model_name = 'beside' and tags.stage = 'train' and params.n_tasks = '5'")[0]
     assert swept.data.params["threads"] == "1"
-    derived = ("n_params", "n_tasks", "task_scale")
+    derived = ("n_params", "n_tasks", "task_scale", "task_prior")
     options = [(f"--{key}", value) for key, value in swept.data.params.items() if key not in derived]
     alone = invoke(train.main, *[item for option in options for item in option], "--resume", "never")
     assert alone.exit_code == 0, alone.output
