@@ -74,3 +74,15 @@ def laplace_sweep(store):
     result = invoke(main.main, *args)
     assert result.exit_code == 0, result.output
     return re.search(r"sweep run: runs:/(\w+)", result.output).group(1)
+
+
+@pytest.fixture(scope="session")
+def dims_sweep(store):
+    """The smoke preset over D = 2, 4 with K = 2D (linked axes) and M = 4, inf: 4 trainings."""
+    args = ("--n_tasks", "4,inf", "--n_dims", "2,4", "--n_points", "4,8", "--link", "n_dims,n_points")
+    from pipeline import main
+
+    result = invoke(main.main, "--preset", "smoke", *args, "--model_name", "dims")
+    assert result.exit_code == 0, result.output
+    assert "4 trainings over n_tasks, n_dims, n_points" in result.output
+    return store.client.get_run(re.search(r"sweep run: runs:/(\w+)", result.output).group(1))

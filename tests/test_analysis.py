@@ -14,7 +14,6 @@ from pipeline import analyze, main
 from pipeline.analysis.fits import power_law, t_star, u_shaped
 from pipeline.analysis.sweep_runs import Sweep
 from pipeline.analysis.transition import transition_time
-from pipeline.types import InputError
 
 STEPS = np.arange(100, 20_001, 100)
 
@@ -240,101 +239,6 @@ def test_interpolation_on_the_smoke_sweep(store, sweep):
     assert rows["train_run"][0] == sweep.runs["train-m4"].info.run_id
 
 
-def stand_in_gallery(monkeypatch):
-    """The gallery's CPU presets replaced by smoke-sized stand-ins with the same axes (M = 4, inf)."""
-    from pipeline import gallery, presets
-
-    base = presets.PRESETS["smoke"] | {"n_tasks": [4, math.inf], "total_steps": 40, "warmup_steps": 10}
-    base |= {"eval_every": 10, "model_name": "gallery"}
-    stand_ins = {
-        name: base
-        | {axis: values for axis, values in preset.items() if isinstance(values, list) and axis != "n_tasks"}
-        | {key: preset[key] for key in ("task_prior", "link") if key in preset}
-        for name, preset in presets.CPU_FIGURES.items()
-    }
-    stand_ins["fig3_cpu"] |= {"total_steps": [40, 80]}
-    stand_ins["fig7_wd_cpu"] |= {"weight_decay": [0.0, 0.1]}
-    stand_ins["fig6_cpu"] |= {"n_dims": [2, 4], "n_points": [4, 8]}
-    monkeypatch.setitem(analyze.PATHS, "pairs", (1, 4, "pairs"))
-    for name, preset in stand_ins.items():
-        monkeypatch.setitem(presets.PRESETS, name, preset)
-    return gallery
-
-
-def test_make_figures_shares_a_sweep_between_equal_presets_and_keeps_earlier_findings(store, tmp_path, monkeypatch):
-    """In CI: three figures of the base grid (one sweep run), then one more with --only; findings.md keeps
-    the first three's findings."""
-    gallery = stand_in_gallery(monkeypatch)
-    result = invoke(gallery.main, "--out", tmp_path, "--only", "fig2_sweep,fig4_transition_time,fig10_final_accuracy")
-    assert result.exit_code == 0, result.output
-    assert result.output.count("sweep fig") == 1  # fig2_cpu's sweep serves fig4_cpu and fig10_cpu
-    result = invoke(gallery.main, "--out", tmp_path, "--only", "fig12_smoothing")
-    assert result.exit_code == 0, result.output
-    assert result.output.count("reusing train-") == 2  # the base grid's two trainings, not retrained
-    names = ("fig2_sweep", "fig4_transition_time", "fig10_final_accuracy", "fig12_smoothing")
-    for name in names:
-        assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
-    findings = (tmp_path / "findings.md").read_text()
-    assert findings.count("## ") == 4 and "rule:" in findings and "smoothed dMMSE" in findings
-
-
-@pytest.mark.slow
-def test_make_figures_runs_each_sweep_once_and_writes_every_figure(store, tmp_path, monkeypatch):
-    """Every figure on the stand-ins: presets with equal settings share one sweep, the larger grids reuse
-    the base grid's chains, and every figure lands with its findings."""
-    gallery = stand_in_gallery(monkeypatch)
-    result = invoke(gallery.main, "--out", tmp_path)
-    assert result.exit_code == 0, result.output
-    assert result.output.count("sweep fig") == 6  # fig2_cpu (also 4, 5, 10, 12), fig3, fig6, fig7_wd, fig11, fig14
-    assert "reusing train-m4 " in result.output  # the larger grids reuse the base grid's trainings
-    for entry in gallery.GALLERY:
-        assert (tmp_path / f"{entry.name}.png").read_bytes()[:4] == b"\x89PNG"
-    findings = (tmp_path / "findings.md").read_text()
-    assert (
-        findings.count("## ") == len(gallery.GALLERY) and "bump over its endpoints" in findings and "rule:" in findings
-    )
-
-
-def test_smoothing_scores_smoothed_dmmse_on_the_tracked_eval_set(store, sweep):
-    """Fig. 12 on the smoke sweep (M = 4): the transformer's, dMMSE's and ridge's losses are the summary's;
-    smoothed dMMSE's is recomputed here from the eval set the baselines run tracked, at the chosen s."""
-    import numpy as np
-
-    from baselines import loss_vs_noiseless, smoothed_dmmse_predictions
-    from pipeline.cli import open_pool
-
-    uri = f"runs:/{sweep.parent.info.run_id}"
-    result = invoke(analyze.main, "--kind", "smoothing", "--sweep", uri, "--held_out", 64)
-    assert result.exit_code == 0, result.output
-    run = store.client.get_run(re.search(r"analysis run: runs:/(\w+)", result.output).group(1))
-    assert run.data.params == {"kind": "smoothing", "sweep": uri, "held_out": "64", "seed": "107"}
-    rows = table(store, run, "smoothing/smoothing.json")
-    assert rows["n_tasks"] == [4]
-    (summary,) = [r for r in summary_rows(store, sweep.parent) if r["n_tasks"] == 4]
-    for name in ("pt", "dmmse", "ridge"):
-        assert rows[name] == [pytest.approx(summary[f"true/{name}/loss_noiseless"])]
-    folder = store.client.download_artifacts(summary["evaluate_baselines_run"], "eval/true.npz", str(store.folder))
-    arrays = np.load(folder)
-    xs, ys, ws = (arrays[k].astype(np.float64) for k in ("xs", "ys", "ws"))
-    pool = open_pool(f"runs:/{summary['generate_pool_run']}/pool/pool.npz")
-    s = rows["smoothing"][0]
-    preds = smoothed_dmmse_predictions(xs, ys, pool=pool.tasks, noise_scale=0.5, smoothing=s)
-    assert rows["smoothed_dmmse"] == [
-        pytest.approx(loss_vs_noiseless(preds, xs, ws).mean(), rel=1e-9)
-    ]  # tables keep 10 digits
-    assert run.data.metrics["smoothing/m4"] == pytest.approx(s)
-    assert "smoothed dMMSE" in result.output and "smoothing/smoothing.png" in result.output
-
-
-def test_smoothing_refuses_a_seed_that_would_reuse_the_eval_set(sweep):
-    uri = f"runs:/{sweep.parent.info.run_id}"
-    result = invoke(analyze.main, "--kind", "smoothing", "--sweep", uri, "--seed", 104)
-    assert result.exit_code == 1
-    assert (
-        "Error: seed=104 is the sweep's eval_data_seed: the held-out sequences would be its eval set" in result.output
-    )
-
-
 def test_lmc_joins_each_model_to_m_inf_and_measures_the_barrier(store, sweep, grid_sweep):
     """Fig. 11 on the smoke sweep: the loss at t = 0 and 1 is the endpoint model's own training loss on the
     drawn sequences (recomputed here from the registered models), the barrier is the table's largest rise
@@ -364,39 +268,3 @@ def test_lmc_joins_each_model_to_m_inf_and_measures_the_barrier(store, sweep, gr
     run, _ = analysed(store, grid_sweep, "lmc")
     assert "barrier/true/inf_vs_inf" in run.data.metrics
     assert len([k for k in run.data.metrics if k.startswith("barrier/true/m4/")]) == 4  # one per curve
-
-
-@pytest.fixture(scope="module")
-def dims_sweep(store):
-    """The smoke preset over D = 2, 4 with K = 2D (linked axes) and M = 4, inf: 4 trainings."""
-    args = ("--n_tasks", "4,inf", "--n_dims", "2,4", "--n_points", "4,8", "--link", "n_dims,n_points")
-    result = invoke(main.main, "--preset", "smoke", *args, "--model_name", "dims")
-    assert result.exit_code == 0, result.output
-    assert "4 trainings over n_tasks, n_dims, n_points" in result.output
-    return store.client.get_run(re.search(r"sweep run: runs:/(\w+)", result.output).group(1))
-
-
-def test_linked_axes_vary_together_and_a_dimension_sweep_is_analysed(store, dims_sweep):
-    """link=n_dims,n_points: K = 2D at each D (2 points per M, not 4); the dimension analysis reads the
-    threshold per D and the Deltas at the largest M from the sweep."""
-    from pipeline.presets import resolve
-    from pipeline.sweep.grid import grid
-
-    settings = resolve("smoke", {"n_dims": [2, 4], "n_points": [4, 8], "link": ["n_dims", "n_points"]})
-    points = grid(settings, 0.5, 1)
-    assert [(p.values["n_dims"], p.values["n_points"]) for p in points] == [(2, 4)] * 3 + [(4, 8)] * 3
-    assert points[0].label == "m4-n_dims=2-n_points=4"
-    message = r"link: linked axes need the same number of values, at least 2 \(n_dims has 2, n_points has 3\)"
-    with pytest.raises(InputError, match=message):
-        resolve("smoke", {"n_dims": [2, 4], "n_points": [4, 6, 8], "link": "n_dims,n_points"})
-    with pytest.raises(InputError, match="link: 'device' is not an option that can be an axis"):
-        resolve("smoke", {"link": "device,n_dims"})
-    sweep_run = dims_sweep
-    assert sweep_run.data.params["link"] == "n_dims,n_points"
-    run, output = analysed(store, sweep_run, "dimension")
-    rows = table(store, run, "dimension/dimension.json")
-    assert rows["n_dims"] == [2, 4] and rows["largest_n_tasks"] == [4, 4]
-    tracked = {(r["n_dims"], r["n_tasks"]): r for r in summary_rows(store, sweep_run)}
-    for d, delta in zip(rows["n_dims"], rows["true/delta_pt_ridge"], strict=True):
-        assert delta == pytest.approx(tracked[d, 4]["true/delta_pt_ridge"])
-    assert "n_dims=2, n_points=4:" in output
