@@ -45,15 +45,25 @@ PATHS = {
 }
 HELD_OUT = 512  # smoothing's default: fresh-task sequences on which s is chosen
 FRESH = 4096  # lmc's default: sequences per distribution on which the loss is taken
+# Every sampling option as a click option: (lowest value, default, help).
+SAMPLING = {name: (lowest, default, f"interpolation: {text}") for name, (lowest, default, text) in PATHS.items()}
+SAMPLING["held_out"] = (
+    8,
+    HELD_OUT,
+    "smoothing: fresh-task sequences on which the smoothing s is chosen (drawn with --seed).",
+)
+SAMPLING["fresh"] = (
+    1,
+    FRESH,
+    "lmc: fresh sequences per distribution on which the training loss is taken (drawn with --seed).",
+)
 
 
-def path_options(command):
-    """The click options of PATHS on `command`."""
-    for name, (lowest, default, text) in reversed(PATHS.items()):
+def sampling_options(command):
+    """The click options of SAMPLING on `command`."""
+    for name, (lowest, default, text) in reversed(SAMPLING.items()):
         kind = click.IntRange(min=lowest)
-        command = click.option(
-            f"--{name}", type=kind, default=default, show_default=True, help=f"interpolation: {text}"
-        )(command)
+        command = click.option(f"--{name}", type=kind, default=default, show_default=True, help=text)(command)
     return command
 
 
@@ -127,21 +137,7 @@ def analyze(tracking, kind, sweep_uri, *, above=None, paths=None, held_out=HELD_
     default=None,
     help="final_accuracy: log2 M above which models are compared (empty: the sweep's threshold estimate).",
 )
-@path_options
-@click.option(
-    "--held_out",
-    type=click.IntRange(min=8),
-    default=HELD_OUT,
-    show_default=True,
-    help="smoothing: fresh-task sequences on which the smoothing s is chosen (drawn with --seed).",
-)
-@click.option(
-    "--fresh",
-    type=click.IntRange(min=1),
-    default=FRESH,
-    show_default=True,
-    help="lmc: fresh sequences per distribution on which the training loss is taken (drawn with --seed).",
-)
+@sampling_options
 @entry_point
 def main(tracking, kind, sweep, above, held_out, fresh, **paths):
     analyze(tracking, kind, sweep, above=above, paths=paths, held_out=held_out, fresh=fresh)
