@@ -15,17 +15,26 @@ square, the part of the log-weight that depends on the task is
 which is linear in the task features phi(w) = [w, w_a w_b (a <= b)]. So the log-weights of every prefix
 of a block of sequences against a chunk of the pool are one matrix product, and the softmax is
 accumulated over pool chunks with a running maximum (log-sum-exp), exact even when every likelihood
-underflows. Memory is bounded by the chunk sizes, independent of M.
+underflows. Memory is bounded by the chunk sizes, independent of M. Position 0 (an empty context, equal
+weights) is the pool mean and skips the stream.
+
+Two backends run that stream, equal to 1e-10 of the per-prefix softmax: numpy (threads with one BLAS
+thread each) and torch (baselines/dmmse_torch.py: the same on CPU threads, or on a CUDA device). On a CPU
+the torch one is faster where numpy's float64 exp is not vectorised (AVX2 machines: `make bench`).
 """
 
+import contextlib
 import functools
 import os
 import threading
+import typing
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import torch
 from threadpoolctl import threadpool_limits
 
+from baselines import dmmse_torch
 from baselines.checks import as_context, as_pool
 from baselines.prefix import prefix_moments, sequence_blocks
 
@@ -37,23 +46,38 @@ POOL_CHUNK = 1024
 # 1e-304, so the bias is at most M * 1e-304 relative, and exp never has to produce a denormal or an
 # underflow, which numpy's vectorised exp handles about 8x slower (measured in benchmarks/).
 FLOOR = -700.0
+# The backend on a machine without CUDA: measured side by side in benchmarks/run.py (`make bench`).
+CPU_BACKEND = "torch"
 
 
-def dmmse_predictions(xs, ys, *, pool, noise_scale, workers=None, progress=None):
+def dmmse_predictions(xs, ys, *, pool, noise_scale, workers=None, progress=None, backend=None, device=None):
     """Posterior-mean predictions under the uniform prior on `pool` (paper Eq. 2), every prefix.
 
     Position k (0-based) is predicted from the k pairs before it and x_k; `workers` threads (default:
     one per available core) share the sequences. `progress(done, total)`, if given, is called with 0
-    first, then each time a thread finishes a pool chunk, up to done == total (units: ROWS prefix rows
-    against POOL_CHUNK tasks); calls come from the worker threads but one at a time, with done rising.
+    first, then each time a thread finishes a pool chunk, up to done == total (units: one block of
+    prefix rows against one pool chunk); calls come from the worker threads but one at a time, with
+    done rising. `backend`: "numpy" or "torch" (None: torch on a CUDA device when there is one, else
+    CPU_BACKEND); `device`: the torch backend's device (None: "cuda" when available, else "cpu"). Every
+    backend equals the per-prefix softmax to 1e-10 (tests/test_baselines.py).
     Shapes: xs (B, K, D), ys (B, K), pool (M, D) -> (B, K), float64.
     """
     return mixture_predictions(
-        xs, ys, pool=pool, noise_scale=noise_scale, smoothing=0.0, workers=workers, progress=progress
+        xs,
+        ys,
+        pool=pool,
+        noise_scale=noise_scale,
+        smoothing=0.0,
+        workers=workers,
+        progress=progress,
+        backend=backend,
+        device=device,
     )
 
 
-def mixture_predictions(xs, ys, *, pool, noise_scale, smoothing, workers=None, progress=None):
+def mixture_predictions(
+    xs, ys, *, pool, noise_scale, smoothing, workers=None, progress=None, backend=None, device=None
+):
     """Posterior-mean predictions under the prior (1/M) sum_i N(w_i, s^2 I) on the tasks, s = `smoothing`
     (0: dMMSE itself). baselines.smoothed explains the algebra; the streaming is dMMSE's, unchanged."""
     xs, ys = as_context(xs, ys)
@@ -65,16 +89,20 @@ def mixture_predictions(xs, ys, *, pool, noise_scale, smoothing, workers=None, p
     workers = _available_cores() if workers is None else workers
     if isinstance(workers, bool) or int(workers) != workers or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    engine = _engine(backend, device, pool)
+    workers = 1 if engine.device is not None and engine.device.type != "cpu" else workers
     preds = np.empty(ys.shape)
     blocks = sequence_blocks(xs)
-    rows = [_row_slices(len(xs[block]) * xs.shape[1]) for block in blocks]  # prefix rows of each block
+    # Position 0 has an empty context: every weight is equal and its estimate is the pool mean, so only
+    # the rows of positions 1..K-1 go through the pool (a sixteenth less work at K = 16).
+    rows = [_row_slices(len(xs[block]) * (xs.shape[1] - 1), engine.rows) for block in blocks]
     tick = None
     if progress is not None:
-        tick = _counter(progress, -(-len(pool) // POOL_CHUNK) * sum(map(len, rows)))
-    # Threads, each with single-threaded BLAS: numpy's exp and max release the GIL but run on one
-    # core, so this keeps every core busy in them too; threads that each ask a multi-threaded BLAS
-    # for all cores are slower than one thread (measured in benchmarks/).
-    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as executor:
+        tick = _counter(progress, -(-len(pool) // engine.chunk) * sum(map(len, rows)))
+    # Threads, each with single-threaded BLAS (and torch ops): numpy's exp and max release the GIL but
+    # run on one core, so this keeps every core busy in them too; threads that each ask a multi-threaded
+    # BLAS for all cores are slower than one thread (measured in benchmarks/).
+    with engine.limits(), ThreadPoolExecutor(workers) as executor:
         for block, block_rows in zip(blocks, rows, strict=True):
             gram, moment = prefix_moments(xs[block], ys[block])  # (b, K, D, D), (b, K, D)
             if smoothing > 0:  # the mixture's evidence: (gram, moment) -> sigma^2 A^-1 (gram, moment)
@@ -84,12 +112,14 @@ def mixture_predictions(xs, ys, *, pool, noise_scale, smoothing, workers=None, p
                 moment_a = noise_scale**2 * np.linalg.solve(shrink, moment[..., None])[..., 0]
             else:
                 moment_a = moment
-            features = _prefix_features(gram, moment_a, noise_scale)  # (b*K, F)
-            w_hat = np.empty((features.shape[0], xs.shape[2]))
+            features = _prefix_features(gram[:, 1:], moment_a[:, 1:], noise_scale)  # (b*(K-1), F)
+            w_hat = np.empty(xs[block].shape)
+            w_hat[:, 0] = pool.mean(axis=0)
+            later = np.empty((len(features), xs.shape[2]))
             # A thread with no rows would stream the whole pool for nothing: only non-empty shares.
             shares = [share for share in (block_rows[i::workers] for i in range(workers)) if share]
-            list(executor.map(functools.partial(_posterior_means, features, pool, out=w_hat, tick=tick), shares))
-            w_hat = w_hat.reshape(xs[block].shape)
+            list(executor.map(functools.partial(engine.means, features, out=later, tick=tick), shares))
+            w_hat[:, 1:] = later.reshape(w_hat[:, 1:].shape)
             if smoothing > 0:  # each component's posterior mean, averaged: A^-1 (sigma^2 w_bar + s^2 b)
                 rhs = noise_scale**2 * w_hat + smoothing**2 * moment
                 w_hat = np.linalg.solve(shrink, rhs[..., None])[..., 0]
@@ -97,9 +127,48 @@ def mixture_predictions(xs, ys, *, pool, noise_scale, smoothing, workers=None, p
     return preds
 
 
-def _row_slices(n_rows):
-    """The ROWS-sized slices that split n_rows prefix rows between the threads."""
-    return [slice(i, min(i + ROWS, n_rows)) for i in range(0, n_rows, ROWS)]
+class _Engine(typing.NamedTuple):
+    """How the pool is streamed: `means(features, blocks, out=, tick=)` on row slices of `rows` rows, in
+    pool chunks of `chunk` tasks, under `limits()`; `device` is the torch device (None: numpy)."""
+
+    means: typing.Callable
+    rows: int
+    chunk: int
+    limits: typing.Callable
+    device: typing.Any
+
+
+def _engine(backend, device, pool):
+    """The backend that computes the posterior means, checked and placed on its device."""
+    if backend not in (None, "numpy", "torch"):
+        raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
+    if backend == "numpy" and device is not None:
+        raise ValueError(f"device is the torch backend's, but backend='numpy' was given with device={device!r}")
+    if device is not None:
+        try:
+            device = torch.device(device)
+        except RuntimeError as error:
+            raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda', got {device!r}") from error
+    cuda = torch.cuda.is_available()
+    if backend is None:
+        backend = "torch" if device is not None or cuda else CPU_BACKEND
+    if backend == "numpy":
+        means = functools.partial(_posterior_means, pool=pool)
+        return _Engine(means, ROWS, POOL_CHUNK, lambda: threadpool_limits(limits=1, user_api="blas"), None)
+    device = device or torch.device("cuda" if cuda else "cpu")
+    if device.type == "cuda" and not cuda:
+        raise ValueError(f"device={str(device)!r} was asked for, but torch sees no CUDA device")
+    on_cpu = device.type == "cpu"
+    rows, chunk = (ROWS, POOL_CHUNK) if on_cpu else (dmmse_torch.CUDA_ROWS, dmmse_torch.CUDA_CHUNK)
+    pool_t = torch.as_tensor(pool, device=device)
+    means = functools.partial(dmmse_torch.posterior_means, pool=pool_t, chunk=chunk, floor=FLOOR)
+    limits = dmmse_torch.one_thread_per_op if on_cpu else contextlib.nullcontext
+    return _Engine(means, rows, chunk, limits, device)
+
+
+def _row_slices(n_rows, size):
+    """The `size`-row slices that split n_rows prefix rows between the threads."""
+    return [slice(i, min(i + size, n_rows)) for i in range(0, n_rows, size)]
 
 
 def _counter(progress, total):
@@ -140,7 +209,7 @@ def _task_features(pool):
     return np.ascontiguousarray(np.concatenate([pool, pool[:, rows] * pool[:, cols], ones], axis=1).T)
 
 
-def _posterior_means(features, pool, blocks, out, tick):
+def _posterior_means(features, blocks, *, pool, out, tick):
     """Softmax-weighted pool means for the prefix rows in `blocks`, streaming over the pool.
 
     Per row it keeps [f, -m] (m: the largest log-weight so far) and, relative to m, the running

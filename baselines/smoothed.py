@@ -34,12 +34,22 @@ from baselines.metrics import loss_vs_noiseless
 LOG10_BOUNDS = (-3.0, 1.0)
 
 
-def smoothed_dmmse_predictions(xs, ys, *, pool, noise_scale, smoothing, workers=None, progress=None):
+def smoothed_dmmse_predictions(
+    xs, ys, *, pool, noise_scale, smoothing, workers=None, progress=None, backend=None, device=None
+):
     """Posterior-mean predictions under the Gaussian mixture of standard deviation `smoothing` on
     `pool`, every prefix (position k from the k pairs before it). Shapes: xs (B, K, D), ys (B, K),
-    pool (M, D) -> (B, K), float64. `workers` and `progress` as in dmmse_predictions."""
+    pool (M, D) -> (B, K), float64. `workers`, `progress`, `backend` and `device` as in dmmse_predictions."""
     return mixture_predictions(
-        xs, ys, pool=pool, noise_scale=noise_scale, smoothing=smoothing, workers=workers, progress=progress
+        xs,
+        ys,
+        pool=pool,
+        noise_scale=noise_scale,
+        smoothing=smoothing,
+        workers=workers,
+        progress=progress,
+        backend=backend,
+        device=device,
     )
 
 

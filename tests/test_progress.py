@@ -5,6 +5,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 import baselines.dmmse
 import baselines.prefix
@@ -19,17 +20,25 @@ class Terminal(io.StringIO):
         return True
 
 
-def test_dmmse_with_progress_is_bit_identical_and_counts_every_unit(monkeypatch):
-    # Small blocks, row slices and pool chunks: 3 blocks x 2 row slices x 4 pool chunks = 24 units.
-    monkeypatch.setattr(baselines.prefix, "BLOCK_BYTES", 5 * 6 * 3 * 3 * 8)
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_dmmse_with_progress_is_bit_identical_and_counts_every_unit(backend, monkeypatch):
+    # Small blocks, row slices and pool chunks: 3 blocks (5, 5, 3 sequences; positions 1..6 go through the
+    # pool: 30, 30, 18 rows) x 2 row slices x 4 pool chunks = 24 units.
+    monkeypatch.setattr(baselines.prefix, "BLOCK_BYTES", 5 * 7 * 3 * 3 * 8)
     monkeypatch.setattr(baselines.dmmse, "ROWS", 16)
     monkeypatch.setattr(baselines.dmmse, "POOL_CHUNK", 8)
     rng = np.random.default_rng(0)
-    xs, ys, pool = rng.standard_normal((13, 6, 3)), rng.standard_normal((13, 6)), rng.standard_normal((30, 3))
+    xs, ys, pool = rng.standard_normal((13, 7, 3)), rng.standard_normal((13, 7)), rng.standard_normal((30, 3))
     calls = []
-    plain = dmmse_predictions(xs, ys, pool=pool, noise_scale=0.5, workers=2)
+    plain = dmmse_predictions(xs, ys, pool=pool, noise_scale=0.5, workers=2, backend=backend)
     reported = dmmse_predictions(
-        xs, ys, pool=pool, noise_scale=0.5, workers=2, progress=lambda done, total: calls.append((done, total))
+        xs,
+        ys,
+        pool=pool,
+        noise_scale=0.5,
+        workers=2,
+        backend=backend,
+        progress=lambda done, total: calls.append((done, total)),
     )
     assert np.array_equal(plain, reported)
     done = [d for d, _ in calls]

@@ -46,14 +46,15 @@ def test_smoothed_dmmse_equals_the_mixture_posterior_mean(n_dims, n_points, n_ta
     assert_close(preds, smoothed_reference(xs, ys, pool, noise_scale, smoothing), rtol=1e-9)
 
 
-def test_smoothed_dmmse_streams_over_pool_chunks_and_blocks(monkeypatch):
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_smoothed_dmmse_streams_over_pool_chunks_and_blocks(backend, monkeypatch):
     monkeypatch.setattr(baselines.dmmse, "ROWS", 7)
     monkeypatch.setattr(baselines.dmmse, "POOL_CHUNK", 5)
     monkeypatch.setattr(baselines.prefix, "BLOCK_BYTES", 4096)
     rng = np.random.default_rng(12)
     pool = rng.standard_normal((37, 3))
     xs, ys = regression_data(rng, 9, 10, 3, 0.5, pool)
-    preds = smoothed_dmmse_predictions(xs, ys, pool=pool, noise_scale=0.5, smoothing=0.3)
+    preds = smoothed_dmmse_predictions(xs, ys, pool=pool, noise_scale=0.5, smoothing=0.3, backend=backend)
     assert_close(preds, smoothed_reference(xs, ys, pool, 0.5, 0.3), rtol=1e-9)
 
 
