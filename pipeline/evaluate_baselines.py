@@ -1,4 +1,5 @@
-"""Entry point: score ridge, dMMSE and optionally a trained transformer on fixed T_Pretrain / T_True sets.
+"""Entry point: score ridge, dMMSE and optionally a trained transformer on fixed T_Pretrain / T_True sets
+(and, with smoothed_held_out > 0, smoothed dMMSE at the s that is best on held-out fresh-task sequences).
 
 Logs the eval sets and every estimator's predictions (eval/, and as dataset inputs), loss/D and Delta
 averaged over positions (metrics; see pipeline/evaluation.py for the keys), per position (a table and a
@@ -16,6 +17,7 @@ from pipeline.cli import EntryCommand, entry_point, log_pool_size, open_pool, op
 from pipeline.datasets import log_eval_datasets
 from pipeline.evaluation import (
     build_eval_sets,
+    choose_smoothing,
     estimator_predictions,
     log_curves,
     log_position_table,
@@ -51,10 +53,19 @@ def evaluate_baselines(tracking, settings, *, parent=None, label=None):
             "predictions (eval/), and leave the estimators' numbers here."
         )
         eval_sets = build_eval_sets(pool, evaluation)
+        smoothing = None
+        if settings.smoothed_held_out and pool.tasks is not None:
+            start = time.perf_counter()
+            smoothing, tuned = choose_smoothing(pool, evaluation, settings.smoothed_held_out, settings.smoothed_seed)
+            run.log_metrics({"smoothed_dmmse/smoothing": smoothing, "smoothed_dmmse/held_out_loss": tuned})
+            click.echo(
+                f"smoothed dMMSE: s = {smoothing:.4g} (loss/D {tuned:.4f} on {settings.smoothed_held_out} held-out "
+                f"sequences), chosen in {time.perf_counter() - start:.1f} s"
+            )
         preds, curves = {}, {}
         for dist, eval_set in eval_sets.items():
             start = time.perf_counter()
-            preds[dist] = estimator_predictions(pool, eval_set, evaluation.noise_scale)
+            preds[dist] = estimator_predictions(pool, eval_set, evaluation.noise_scale, smoothing=smoothing)
             click.echo(
                 f"{dist}: estimators on {len(eval_set.xs)} sequences, M={pool.n_tasks}: "
                 f"{time.perf_counter() - start:.1f} s"

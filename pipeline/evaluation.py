@@ -22,17 +22,22 @@ import torch
 from tqdm import tqdm
 
 from baselines import (
+    best_smoothing,
     delta,
     dmmse_predictions,
     laplace_predictions,
     loss_vs_noiseless,
     loss_vs_noisy,
     ridge_predictions,
+    smoothed_dmmse_predictions,
 )
 from pipeline.types import InputError
 from tasks import make_eval_set
 
 PAIRS = (("pt", "dmmse"), ("pt", "ridge"), ("dmmse", "ridge"), ("pt", "laplace"), ("laplace", "ridge"))
+PAIRS += (("pt", "smoothed_dmmse"), ("smoothed_dmmse", "ridge"))
+# The estimators whose predictions an evaluate_baselines run caches for the trainings that reuse it.
+ESTIMATORS = ("ridge", "dmmse", "laplace", "smoothed_dmmse")
 # The Laplace prior's Bayes predictor is a seeded Gibbs estimate (baselines/laplace.py): its seed.
 LAPLACE_SEED = 0
 
@@ -52,9 +57,9 @@ def build_eval_sets(pool, settings):
 DMMSE_BAR_WORK = 2**30
 
 
-def estimator_predictions(pool, eval_set, noise_scale):
-    """Ridge (lambda = sigma^2 / tau^2), for a finite pool dMMSE, and with Laplace tasks the Laplace prior's
-    Bayes predictor, on one eval set. Shapes: (N, K) each."""
+def estimator_predictions(pool, eval_set, noise_scale, *, smoothing=None):
+    """Ridge (lambda = sigma^2 / tau^2), for a finite pool dMMSE (and smoothed dMMSE at `smoothing`, when
+    given), and with Laplace tasks the Laplace prior's Bayes predictor, on one eval set. Shapes: (N, K) each."""
     preds = {"ridge": ridge_predictions(eval_set.xs, eval_set.ys, lam=noise_scale**2 / pool.task_scale**2)}
     if pool.task_prior == "laplace":
         preds["laplace"] = laplace_predictions(
@@ -73,7 +78,27 @@ def estimator_predictions(pool, eval_set, noise_scale):
             preds["dmmse"] = dmmse_predictions(
                 eval_set.xs, eval_set.ys, pool=pool.tasks, noise_scale=noise_scale, progress=progress
             )
+        if smoothing is not None:
+            preds["smoothed_dmmse"] = smoothed_dmmse_predictions(
+                eval_set.xs, eval_set.ys, pool=pool.tasks, noise_scale=noise_scale, smoothing=smoothing
+            )
     return preds
+
+
+def choose_smoothing(pool, evaluation, held_out, seed):
+    """Smoothed dMMSE's s for `pool` (paper Fig. 12): the best on `held_out` fresh-task (T_True) sequences
+    drawn with `seed` under EvalSettings `evaluation`, which must not be the eval set's seeds. Returns
+    (s, its loss/D on them)."""
+    clash = [
+        name for name in ("eval_data_seed", "eval_task_seed", "eval_noise_seed") if getattr(evaluation, name) == seed
+    ]
+    if clash:
+        raise InputError(f"smoothed_seed={seed} is also {clash[0]}: the held-out sequences would be the eval set's")
+    settings = dataclasses.replace(
+        evaluation, n_eval=held_out, eval_data_seed=seed, eval_task_seed=seed, eval_noise_seed=seed
+    )
+    tuning = make_eval_set("true", pool, settings)
+    return best_smoothing(tuning.xs, tuning.ys, tuning.ws, pool=pool.tasks, noise_scale=evaluation.noise_scale)
 
 
 # Rows per evaluation chunk on a CPU: 2^19 activations (rows x 2K tokens x n_embd, 2 MiB) stay in cache.

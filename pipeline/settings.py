@@ -71,6 +71,13 @@ OPTIONS = {
     "eval_data_seed": Option(SEED, 104, "seed of the evaluation inputs."),
     "eval_task_seed": Option(SEED, 105, "seed of the evaluation tasks (pool picks on T_Pretrain, fresh w on T_True)."),
     "eval_noise_seed": Option(SEED, 106, "seed of the evaluation noise."),
+    "smoothed_held_out": Option(
+        click.IntRange(min=0),
+        0,
+        "evaluate_baselines: also score smoothed dMMSE (paper Fig. 12), its smoothing s chosen on this many "
+        "fresh-task sequences drawn with smoothed_seed (0: not scored; each try of s costs a dMMSE pass on them).",
+    ),
+    "smoothed_seed": Option(SEED, 108, "seed of smoothed dMMSE's held-out sequences (inputs, tasks and noise)."),
     "eval_every": Option(POSITIVE, 1000, "training steps between evaluations on the fixed eval sets."),
     "n_eval": Option(POSITIVE, 4096, "sequences in each evaluation set (T_Pretrain and T_True)."),
     "device": Option(DEVICE, "auto", "torch device for training: auto, cpu, cuda or cuda:N."),
@@ -174,6 +181,8 @@ class BaselinesSettings:
     n_dims: int
     evaluation: EvalSettings
     model: str
+    smoothed_held_out: int
+    smoothed_seed: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -247,8 +256,9 @@ def flat(settings):
 
 
 # Options added after runs were logged without them; those runs behaved as the option's default does
-# (Gaussian tasks), so a missing param counts as the default and rerunning a sweep still reuses them.
-ADDED_LATER = ("task_prior",)
+# (Gaussian tasks, no smoothed dMMSE), so a missing param counts as the default and rerunning a sweep still
+# reuses them.
+ADDED_LATER = ("task_prior", "smoothed_held_out", "smoothed_seed")
 
 
 def same_params(logged, wanted):

@@ -37,6 +37,7 @@ from pipeline.datasets import log_eval_datasets, pool_dataset
 from pipeline.devices import cores_per_rank, device_of, fixed_threads
 from pipeline.distributed import follow, ranks
 from pipeline.evaluation import (
+    ESTIMATORS,
     build_eval_sets,
     check_pool,
     check_sanity,
@@ -277,7 +278,7 @@ def _evaluation(settings, pool):
         evaluation = {}
         for path in sorted(Path(folder).glob("*.npz")):
             with np.load(path) as data:
-                preds = {name: data[name] for name in ("ridge", "dmmse", "laplace") if name in data}
+                preds = {name: data[name] for name in ESTIMATORS if name in data}
                 evaluation[path.stem] = (EvalSet(data["xs"], data["ws"], data["ys"]), preds)
     return evaluation
 

@@ -131,3 +131,50 @@ def test_linked_axes_vary_together_and_a_dimension_sweep_is_analysed(store, dims
     for d, delta in zip(rows["n_dims"], rows["true/delta_pt_ridge"], strict=True):
         assert delta == pytest.approx(tracked[d, 4]["true/delta_pt_ridge"])
     assert "n_dims=2, n_points=4:" in output
+
+
+def test_smoothed_dmmse_is_scored_by_evaluate_baselines_and_read_back_by_train_and_the_analysis(store):
+    """smoothed_held_out > 0: evaluate_baselines chooses s on held-out fresh-task sequences (smoothed_seed)
+    and logs smoothed dMMSE beside dMMSE; the train run reusing it scores the transformer against it, and
+    the smoothing analysis reads it instead of computing it."""
+    from baselines import best_smoothing, smoothed_dmmse_predictions
+    from pipeline import main
+    from pipeline.cli import open_pool
+    from tasks import EvalSettings, make_eval_set
+
+    args = ("--preset", "smoke", "--n_tasks", "4", "--total_steps", 40, "--warmup_steps", 10, "--eval_every", 20)
+    result = invoke(main.main, *args, "--smoothed_held_out", 32, "--model_name", "smoothed")
+    assert result.exit_code == 0, result.output
+    sweep_id = re.search(r"sweep run: runs:/(\w+)", result.output).group(1)
+    (row,) = summary_rows(store, store.client.get_run(sweep_id))
+    baselines = store.client.get_run(row["evaluate_baselines_run"])
+    assert baselines.data.params["smoothed_held_out"] == "32" and baselines.data.params["smoothed_seed"] == "108"
+    pool = open_pool(f"runs:/{row['generate_pool_run']}/pool/pool.npz")
+    tuning = make_eval_set("true", pool, EvalSettings(32, 8, 0.5, 1.0, 108, 108, 108))
+    s, held_out_loss = best_smoothing(tuning.xs, tuning.ys, tuning.ws, pool=pool.tasks, noise_scale=0.5)
+    metrics = baselines.data.metrics
+    assert metrics["smoothed_dmmse/smoothing"] == pytest.approx(s, rel=1e-12)
+    assert metrics["smoothed_dmmse/held_out_loss"] == pytest.approx(held_out_loss, rel=1e-12)
+    arrays = np.load(store.client.download_artifacts(baselines.info.run_id, "eval/true.npz", str(store.folder)))
+    xs, ys = arrays["xs"].astype(np.float64), arrays["ys"].astype(np.float64)
+    expected = smoothed_dmmse_predictions(xs, ys, pool=pool.tasks, noise_scale=0.5, smoothing=s)
+    np.testing.assert_allclose(arrays["smoothed_dmmse"], expected, rtol=1e-12)
+    assert {"pretrain/delta_smoothed_dmmse_ridge", "true/smoothed_dmmse/loss_noiseless"} <= set(metrics)
+    train_metrics = store.client.get_run(row["train_run"]).data.metrics
+    assert {"true/delta_pt_smoothed_dmmse", "pretrain/delta_pt_smoothed_dmmse"} <= set(train_metrics)
+    run, _ = analysed(store, store.client.get_run(sweep_id), "smoothing")
+    rows = table(store, run, "smoothing/smoothing.json")
+    assert rows["source"] == [f"runs:/{baselines.info.run_id}"]
+    assert rows["smoothing"] == [pytest.approx(s)]
+    assert rows["smoothed_dmmse"] == [pytest.approx(metrics["true/smoothed_dmmse/loss_noiseless"])]
+
+
+def test_smoothed_dmmse_refuses_a_seed_that_is_the_eval_sets(store, sweep):
+    from pipeline import evaluate_baselines
+
+    pool_uri = f"runs:/{sweep.runs['pool-m4'].info.run_id}/pool/pool.npz"
+    args = ("--pool", pool_uri, "--n_dims", 4, "--n_points", 8, "--n_eval", 64, "--smoothed_held_out", 16)
+    result = invoke(evaluate_baselines.main, *args, "--smoothed_seed", 105)
+    assert result.exit_code == 1
+    message = "Error: smoothed_seed=105 is also eval_task_seed: the held-out sequences would be the eval set's"
+    assert message in result.output

@@ -1,10 +1,11 @@
 """Smoothed dMMSE (paper Fig. 12): is the transformer better on fresh tasks than the Bayes predictor for a
 pool blurred into a mixture of Gaussians, (1/M) sum_i N(w_i, s^2 I), even with the best s?
 
-Per finite M of the sweep, s is chosen by a 1-D search on `held_out` fresh-task (T_True) sequences of its
-own (seeded, distinct from the eval set), then smoothed dMMSE is scored on the sweep's tracked T_True
-eval set, the one the transformer, dMMSE and ridge were scored on: their losses are read from the
-summary, only smoothed dMMSE's is computed here (it is tracked nowhere).
+Per finite M of the sweep, smoothed dMMSE's T_True loss/D and its s are read from the evaluate_baselines
+run where it scored them (sweeps run with smoothed_held_out > 0). Otherwise s is chosen here by a 1-D
+search on `held_out` fresh-task (T_True) sequences of its own (seeded, distinct from the eval set), then
+smoothed dMMSE is scored on the sweep's tracked T_True eval set, the one the transformer, dMMSE and ridge
+were scored on; their losses are read from the summary. The table's `source` column says which.
 """
 
 import math
@@ -24,6 +25,8 @@ from tasks import EvalSettings, make_eval_set
 LOSS = "true/{}/loss_noiseless"
 SMOOTHED = ("smoothed dMMSE (best s)", "C3")
 EVAL_SEEDS = ("eval_data_seed", "eval_task_seed", "eval_noise_seed")
+# What an evaluate_baselines run with smoothed_held_out > 0 logs: s, its held-out loss/D, T_True loss/D.
+TRACKED = ("smoothed_dmmse/smoothing", "smoothed_dmmse/held_out_loss", "true/smoothed_dmmse/loss_noiseless")
 
 
 def smoothing(client, sweep, *, held_out, seed):
@@ -33,22 +36,18 @@ def smoothing(client, sweep, *, held_out, seed):
     if clash:
         raise InputError(f"seed={seed} is the sweep's {clash[0]}: the held-out sequences would be its eval set")
     table = {"curve": [], "n_tasks": [], "smoothing": [], "held_out_loss": [], "pt": [], "dmmse": []}
-    table |= {"smoothed_dmmse": [], "ridge": [], "train_run": []}
+    table |= {"smoothed_dmmse": [], "ridge": [], "source": [], "train_run": []}
     metrics, findings, runs = {}, [], []
     for row in sweep.rows:
         if not (math.isfinite(row["n_tasks"]) and row["n_tasks"] >= 2):
             continue
-        value = {key: float(row.get(key, sweep.params[key])) for key in ("noise_scale", "data_scale", "n_points")}
-        pool = open_pool(f"runs:/{row['generate_pool_run']}/{POOL_ARTIFACT}")
-        noise = value["noise_scale"]
-        settings = EvalSettings(held_out, int(value["n_points"]), noise, value["data_scale"], seed, seed, seed)
-        tuning = make_eval_set("true", pool, settings)
-        best, held_out_loss = best_smoothing(tuning.xs, tuning.ys, tuning.ws, pool=pool.tasks, noise_scale=noise)
-        with tempfile.TemporaryDirectory() as folder:
-            arrays = np.load(client.download_artifacts(row["evaluate_baselines_run"], "eval/true.npz", folder))
-            xs, ys, ws = (arrays[key].astype(np.float64) for key in ("xs", "ys", "ws"))
-        preds = smoothed_dmmse_predictions(xs, ys, pool=pool.tasks, noise_scale=noise, smoothing=best)
-        loss = float(loss_vs_noiseless(preds, xs, ws).mean())
+        tracked = client.get_run(row["evaluate_baselines_run"]).data.metrics
+        if TRACKED[0] in tracked:
+            best, held_out_loss, loss = (tracked[key] for key in TRACKED)
+            table["source"].append(f"runs:/{row['evaluate_baselines_run']}")
+        else:
+            best, held_out_loss, loss = _computed(client, sweep, row, held_out, seed)
+            table["source"].append("computed here")
         curve, m = sweep.curve(row), row["n_tasks"]
         found = {name: row[LOSS.format(name)] for name in ("pt", "dmmse", "ridge")}
         for key, item in (("curve", curve), ("n_tasks", m), ("smoothing", best), ("held_out_loss", held_out_loss)):
@@ -76,6 +75,22 @@ def smoothing(client, sweep, *, held_out, seed):
         findings=findings,
         runs=sorted(set(runs)),
     )
+
+
+def _computed(client, sweep, row, held_out, seed):
+    """(s, its held-out loss/D, T_True loss/D) of smoothed dMMSE for a sweep row whose evaluate_baselines run
+    did not score it: s chosen on `held_out` sequences drawn with `seed`, scored on the tracked T_True set."""
+    value = {key: float(row.get(key, sweep.params[key])) for key in ("noise_scale", "data_scale", "n_points")}
+    pool = open_pool(f"runs:/{row['generate_pool_run']}/{POOL_ARTIFACT}")
+    noise = value["noise_scale"]
+    settings = EvalSettings(held_out, int(value["n_points"]), noise, value["data_scale"], seed, seed, seed)
+    tuning = make_eval_set("true", pool, settings)
+    best, held_out_loss = best_smoothing(tuning.xs, tuning.ys, tuning.ws, pool=pool.tasks, noise_scale=noise)
+    with tempfile.TemporaryDirectory() as folder:
+        arrays = np.load(client.download_artifacts(row["evaluate_baselines_run"], "eval/true.npz", folder))
+        xs, ys, ws = (arrays[key].astype(np.float64) for key in ("xs", "ys", "ws"))
+    preds = smoothed_dmmse_predictions(xs, ys, pool=pool.tasks, noise_scale=noise, smoothing=best)
+    return best, held_out_loss, float(loss_vs_noiseless(preds, xs, ws).mean())
 
 
 def _figure(sweep, table):
