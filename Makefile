@@ -52,6 +52,7 @@ mlproject: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.estimators
 	$(BIN)/python -m benchmarks.evaluation
 	$(BIN)/python -m benchmarks.ensemble
 	$(BIN)/python -m benchmarks.compiled

@@ -38,7 +38,7 @@ from baselines import dmmse_torch
 from baselines.checks import as_context, as_pool
 from baselines.prefix import prefix_moments, sequence_blocks
 
-# Sizes picked by measurement (benchmarks/run.py): a (ROWS, POOL_CHUNK) float64 block
+# Sizes picked by measurement (benchmarks/estimators.py): a (ROWS, POOL_CHUNK) float64 block
 # (4 MiB) stays in cache, and the matrix products are large enough for BLAS to be efficient.
 ROWS = 512
 POOL_CHUNK = 1024
@@ -46,7 +46,7 @@ POOL_CHUNK = 1024
 # 1e-304, so the bias is at most M * 1e-304 relative, and exp never has to produce a denormal or an
 # underflow, which numpy's vectorised exp handles about 8x slower (measured in benchmarks/).
 FLOOR = -700.0
-# The backend on a machine without CUDA: measured side by side in benchmarks/run.py (`make bench`).
+# The backend on a machine without CUDA: measured side by side in benchmarks/estimators.py (`make bench`).
 CPU_BACKEND = "torch"
 
 

@@ -1,5 +1,5 @@
-"""The GPU benchmark runs: in its dry mode on this CPU (the same code path as on CUDA, the smoke model),
-and without CUDA it says so in one line."""
+"""The benchmarks run: the GPU one in its dry mode on this CPU (the same code path as on CUDA, the smoke model),
+and without CUDA it says so in one line; the estimators one in its quick mode."""
 
 import subprocess
 import sys
@@ -29,3 +29,13 @@ def test_gpu_benchmark_without_cuda_says_so():
     assert result.returncode == 1 and result.stderr.strip().splitlines() == [
         "Error: no CUDA device here: run with --dry to check the script on a CPU"
     ]
+
+
+def test_estimator_benchmark_quick_run_agrees_with_the_loop_for_every_backend():
+    command = [sys.executable, "-m", "benchmarks.estimators", "--quick", "--n-seqs", "16"]
+    result = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split(" | ") for line in result.stdout.splitlines() if line.startswith("| dMMSE |")]
+    backends = ["numpy", "torch"] + (["torch (cuda)"] if torch.cuda.is_available() else [])
+    assert [row[4] for row in rows] == backends * 2  # D = 8 and D = 32
+    assert all(float(row[9]) <= 1e-10 for row in rows), rows  # agreement with the per-prefix loop, relative
