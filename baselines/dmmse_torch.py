@@ -2,10 +2,10 @@
 
 The same computation as the numpy loop in baselines.dmmse (`_posterior_means`): per pool chunk, one
 matrix product gives every prefix row's log-weights relative to its running maximum, and a running
-log-sum-exp folds them into the weighted task sums. Two differences, both so that the loop never waits
-on the device: the running maximum is updated for every row without asking which rows grew (no
-device-to-host copy inside the loop), and the weighted sums are kept transposed, (D + 1, R), which
-measured about 2x faster than (R, D + 1) for torch's product on a CPU.
+log-sum-exp folds them into the weighted task sums. Two differences: on a CUDA device the running
+maximum is updated for every row without asking which rows grew (no device-to-host copy inside the
+loop, so the host never waits on the device), and the weighted sums are kept transposed, (D + 1, R),
+which measured about 2x faster than (R, D + 1) for torch's product on a CPU.
 Why torch: its float64 exp is vectorised on AVX2 CPUs, where numpy's is not, and it runs on CUDA.
 """
 
@@ -28,6 +28,7 @@ def posterior_means(features, blocks, *, pool, out, tick, chunk, floor):
     `tick(len(blocks))` (if not None) after each pool chunk, as in the numpy loop.
     """
     device, n_dims = pool.device, pool.shape[1]
+    on_device = device.type != "cpu"
     rows, cols = torch.triu_indices(n_dims, n_dims, device=device)
     state = []  # per slice: [coefficients, -shift] (r, F + 1) and the sums [sum e_i w_i; sum e_i] (D + 1, r)
     for b in blocks:
@@ -47,7 +48,11 @@ def posterior_means(features, blocks, *, pool, out, tick, chunk, floor):
             if start:
                 up.clamp_(min=0.0)
                 sums.mul_(torch.exp(-up))  # rescale what was accumulated to the new maximum
-            logits.sub_(up[:, None]).clamp_(min=floor).exp_()
+            # On a CPU, asking whether any row grew is free and spares a pass over the block when none
+            # did (most chunks once the maximum has settled); a device would have to wait for the answer.
+            if not start or on_device or bool(up.any()):
+                logits.sub_(up[:, None])
+            logits.clamp_(min=floor).exp_()
             sums.addmm_(tasks1, logits.T)
             scaled[:, -1].sub_(up)
         if tick is not None:
