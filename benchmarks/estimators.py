@@ -89,7 +89,7 @@ def loop_slice(n_seqs, log2_m, n_points, budget):
     return max(2, min(n_seqs, int(budget / cost)))
 
 
-def dmmse_rows(n_seqs, cases, budget):
+def dmmse_rows(n_seqs, cases, budget, chosen):
     for n_dims, n_points, log2_m, target in cases:
         n_slice = loop_slice(n_seqs, log2_m, n_points, budget)
         pool, xs, ys = make_case(n_dims, n_points, log2_m, n_seqs)
@@ -99,7 +99,7 @@ def dmmse_rows(n_seqs, cases, budget):
         del pool, xs, ys
         scale = np.abs(reference).max()
         note = "" if n_slice == n_seqs else f" (on {n_slice}, x{n_seqs / n_slice:.0f})"
-        for backend, device in backends():
+        for backend, device in chosen:
             case = {"n_dims": n_dims, "n_points": n_points, "log2_m": log2_m, "n_seqs": n_seqs}
             case |= {"n_slice": n_slice, "backend": backend, "device": device}
             with tempfile.TemporaryDirectory() as folder:
@@ -123,16 +123,24 @@ def dmmse_rows(n_seqs, cases, budget):
 @click.option("--n-seqs", default=4096, show_default=True, help="Sequences per timing.")
 @click.option("--loop-budget", default=8, show_default=True, help="Loop sequences timed at M = 2^20, K = 16.")
 @click.option("--quick", is_flag=True, help="Small cases only (M = 2^10 at D = 8, 2^8 at D = 32): checks the script.")
+@click.option("--only", default="", help="Only these cases, as D/K/log2 M separated by commas (e.g. 8/16/20,32/64/14).")
+@click.option("--backends", "names", default="", help="Only these backends (numpy, torch), separated by commas.")
 @click.option("--one", hidden=True, help="Internal: one backend's case (JSON), in a fresh process.")
 @click.option("--out", hidden=True, type=click.Path(), help="Internal: where --one saves its predictions.")
-def main(n_seqs, loop_budget, quick, one, out):
+def main(n_seqs, loop_budget, quick, only, names, one, out):
     if one:
         print(json.dumps(one_backend(json.loads(one), out)))
         return
+    cases = QUICK if quick else CASES
+    if only:
+        wanted = {tuple(int(v) for v in case.split("/")) for case in only.split(",")}
+        cases = [case for case in CASES + QUICK if case[:3] in wanted]
+    chosen = [pair for pair in backends() if not names or pair[0] in names.split(",")]
     print(f"torch {torch.__version__}, numpy {np.__version__}; {n_seqs} sequences, float64, sigma = {NOISE}\n")
     print("| estimator | D | K | M | backend | time | peak | per-prefix loop | speed-up | agreement (rel.) | target |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     _, xs, ys = make_case(8, 16, 4, n_seqs)
+    ridge_predictions(xs[:8], ys[:8], lam=NOISE**2)  # warm-up
     start = time.perf_counter()
     fast, peak = peak_growth(ridge_predictions, xs, ys, lam=NOISE**2)
     seconds = time.perf_counter() - start
@@ -145,7 +153,7 @@ def main(n_seqs, loop_budget, quick, one, out):
         f"| {loop_seconds / seconds:.1f}x | {agreement:.1e} | |",
         flush=True,
     )
-    dmmse_rows(n_seqs, QUICK if quick else CASES, loop_budget)
+    dmmse_rows(n_seqs, cases, loop_budget, chosen)
 
 
 if __name__ == "__main__":

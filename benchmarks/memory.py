@@ -1,7 +1,7 @@
 """Peak memory of one call, whoever allocates it (numpy, torch's CPU allocator, BLAS).
 
 tracemalloc sees only what Python and numpy allocate, not torch's tensors, so the estimators' peak is
-measured as the process's resident set size, sampled every millisecond while the call runs, minus the
+measured as the process's resident set size, sampled every 5 ms while the call runs, minus the
 size before it. On CUDA the device's own peak is added (torch.cuda.max_memory_allocated).
 """
 
@@ -31,7 +31,7 @@ def peak_growth(fn, *args, **kwargs):
         nonlocal peak
         while not done.is_set():
             peak = max(peak, _resident_bytes())
-            time.sleep(0.001)
+            time.sleep(0.005)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
