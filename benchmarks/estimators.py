@@ -134,7 +134,7 @@ def main(n_seqs, loop_budget, quick, only, names, one, out):
     cases = QUICK if quick else CASES
     if only:
         wanted = {tuple(int(v) for v in case.split("/")) for case in only.split(",")}
-        cases = [case for case in CASES + QUICK if case[:3] in wanted]
+        cases = [case for case in dict.fromkeys(CASES + QUICK) if case[:3] in wanted]
     chosen = [pair for pair in backends() if not names or pair[0] in names.split(",")]
     print(f"torch {torch.__version__}, numpy {np.__version__}; {n_seqs} sequences, float64, sigma = {NOISE}\n")
     print("| estimator | D | K | M | backend | time | peak | per-prefix loop | speed-up | agreement (rel.) | target |")
