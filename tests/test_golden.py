@@ -5,6 +5,11 @@ Later changes of what is logged edited the files mechanically, never a value: th
 metrics became a table, train/* became training/*, a train run no longer repeats the estimators' metrics
 (they stay on the baselines run), and every run gained log2_n_tasks.
 
+dMMSE's numbers (every key naming dmmse) are compared to 1e-12 relative since its torch backend and
+the pool mean at position 0 (2026-11-30): the same sums in another order, so they moved in the last
+bits (the first one seen: 0.17286803458596792 became 0.1728680345859679); everything else still equals
+the record bit for bit.
+
 Float results depend on the torch thread count, so the file recorded with the count the sweep uses (every
 core of this machine, for the inline executor) is used.
 """
@@ -32,4 +37,8 @@ def test_smoke_sweep_metrics_equal_the_recorded_ones(store, sweep):
         assert set(sweep.runs[name].data.metrics) == set(metrics), name
         for key, history in metrics.items():
             got = sorted(store.client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
-            assert [[m.step, m.value] for m in got] == history, (name, key)
+            if "dmmse" in key:
+                assert [m.step for m in got] == [step for step, _ in history], (name, key)
+                assert [m.value for m in got] == pytest.approx([v for _, v in history], rel=1e-12), (name, key)
+            else:
+                assert [[m.step, m.value] for m in got] == history, (name, key)
