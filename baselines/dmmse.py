@@ -94,6 +94,7 @@ def mixture_predictions(
     engine = _engine(backend, device, pool)
     workers = 1 if engine.device is not None and engine.device.type != "cpu" else workers
     preds = np.empty(ys.shape)
+    pool_mean = pool.mean(axis=0)
     blocks = sequence_blocks(xs)
     # Position 0 has an empty context: every weight is equal and its estimate is the pool mean, so only
     # the rows of positions 1..K-1 go through the pool (a sixteenth less work at K = 16).
@@ -116,7 +117,7 @@ def mixture_predictions(
                 moment_a = moment
             features = _prefix_features(gram[:, 1:], moment_a[:, 1:], noise_scale)  # (b*(K-1), F)
             w_hat = np.empty(xs[block].shape)
-            w_hat[:, 0] = pool.mean(axis=0)
+            w_hat[:, 0] = pool_mean
             later = np.empty((len(features), xs.shape[2]))
             # A thread with no rows would stream the whole pool for nothing: only non-empty shares.
             shares = [share for share in (block_rows[i::workers] for i in range(workers)) if share]

@@ -7,6 +7,7 @@ figure), and log2_n_tasks. `train` reuses the cached eval sets and predictions t
 which it prints last.
 """
 
+import dataclasses
 import tempfile
 import time
 
@@ -17,6 +18,7 @@ from pipeline.cli import EntryCommand, entry_point, log_pool_size, open_pool, op
 from pipeline.datasets import log_eval_datasets
 from pipeline.evaluation import (
     build_eval_sets,
+    check_smoothed_seed,
     choose_smoothing,
     estimator_predictions,
     log_curves,
@@ -36,6 +38,8 @@ def evaluate_baselines(tracking, settings, *, parent=None, label=None):
     """Run evaluate_baselines with BaselinesSettings `settings`; returns the run id."""
     evaluation = settings.evaluation
     check_evaluation(evaluation, settings.n_dims)
+    if settings.smoothed_held_out:
+        check_smoothed_seed(evaluation, settings.smoothed_seed)
     pool = open_pool(settings.pool, settings.n_dims)
     transformer = load_registered(settings.model) if settings.model else None
     if transformer is not None and transformer.config.n_points < evaluation.n_points:
@@ -56,7 +60,15 @@ def evaluate_baselines(tracking, settings, *, parent=None, label=None):
         smoothing = None
         if settings.smoothed_held_out and pool.tasks is not None:
             start = time.perf_counter()
-            smoothing, tuned = choose_smoothing(pool, evaluation, settings.smoothed_held_out, settings.smoothed_seed)
+            seed = settings.smoothed_seed
+            held_out = dataclasses.replace(
+                evaluation,
+                n_eval=settings.smoothed_held_out,
+                eval_data_seed=seed,
+                eval_task_seed=seed,
+                eval_noise_seed=seed,
+            )
+            smoothing, tuned = choose_smoothing(pool, held_out)
             run.log_metrics({"smoothed_dmmse/smoothing": smoothing, "smoothed_dmmse/held_out_loss": tuned})
             click.echo(
                 f"smoothed dMMSE: s = {smoothing:.4g} (loss/D {tuned:.4f} on {settings.smoothed_held_out} held-out "

@@ -36,6 +36,7 @@ from tasks import make_eval_set
 
 PAIRS = (("pt", "dmmse"), ("pt", "ridge"), ("dmmse", "ridge"), ("pt", "laplace"), ("laplace", "ridge"))
 PAIRS += (("pt", "smoothed_dmmse"), ("smoothed_dmmse", "ridge"))
+EVAL_SEEDS = ("eval_data_seed", "eval_task_seed", "eval_noise_seed")
 # The estimators whose predictions an evaluate_baselines run caches for the trainings that reuse it.
 ESTIMATORS = ("ridge", "dmmse", "laplace", "smoothed_dmmse")
 # The Laplace prior's Bayes predictor is a seeded Gibbs estimate (baselines/laplace.py): its seed.
@@ -85,20 +86,19 @@ def estimator_predictions(pool, eval_set, noise_scale, *, smoothing=None):
     return preds
 
 
-def choose_smoothing(pool, evaluation, held_out, seed):
-    """Smoothed dMMSE's s for `pool` (paper Fig. 12): the best on `held_out` fresh-task (T_True) sequences
-    drawn with `seed` under EvalSettings `evaluation`, which must not be the eval set's seeds. Returns
-    (s, its loss/D on them)."""
-    clash = [
-        name for name in ("eval_data_seed", "eval_task_seed", "eval_noise_seed") if getattr(evaluation, name) == seed
-    ]
+def check_smoothed_seed(evaluation, seed):
+    """Refuse a smoothed_seed equal to one of EvalSettings `evaluation`'s seeds: its held-out sequences
+    would be the eval set's."""
+    clash = [name for name in EVAL_SEEDS if getattr(evaluation, name) == seed]
     if clash:
         raise InputError(f"smoothed_seed={seed} is also {clash[0]}: the held-out sequences would be the eval set's")
-    settings = dataclasses.replace(
-        evaluation, n_eval=held_out, eval_data_seed=seed, eval_task_seed=seed, eval_noise_seed=seed
-    )
-    tuning = make_eval_set("true", pool, settings)
-    return best_smoothing(tuning.xs, tuning.ys, tuning.ws, pool=pool.tasks, noise_scale=evaluation.noise_scale)
+
+
+def choose_smoothing(pool, held_out):
+    """Smoothed dMMSE's s for `pool` (paper Fig. 12): the best on the fresh-task (T_True) sequences that
+    EvalSettings `held_out` draws. Returns (s, its loss/D on them)."""
+    tuning = make_eval_set("true", pool, held_out)
+    return best_smoothing(tuning.xs, tuning.ys, tuning.ws, pool=pool.tasks, noise_scale=held_out.noise_scale)
 
 
 # Rows per evaluation chunk on a CPU: 2^19 activations (rows x 2K tokens x n_embd, 2 MiB) stay in cache.

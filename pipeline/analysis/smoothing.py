@@ -14,17 +14,17 @@ import tempfile
 import numpy as np
 from matplotlib.figure import Figure
 
-from baselines import best_smoothing, loss_vs_noiseless, smoothed_dmmse_predictions
+from baselines import loss_vs_noiseless, smoothed_dmmse_predictions
 from pipeline.analysis.sweep_runs import Analysis
 from pipeline.cli import open_pool
+from pipeline.evaluation import EVAL_SEEDS, choose_smoothing
 from pipeline.figures import STYLE, m_axis, table_curves
 from pipeline.generate_pool import POOL_ARTIFACT
 from pipeline.types import InputError
-from tasks import EvalSettings, make_eval_set
+from tasks import EvalSettings
 
 LOSS = "true/{}/loss_noiseless"
 SMOOTHED = ("smoothed dMMSE (best s)", "C3")
-EVAL_SEEDS = ("eval_data_seed", "eval_task_seed", "eval_noise_seed")
 # What an evaluate_baselines run with smoothed_held_out > 0 logs: s, its held-out loss/D, T_True loss/D.
 TRACKED = ("smoothed_dmmse/smoothing", "smoothed_dmmse/held_out_loss", "true/smoothed_dmmse/loss_noiseless")
 
@@ -83,9 +83,9 @@ def _computed(client, sweep, row, held_out, seed):
     value = {key: float(row.get(key, sweep.params[key])) for key in ("noise_scale", "data_scale", "n_points")}
     pool = open_pool(f"runs:/{row['generate_pool_run']}/{POOL_ARTIFACT}")
     noise = value["noise_scale"]
-    settings = EvalSettings(held_out, int(value["n_points"]), noise, value["data_scale"], seed, seed, seed)
-    tuning = make_eval_set("true", pool, settings)
-    best, held_out_loss = best_smoothing(tuning.xs, tuning.ys, tuning.ws, pool=pool.tasks, noise_scale=noise)
+    best, held_out_loss = choose_smoothing(
+        pool, EvalSettings(held_out, int(value["n_points"]), noise, value["data_scale"], seed, seed, seed)
+    )
     with tempfile.TemporaryDirectory() as folder:
         arrays = np.load(client.download_artifacts(row["evaluate_baselines_run"], "eval/true.npz", folder))
         xs, ys, ws = (arrays[key].astype(np.float64) for key in ("xs", "ys", "ws"))
