@@ -6,14 +6,15 @@ this package where only its own requirements (torch, numpy, mlflow) are installe
 from models.checkpoint import LoopState, load_checkpoint, loop_state, model_from_checkpoint, save_checkpoint
 from models.files import load_model_files, save_model_files
 from models.optim import SCHEDULES, OptimSettings, cosine, make_optimizer, param_groups, train_step, triangle
-from models.tokens import at_x_tokens, to_tokens
+from models.tokens import X_TOKENS, context, to_tokens
 from models.training import LOG_EVERY, Checkpointing, Hook, TrainingDiverged, TrainingInterrupted, train
-from models.transformer import SIZES, InContextRegressor, ModelConfig, build_model
+from models.transformer import SIZES, InContextRegressor, ModelConfig, build_model, gelu
 
 __all__ = [
     "LOG_EVERY",
     "SCHEDULES",
     "SIZES",
+    "X_TOKENS",
     "Checkpointing",
     "Hook",
     "InContextRegressor",
@@ -22,9 +23,10 @@ __all__ = [
     "OptimSettings",
     "TrainingDiverged",
     "TrainingInterrupted",
-    "at_x_tokens",
     "build_model",
+    "context",
     "cosine",
+    "gelu",
     "load_checkpoint",
     "load_model_files",
     "loop_state",

@@ -16,8 +16,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from models.optim import make_optimizer, param_groups
-from models.tokens import at_x_tokens, to_tokens
-from models.transformer import InContextRegressor
+from models.tokens import X_TOKENS, causal_mask, context
+from models.transformer import InContextRegressor, gelu
 
 
 class StackedLinear(nn.Module):
@@ -28,10 +28,14 @@ class StackedLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(members, fan_out, fan_in))
         self.bias = nn.Parameter(torch.empty(members, fan_out)) if bias else None
 
-    def forward(self, h):
+    def forward(self, h, outputs=slice(None)):
+        """All outputs, or those of the slice `outputs` (of fan_out) only."""
         flat = h.reshape(h.shape[0], -1, h.shape[-1])  # (S, N, in)
-        weight = self.weight.transpose(1, 2)  # (S, in, out)
-        out = torch.bmm(flat, weight) if self.bias is None else torch.baddbmm(self.bias[:, None], flat, weight)
+        weight = self.weight[:, outputs].transpose(1, 2)  # (S, in, out)
+        if self.bias is None:
+            out = torch.bmm(flat, weight)
+        else:
+            out = torch.baddbmm(self.bias[:, None, outputs], flat, weight)
         return out.reshape(*h.shape[:-1], out.shape[-1])
 
 
@@ -55,13 +59,20 @@ class StackedAttention(nn.Module):
         self.c_attn = StackedLinear(members, config.n_embd, 3 * config.n_embd)
         self.c_proj = StackedLinear(members, config.n_embd, config.n_embd)
 
-    def forward(self, h):
+    def forward(self, h, queries=None):
+        """As the single model's CausalSelfAttention. Shapes: (S, B, T, C) -> (S, B, T or len(queries), C)."""
         members, batch, length, width = h.shape
-        q, k, v = self.c_attn(h).split(width, dim=3)
+        if queries is None:
+            q, k, v = self.c_attn(h).split(width, dim=3)
+            mask = None
+        else:
+            q = self.c_attn(h[:, :, queries], slice(None, width))
+            k, v = self.c_attn(h, slice(width, None)).split(width, dim=3)
+            mask = causal_mask(length, queries, h.device)
         # (S, B, T, C) -> (S B, heads, T, C / heads): the members are more batch to attention
-        q, k, v = (t.reshape(members * batch, length, self.n_head, -1).transpose(1, 2) for t in (q, k, v))
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return self.c_proj(out.transpose(1, 2).reshape(members, batch, length, width))
+        q, k, v = (t.reshape(members * batch, t.shape[2], self.n_head, -1).transpose(1, 2) for t in (q, k, v))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None)
+        return self.c_proj(out.transpose(1, 2).reshape(members, batch, q.shape[2], width))
 
 
 class StackedMLP(nn.Module):
@@ -71,7 +82,7 @@ class StackedMLP(nn.Module):
         self.c_proj = StackedLinear(members, 4 * config.n_embd, config.n_embd)
 
     def forward(self, h):
-        return self.c_proj(F.gelu(self.c_fc(h), approximate="tanh"))
+        return self.c_proj(gelu(self.c_fc(h)))
 
 
 class StackedBlock(nn.Module):
@@ -82,8 +93,9 @@ class StackedBlock(nn.Module):
         self.ln_2 = StackedLayerNorm(members, config.n_embd)
         self.mlp = StackedMLP(members, config)
 
-    def forward(self, h):
-        h = h + self.attn(self.ln_1(h))
+    def forward(self, h, queries=None):
+        a = self.attn(self.ln_1(h), queries)
+        h = (h if queries is None else h[:, :, queries]) + a
         return h + self.mlp(self.ln_2(h))
 
 
@@ -135,14 +147,14 @@ class EnsembleRegressor(nn.Module):
             )
         if n_points > self.config.n_points:
             raise ValueError(f"n_points={n_points} exceeds the model's context of {self.config.n_points} points")
-        # The single model's token layout, members folded into the batch: (S B, 2K, D + 1) -> (S, B, 2K, D + 1)
-        tokens = to_tokens(xs.reshape(-1, n_points, n_dims), ys.reshape(-1, n_points))
+        # The single model's tokens, members folded into the batch: (S B, 2K - 1, D + 1) -> (S, B, 2K - 1, D + 1)
+        tokens = context(xs.reshape(-1, n_points, n_dims), ys.reshape(-1, n_points))
         tokens = tokens.reshape(members, batch, *tokens.shape[1:])
         h = self.read_in(tokens) + self.wpe["weight"][:, None, : tokens.shape[2]]
-        for block in self.blocks:
+        for block in self.blocks[:-1]:
             h = block(h)
-        out = at_x_tokens(self.ln_f(h).flatten(0, 1))  # (S B, K, C)
-        return self.read_out(out.reshape(members, batch, n_points, -1))[..., 0]
+        h = self.blocks[-1](h, X_TOKENS)  # (S, B, K, C)
+        return self.read_out(self.ln_f(h))[..., 0]
 
 
 def decayed_names(config):

@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-from models import ModelConfig, build_model, cosine, make_optimizer, param_groups, to_tokens, train_step, triangle
+from models import ModelConfig, build_model, cosine, gelu, make_optimizer, param_groups, to_tokens, train_step, triangle
 
 
 def test_token_layout_worked_example():
@@ -62,6 +63,46 @@ def test_predictions_are_causal(k):
     for out in (model(xs, ys2), model(xs2, ys)):
         torch.testing.assert_close(out[:, : k + 1], base[:, : k + 1], rtol=0, atol=0)
         assert not torch.allclose(out[:, k + 1 :], base[:, k + 1 :])
+
+
+def test_gelu_is_torchs_tanh_gelu_and_so_is_its_gradient():
+    x = torch.linspace(-12.0, 12.0, 2001, dtype=torch.float64, requires_grad=True)
+    ours, theirs = gelu(x), F.gelu(x, approximate="tanh")
+    torch.testing.assert_close(ours, theirs, rtol=1e-14, atol=1e-15)
+    grad = torch.randn(x.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    torch.testing.assert_close(torch.autograd.grad(ours, x, grad)[0], torch.autograd.grad(theirs, x, grad)[0])
+    assert torch.autograd.gradcheck(gelu, x[::50].detach().requires_grad_())
+    x32 = x.detach().float()
+    torch.testing.assert_close(gelu(x32), F.gelu(x32, approximate="tanh"), rtol=1e-6, atol=1e-6)
+
+
+def whole_network_at_x_tokens(model, xs, ys):
+    """The GPT-2 network on all 2K tokens, every block at every token, attention written out from its
+    definition and torch's tanh GELU, read at the x tokens: what the model's pruned forward must equal."""
+    tokens = to_tokens(xs, ys)
+    h = model.read_in(tokens) + model.wpe.weight[: tokens.shape[1]]
+    length, width = tokens.shape[1], model.config.n_embd
+    heads, future = model.config.n_head, torch.ones(length, length, dtype=torch.bool).triu(1)
+    for block in model.blocks:
+        q, k, v = block.attn.c_attn(block.ln_1(h)).split(width, dim=2)
+        q, k, v = (t.unflatten(2, (heads, -1)).transpose(1, 2) for t in (q, k, v))
+        scores = (q @ k.transpose(-1, -2) / math.sqrt(width // heads)).masked_fill(future, -math.inf)
+        h = h + block.attn.c_proj((scores.softmax(-1) @ v).transpose(1, 2).flatten(2))
+        h = h + block.mlp.c_proj(F.gelu(block.mlp.c_fc(block.ln_2(h)), approximate="tanh"))
+    return model.read_out(model.ln_f(h))[:, 0::2, 0]
+
+
+@pytest.mark.parametrize("n_layer, n_points", [(1, 8), (3, 8), (3, 1)])
+def test_the_pruned_forward_equals_the_whole_network_read_at_the_x_tokens(n_layer, n_points):
+    # The model leaves out y_K and computes its last block at the x tokens only: the same function.
+    model = build_model(ModelConfig(n_dims=4, n_points=8, n_layer=n_layer, n_embd=32, n_head=4), seed=2).double()
+    gen = torch.Generator().manual_seed(n_layer)
+    with torch.no_grad():
+        for p in model.parameters():  # away from the init (zero biases, unit LayerNorms) so every term counts
+            p.add_(0.3 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+    xs = torch.randn(5, n_points, 4, generator=gen, dtype=torch.float64)
+    ys = torch.randn(5, n_points, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(model(xs, ys), whole_network_at_x_tokens(model, xs, ys), rtol=1e-12, atol=1e-12)
 
 
 def test_shorter_contexts_give_the_same_prefix_predictions():
