@@ -118,7 +118,8 @@ def train(
     (models.make_optimizer), fresh or restored from the checkpoint `start` came from. `should_stop()` is
     asked after every step: when it says yes, the loop writes a checkpoint and raises TrainingInterrupted.
     Raises TrainingDiverged when the training loss stops being finite. `compile` runs the training step's
-    forward and backward through torch.compile (`compiled`); the evaluation stays eager.
+    forward and backward, and the evaluation's forward, through torch.compile (`compiled`; the evaluation
+    stays eager under `distributed`).
 
     `distributed`: this process is one rank of a torch.distributed group (torchrun) training one model on
     a shared batch: `batches` gives this rank's equal share of each step's batch, the step runs through
@@ -154,7 +155,7 @@ def train(
                 hook.on_log(done, {"training/loss": mean, "training/lr": lr})
         # ---- evaluation
         if done % eval_every == 0 or done == total:
-            curves = evaluate(model)
+            curves = evaluate(stepped if compile and not distributed else model)
             for hook in hooks:
                 hook.on_eval(done, curves)
         # ---- checkpoint: on schedule, at the end, and before stopping on request
