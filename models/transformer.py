@@ -63,8 +63,9 @@ class TanhGelu(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        z = torch.mul(x, x).mul_(GELU_SCALE * GELU_CUBIC).add_(GELU_SCALE).mul_(x)  # 2 z
-        return z.sigmoid_().mul_(x)
+        # 2 z = x (GELU_SCALE + GELU_SCALE GELU_CUBIC x^2), in place after one pass that allocates
+        z = torch.addcmul(x.new_full((), GELU_SCALE), x, x, value=GELU_SCALE * GELU_CUBIC)
+        return z.mul_(x).sigmoid_().mul_(x)
 
     @staticmethod
     def backward(ctx, grad):
