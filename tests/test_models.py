@@ -1,13 +1,17 @@
-"""The transformer: token layout, causality, exact sizes, seeded init, weight-decay groups, schedules."""
+"""The transformer: token layout, causality, the pruned forward, exact sizes, seeded init, weight-decay groups,
+schedules, chunked evaluation."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from models import ModelConfig, build_model, cosine, gelu, make_optimizer, param_groups, to_tokens, train_step, triangle
+from pipeline.evaluation import transformer_predictions
+from tasks import EvalSet
 
 
 def test_token_layout_worked_example():
@@ -159,3 +163,20 @@ def test_schedules_at_their_edges(schedule):
     assert schedule(175, **kw) == pytest.approx(quarter_down)
     with pytest.raises(ValueError, match=r"warmup_steps=400 must be in \[0, total_steps=400\)"):
         schedule(0, lr=1e-3, warmup_steps=400, total_steps=400)
+
+
+def test_chunked_evaluation_pads_the_last_chunk_and_keeps_each_rows_prediction():
+    model = build_model(ModelConfig(n_dims=4, n_points=8, n_layer=2, n_embd=32, n_head=2), seed=1).double()
+    gen = torch.Generator().manual_seed(3)
+    xs, ys = (
+        torch.randn(11, 8, 4, generator=gen, dtype=torch.float64),
+        torch.randn(11, 8, generator=gen, dtype=torch.float64),
+    )
+    shapes = []
+    hook = model.register_forward_pre_hook(lambda module, args: shapes.append(len(args[0])))
+    preds = transformer_predictions(model, EvalSet(xs.numpy(), None, ys.numpy()), device="cpu", chunk=4)
+    hook.remove()
+    assert shapes == [4, 4, 4] and preds.shape == (11, 8)  # 4 + 4 + 3 rows, the last padded to 4
+    with torch.no_grad():
+        np.testing.assert_allclose(preds, model(xs, ys).numpy(), rtol=1e-12, atol=1e-12)
+    assert model.training  # put back in training mode
