@@ -17,6 +17,7 @@ from pipeline.bounds import check_evaluation
 from pipeline.cli import EntryCommand, entry_point, log_pool_size, open_pool, options, pool_label
 from pipeline.datasets import log_eval_datasets
 from pipeline.evaluation import (
+    EVAL_SEEDS,
     build_eval_sets,
     check_smoothed_seed,
     choose_smoothing,
@@ -60,14 +61,8 @@ def evaluate_baselines(tracking, settings, *, parent=None, label=None):
         smoothing = None
         if settings.smoothed_held_out and pool.tasks is not None:
             start = time.perf_counter()
-            seed = settings.smoothed_seed
-            held_out = dataclasses.replace(
-                evaluation,
-                n_eval=settings.smoothed_held_out,
-                eval_data_seed=seed,
-                eval_task_seed=seed,
-                eval_noise_seed=seed,
-            )
+            seeds = dict.fromkeys(EVAL_SEEDS, settings.smoothed_seed)
+            held_out = dataclasses.replace(evaluation, n_eval=settings.smoothed_held_out, **seeds)
             smoothing, tuned = choose_smoothing(pool, held_out)
             run.log_metrics({"smoothed_dmmse/smoothing": smoothing, "smoothed_dmmse/held_out_loss": tuned})
             click.echo(
