@@ -73,6 +73,12 @@ def compiled(model):
     return torch.compile(model, dynamic=False)
 
 
+def thread_safe(model):
+    """Whether `model` may run its forward in several threads at once: an eager one may; one behind
+    torch.compile may not (neither dynamo nor inductor is thread-safe: pytorch/pytorch#118260)."""
+    return not isinstance(model, torch._dynamo.eval_frame.OptimizedModule)
+
+
 def data_parallel(model):
     """`model` behind DistributedDataParallel (the process group is initialised): its backward averages the
     gradients over the ranks. It shares `model`'s parameters, like `compiled`."""

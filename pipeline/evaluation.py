@@ -31,6 +31,8 @@ from baselines import (
     ridge_predictions,
     smoothed_dmmse_predictions,
 )
+from models.training import thread_safe
+from pipeline.devices import in_threads
 from pipeline.types import InputError
 from tasks import make_eval_set
 
@@ -101,36 +103,55 @@ def choose_smoothing(pool, held_out):
     return best_smoothing(tuning.xs, tuning.ys, tuning.ws, pool=pool.tasks, noise_scale=held_out.noise_scale)
 
 
-# Rows per evaluation chunk on a CPU: 2^18 activations (rows x 2K tokens x n_embd, 1 MiB) stay in cache.
-# Measured on 4096 sequences, 2 cores (benchmarks/evaluation.py and a sweep of chunk sizes): chunks of 256
-# (small) and 128 (base) were 1.9x and 1.7x faster than one chunk; with the pruned forward, halving them
-# to 128 and 64 gained another 2-8%. A GPU takes far larger chunks.
-CPU_CHUNK_ACTIVATIONS = 2**18
+# Rows per evaluation chunk on a CPU: 2^17 activations (rows x 2K tokens x n_embd, 512 KiB) for each thread
+# that computes the chunk stay in its core's cache. Measured on 4096 sequences, 2 cores (benchmarks/
+# evaluation.py and sweeps of chunk sizes): chunks were 1.7-1.9x faster than one chunk of everything; at one
+# thread per chunk, 2^17 beat 2^18 and 2^16 (small 1.31 s against 1.71 and 1.57, base 7.65 against 7.99 and
+# 7.83, one thread), and with two threads splitting each chunk 2^18 beat 2^17. A GPU takes far larger chunks.
+CPU_CHUNK_ACTIVATIONS = 2**17
 CUDA_CHUNK_ACTIVATIONS = 2**26
 
 
-def chunk_rows(config, device):
-    """Sequences per forward pass when evaluating a model of ModelConfig `config` on `device`."""
-    budget = CUDA_CHUNK_ACTIVATIONS if torch.device(device).type == "cuda" else CPU_CHUNK_ACTIVATIONS
+def chunk_rows(config, device, threads=1):
+    """Sequences per forward pass when evaluating a model of ModelConfig `config` on `device`, with `threads`
+    CPU threads splitting each chunk's operations."""
+    budget = CUDA_CHUNK_ACTIVATIONS if torch.device(device).type == "cuda" else CPU_CHUNK_ACTIVATIONS * threads
     return max(1, budget // (2 * config.n_points * config.n_embd))
 
 
-@torch.no_grad()
-def transformer_predictions(model, eval_set, *, device, chunk=None):
+def transformer_predictions(model, eval_set, *, device, chunk=None, workers=None):
     """The transformer's predictions on an eval set, `chunk` sequences at a time (default: chunk_rows).
-    A short last chunk is padded with zeros to `chunk` rows, so a compiled model (models.training.compiled,
-    static shapes) sees one shape; each row's prediction is its own. Shapes: -> (N, K) float64."""
-    chunk = chunk or chunk_rows(model.config, device)
-    model.eval()
-    out = []
-    for start in range(0, len(eval_set.xs), chunk):
+
+    On a CPU the chunks are shared among `workers` threads (default: torch's thread count), each computing
+    whole chunks at one torch thread (pipeline/devices.py in_threads); a compiled model, which is not
+    thread-safe, computes them in turn with torch's threads splitting each. A short last chunk is padded
+    with zeros to `chunk` rows, so a compiled model (models.training.compiled, static shapes) sees one
+    shape; each row's prediction is its own, whatever the chunking and threads. The model's train/eval
+    mode is left as it was. Shapes: -> (N, K) float64."""
+    if workers is None:
+        shared = torch.device(device).type == "cpu" and thread_safe(model)
+        workers = torch.get_num_threads() if shared else 1
+    chunk = chunk or chunk_rows(model.config, device, threads=1 if workers > 1 else torch.get_num_threads())
+    starts = range(0, len(eval_set.xs), chunk)
+
+    def predict(start):
         xs = torch.from_numpy(eval_set.xs[start : start + chunk]).to(device)
         ys = torch.from_numpy(eval_set.ys[start : start + chunk]).to(device)
         rows = len(xs)
         if start and rows < chunk:
             xs, ys = _padded(xs, chunk), _padded(ys, chunk)
-        out.append(model(xs, ys)[:rows].double().cpu().numpy())
-    model.train()
+        with torch.no_grad():  # per thread: a worker thread starts with gradients on
+            return model(xs, ys)[:rows].double().cpu().numpy()
+
+    training = model.training
+    model.eval()
+    try:
+        if workers > 1 and len(starts) > 1:
+            out = in_threads(predict, starts, min(workers, len(starts)))
+        else:
+            out = [predict(start) for start in starts]
+    finally:
+        model.train(training)
     return np.concatenate(out)
 
 

@@ -1,0 +1,72 @@
+"""The transformer's evaluation on a CPU: chunks shared among threads at one torch thread each
+(pipeline/evaluation.py transformer_predictions, pipeline/devices.py in_threads)."""
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from models import ModelConfig, build_model
+from models.training import compiled, thread_safe
+from pipeline.devices import fixed_threads, in_threads
+from pipeline.evaluation import chunk_rows, transformer_predictions
+from tasks import EvalSet
+
+
+def eval_set(n, seed=0):
+    rng = np.random.default_rng(seed)
+    xs = rng.standard_normal((n, 16, 8)).astype(np.float32)
+    return EvalSet(xs, None, rng.standard_normal((n, 16)).astype(np.float32))
+
+
+def test_chunks_shared_among_threads_give_the_predictions_of_two_threads_splitting_each_chunk_bit_for_bit():
+    model = build_model(ModelConfig.of_size("small", n_dims=8, n_points=16), seed=0)  # float32, as trained
+    sequences = eval_set(45)
+    seen = []  # per forward: its thread, torch's thread count there, whether gradients were on
+    hook = model.register_forward_pre_hook(
+        lambda module, args: seen.append((threading.get_ident(), torch.get_num_threads(), torch.is_grad_enabled()))
+    )
+    with fixed_threads(2):
+        shared = transformer_predictions(model, sequences, device="cpu", chunk=8, workers=2)
+        assert torch.get_num_threads() == 2  # the caller's count is back
+        workers = {ident for ident, _, _ in seen}
+        assert len(seen) == 6 and threading.get_ident() not in workers and len(workers) == 2
+        assert all(threads == 1 and not grad for _, threads, grad in seen)
+        seen.clear()
+        split = transformer_predictions(model, sequences, device="cpu", chunk=8, workers=1)
+        assert [(ident, threads) for ident, threads, _ in seen] == [(threading.get_ident(), 2)] * 6
+    hook.remove()
+    assert split.shape == (45, 16) and np.array_equal(shared, split)
+    assert model.training  # left in the mode it was in
+    model.eval()
+    transformer_predictions(model, sequences, device="cpu", chunk=8)
+    assert not model.training
+
+
+def test_default_chunks_are_sized_for_the_threads_that_compute_each_and_a_compiled_model_stays_in_one_thread():
+    config = ModelConfig.of_size("base", n_dims=8, n_points=16)
+    assert chunk_rows(config, "cpu") == 32 and chunk_rows(config, "cpu", threads=2) == 64
+    assert chunk_rows(config, "cuda", threads=2) == chunk_rows(config, "cuda") == 2**26 // (32 * 128)
+    model = build_model(ModelConfig(n_dims=8, n_points=16, n_layer=1, n_embd=16, n_head=2), seed=0)
+    assert thread_safe(model) and not thread_safe(compiled(model))  # torch.compile is not thread-safe
+    sizes = []
+    hook = model.register_forward_pre_hook(lambda module, args: sizes.append(len(args[0])))
+    with fixed_threads(2):
+        transformer_predictions(model, eval_set(2048 + 5), device="cpu")
+    hook.remove()
+    own = chunk_rows(model.config, "cpu")  # one thread per chunk: 2^17 activations
+    assert sizes == [own] * len(sizes) and len(sizes) == -(-(2048 + 5) // own)
+
+
+def test_an_error_in_a_worker_thread_reaches_the_caller_and_the_thread_count_is_restored():
+    def compute(item):
+        if item == 3:
+            raise ValueError(f"bad item {item}")
+        return item * torch.get_num_threads()
+
+    with fixed_threads(2):
+        assert in_threads(compute, range(3), 2) == [0, 1, 2]  # in order, one torch thread each
+        with pytest.raises(ValueError, match="bad item 3"):
+            in_threads(compute, range(6), 2)
+        assert torch.get_num_threads() == 2
