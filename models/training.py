@@ -9,6 +9,7 @@ are (models/checkpoint.py). Several trainings can therefore run side by side in 
 
 import dataclasses
 import math
+import sys
 from pathlib import Path
 
 import torch
@@ -76,7 +77,9 @@ def compiled(model):
 def thread_safe(model):
     """Whether `model` may run its forward in several threads at once: an eager one may; one behind
     torch.compile may not (neither dynamo nor inductor is thread-safe: pytorch/pytorch#118260)."""
-    return not isinstance(model, torch._dynamo.eval_frame.OptimizedModule)
+    # Where dynamo was never imported, no model is compiled (and importing it would cost seconds).
+    dynamo = sys.modules.get("torch._dynamo.eval_frame")
+    return dynamo is None or not isinstance(model, dynamo.OptimizedModule)
 
 
 def data_parallel(model):

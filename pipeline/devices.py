@@ -45,10 +45,11 @@ def in_threads(compute, items, workers):
     its own grad mode: torch's is per thread. A float result does not depend on the thread count of an
     evaluation's forward (tests/test_evaluation.py)."""
     before = torch.get_num_threads()
+    pool = ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,))
     try:
-        with ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
-            return list(pool.map(compute, items))
-    finally:
+        return list(pool.map(compute, items))
+    finally:  # on an error or an interrupt, the items not started are dropped, not computed
+        pool.shutdown(cancel_futures=True)
         torch.set_num_threads(before)
 
 

@@ -2,6 +2,7 @@
 (pipeline/evaluation.py transformer_predictions, pipeline/devices.py in_threads)."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -59,14 +60,20 @@ def test_default_chunks_are_sized_for_the_threads_that_compute_each_and_a_compil
     assert sizes == [own] * len(sizes) and len(sizes) == -(-(2048 + 5) // own)
 
 
-def test_an_error_in_a_worker_thread_reaches_the_caller_and_the_thread_count_is_restored():
+def test_an_error_in_a_worker_thread_reaches_the_caller_drops_the_items_not_started_and_restores_threads():
+    started = []
+
     def compute(item):
+        started.append(item)
         if item == 3:
             raise ValueError(f"bad item {item}")
+        time.sleep(0.002)
         return item * torch.get_num_threads()
 
     with fixed_threads(2):
         assert in_threads(compute, range(3), 2) == [0, 1, 2]  # in order, one torch thread each
+        started.clear()
         with pytest.raises(ValueError, match="bad item 3"):
-            in_threads(compute, range(6), 2)
+            in_threads(compute, range(1000), 2)
         assert torch.get_num_threads() == 2
+    assert 3 in started and len(started) < 500  # not the other 996 after the error
