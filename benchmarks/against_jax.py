@@ -8,7 +8,7 @@ the same machine; each pair's ratio is printed, then the median and the range pe
 Each side is timed the same way: best of 3 after one warm-up call (the JAX compile time is left out, as
 ours, which has none in eager mode, would be). Ours is pipeline/evaluation.py transformer_predictions
 with its defaults, as a training or `predict` runs it: chunks of 2^17 activations, each thread computing
-its own chunks (README, Benchmarks). Both use every core of the machine (NPROC for the original).
+its own chunks (README, Benchmarks). Both use torch's thread count (NPROC for the original).
 """
 
 import os
@@ -49,8 +49,9 @@ def ours(sizes):
 
 
 def timed(command, env=None):
-    """{size: seconds} from the `| size | seconds |` rows a benchmark process prints."""
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    """{size: seconds} from the `| size | seconds |` rows a benchmark process prints (run in the repository)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=root, check=False)
     if done.returncode:
         sys.exit(f"{' '.join(command[:3])} ... failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
     return {size: float(seconds) for size, seconds in ROW.findall(done.stdout)}
@@ -68,8 +69,10 @@ def main(jax_python, repo, pairs, sizes, ours_only):
         return ours(sizes)
     if not jax_python or not repo:
         raise click.UsageError("--jax-python and --repo are required")
-    env = os.environ | {"NPROC": str(len(os.sched_getaffinity(0)))}
-    script = os.path.join(os.path.dirname(__file__), "jax_original.py")
+    import torch
+
+    env = os.environ | {"NPROC": str(torch.get_num_threads())}  # as many threads as ours
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "jax_original.py")
     jax_command = [jax_python, script, "--repo", repo, "--sizes", ",".join(sizes), "--n", str(N_SEQS)]
     ours_command = [sys.executable, "-m", "benchmarks.against_jax", "--ours-only", "--sizes", ",".join(sizes)]
     ratios = {size: [] for size in sizes}

@@ -42,8 +42,9 @@ def in_threads(compute, items, workers):
     caches, where torch's threads would split every operation of every item between the cores and meet
     at a barrier after each: for the many small operations of an evaluation chunk this is the faster way
     (README, Benchmarks). `compute` must be thread-safe (an eager model is, a compiled one is not) and set
-    its own grad mode: torch's is per thread. A float result does not depend on the thread count of an
-    evaluation's forward (tests/test_evaluation.py)."""
+    its own grad mode: torch's is per thread. An evaluation's predictions were measured equal bit for bit
+    to those of two threads splitting each chunk (tests/test_evaluation.py, and the golden files at 1 and
+    2 threads), though BLAS does not promise it."""
     before = torch.get_num_threads()
     pool = ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,))
     try:

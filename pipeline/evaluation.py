@@ -123,15 +123,17 @@ def transformer_predictions(model, eval_set, *, device, chunk=None, workers=None
     """The transformer's predictions on an eval set, `chunk` sequences at a time (default: chunk_rows).
 
     On a CPU the chunks are shared among `workers` threads (default: torch's thread count), each computing
-    whole chunks at one torch thread (pipeline/devices.py in_threads); a compiled model, which is not
-    thread-safe, computes them in turn with torch's threads splitting each. A short last chunk is padded
-    with zeros to `chunk` rows, so a compiled model (models.training.compiled, static shapes) sees one
-    shape; each row's prediction is its own, whatever the chunking and threads. The model's train/eval
-    mode is left as it was. Shapes: -> (N, K) float64."""
-    if workers is None:
-        shared = torch.device(device).type == "cpu" and thread_safe(model)
-        workers = torch.get_num_threads() if shared else 1
-    chunk = chunk or chunk_rows(model.config, device, threads=1 if workers > 1 else torch.get_num_threads())
+    whole chunks at one torch thread (pipeline/devices.py in_threads); by default a set too small for a
+    chunk per thread is cut into one chunk per thread. On a GPU, and for a compiled model, which is not
+    thread-safe, the chunks are computed in turn. A short last chunk is padded with zeros to `chunk` rows,
+    so a compiled model (models.training.compiled, static shapes) sees one shape; each row's prediction is
+    its own, whatever the chunking and threads. The model's train/eval mode is left as it was.
+    Shapes: -> (N, K) float64."""
+    shared = torch.device(device).type == "cpu" and thread_safe(model)
+    workers = (workers or torch.get_num_threads()) if shared else 1
+    if chunk is None:
+        chunk = chunk_rows(model.config, device, threads=1 if workers > 1 else torch.get_num_threads())
+        chunk = min(chunk, max(1, -(-len(eval_set.xs) // workers)))
     starts = range(0, len(eval_set.xs), chunk)
 
     def predict(start):

@@ -1,13 +1,14 @@
 """The transformer's evaluation on a CPU: chunks shared among threads at one torch thread each
 (pipeline/evaluation.py transformer_predictions, pipeline/devices.py in_threads)."""
 
+import itertools
 import threading
-import time
 
 import numpy as np
 import pytest
 import torch
 
+import pipeline.evaluation
 from models import ModelConfig, build_model
 from models.training import compiled, thread_safe
 from pipeline.devices import fixed_threads, in_threads
@@ -24,10 +25,15 @@ def eval_set(n, seed=0):
 def test_chunks_shared_among_threads_give_the_predictions_of_two_threads_splitting_each_chunk_bit_for_bit():
     model = build_model(ModelConfig.of_size("small", n_dims=8, n_points=16), seed=0)  # float32, as trained
     sequences = eval_set(45)
-    seen = []  # per forward: its thread, torch's thread count there, whether gradients were on
-    hook = model.register_forward_pre_hook(
-        lambda module, args: seen.append((threading.get_ident(), torch.get_num_threads(), torch.is_grad_enabled()))
-    )
+    seen, calls = [], itertools.count()  # per forward: its thread, torch's thread count there, grad mode
+    together = threading.Barrier(2, timeout=60)  # the first two forwards wait for each other: two threads
+
+    def hook(module, args):
+        seen.append((threading.get_ident(), torch.get_num_threads(), torch.is_grad_enabled()))
+        if next(calls) < 2:
+            together.wait()
+
+    handle = model.register_forward_pre_hook(hook)
     with fixed_threads(2):
         shared = transformer_predictions(model, sequences, device="cpu", chunk=8, workers=2)
         assert torch.get_num_threads() == 2  # the caller's count is back
@@ -37,7 +43,7 @@ def test_chunks_shared_among_threads_give_the_predictions_of_two_threads_splitti
         seen.clear()
         split = transformer_predictions(model, sequences, device="cpu", chunk=8, workers=1)
         assert [(ident, threads) for ident, threads, _ in seen] == [(threading.get_ident(), 2)] * 6
-    hook.remove()
+    handle.remove()
     assert split.shape == (45, 16) and np.array_equal(shared, split)
     assert model.training  # left in the mode it was in
     model.eval()
@@ -45,29 +51,42 @@ def test_chunks_shared_among_threads_give_the_predictions_of_two_threads_splitti
     assert not model.training
 
 
-def test_default_chunks_are_sized_for_the_threads_that_compute_each_and_a_compiled_model_stays_in_one_thread():
+def test_default_chunks_are_sized_for_the_threads_that_compute_each_and_a_small_set_gives_each_thread_one():
     config = ModelConfig.of_size("base", n_dims=8, n_points=16)
     assert chunk_rows(config, "cpu") == 32 and chunk_rows(config, "cpu", threads=2) == 64
     assert chunk_rows(config, "cuda", threads=2) == chunk_rows(config, "cuda") == 2**26 // (32 * 128)
     model = build_model(ModelConfig(n_dims=8, n_points=16, n_layer=1, n_embd=16, n_head=2), seed=0)
-    assert thread_safe(model) and not thread_safe(compiled(model))  # torch.compile is not thread-safe
+    own = chunk_rows(model.config, "cpu")  # one thread per chunk: 2^17 activations, 256 sequences
     sizes = []
-    hook = model.register_forward_pre_hook(lambda module, args: sizes.append(len(args[0])))
-    with fixed_threads(2):
-        transformer_predictions(model, eval_set(2048 + 5), device="cpu")
-    hook.remove()
-    own = chunk_rows(model.config, "cpu")  # one thread per chunk: 2^17 activations
-    assert sizes == [own] * len(sizes) and len(sizes) == -(-(2048 + 5) // own)
+    handle = model.register_forward_pre_hook(lambda module, args: sizes.append(len(args[0])))
+    for n, expected in ((2048 + 5, [own] * 9), (45, [23, 23])):  # 45: two chunks, the last padded
+        sizes.clear()
+        with fixed_threads(2):
+            transformer_predictions(model, eval_set(n), device="cpu")
+        assert sizes == expected, n
+    handle.remove()
+
+
+def test_a_model_that_is_not_thread_safe_computes_its_chunks_in_turn_whatever_the_workers(monkeypatch):
+    model = build_model(ModelConfig(n_dims=8, n_points=16, n_layer=1, n_embd=16, n_head=2), seed=0)
+    assert thread_safe(model) and not thread_safe(compiled(model))  # torch.compile is not thread-safe
+    monkeypatch.setattr(pipeline.evaluation, "thread_safe", lambda model: False)
+    threads = []
+    handle = model.register_forward_pre_hook(lambda module, args: threads.append(threading.get_ident()))
+    transformer_predictions(model, eval_set(40), device="cpu", chunk=8, workers=2)
+    handle.remove()
+    assert threads == [threading.get_ident()] * 5
 
 
 def test_an_error_in_a_worker_thread_reaches_the_caller_drops_the_items_not_started_and_restores_threads():
-    started = []
+    started, released = [], threading.Event()
 
     def compute(item):
         started.append(item)
         if item == 3:
             raise ValueError(f"bad item {item}")
-        time.sleep(0.002)
+        if item > 3:  # still running when the error reaches the caller, so that the rest are not started
+            released.wait(timeout=2)
         return item * torch.get_num_threads()
 
     with fixed_threads(2):
@@ -76,4 +95,4 @@ def test_an_error_in_a_worker_thread_reaches_the_caller_drops_the_items_not_star
         with pytest.raises(ValueError, match="bad item 3"):
             in_threads(compute, range(1000), 2)
         assert torch.get_num_threads() == 2
-    assert 3 in started and len(started) < 500  # not the other 996 after the error
+    assert 3 in started and max(started) <= 5  # the two workers' items at the error, not the other 994
