@@ -19,9 +19,10 @@ import sys
 import time
 
 import click
-import numpy as np
 
-N_DIMS, N_POINTS, N_SEQS, REPEATS = 8, 16, 4096, 3
+from benchmarks.evaluation import N_DIMS, N_POINTS, N_SEQS
+
+REPEATS = 3
 ROW = re.compile(r"^\| (\w+) \| ([0-9.]+) \|", re.MULTILINE)
 
 
@@ -29,13 +30,11 @@ def ours(sizes):
     """Time our evaluation of each model size in this process; prints `| size | seconds |` rows."""
     import torch
 
+    from benchmarks.evaluation import random_eval_set
     from models import ModelConfig, build_model
     from pipeline.evaluation import transformer_predictions
-    from tasks import EvalSet
 
-    rng = np.random.default_rng(0)
-    xs = rng.standard_normal((N_SEQS, N_POINTS, N_DIMS)).astype(np.float32)
-    eval_set = EvalSet(xs, None, rng.standard_normal((N_SEQS, N_POINTS)).astype(np.float32))
+    eval_set = random_eval_set()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for size in sizes:
         model = build_model(ModelConfig.of_size(size, n_dims=N_DIMS, n_points=N_POINTS), seed=0)

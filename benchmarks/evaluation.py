@@ -50,6 +50,13 @@ class WholeNetwork(nn.Module):
         return m.read_out(m.ln_f(h)[:, X_TOKENS])[..., 0]
 
 
+def random_eval_set():
+    """N_SEQS random sequences (xs, ys standard normal, float32, seed 0): what every evaluation timing reads."""
+    rng = np.random.default_rng(0)
+    xs = rng.standard_normal((N_SEQS, N_POINTS, N_DIMS)).astype(np.float32)
+    return EvalSet(xs, None, rng.standard_normal((N_SEQS, N_POINTS)).astype(np.float32))
+
+
 def timed(model, eval_set, chunk, workers):
     start = time.perf_counter()
     preds = transformer_predictions(model, eval_set, device="cpu", chunk=chunk, workers=workers)
@@ -57,9 +64,7 @@ def timed(model, eval_set, chunk, workers):
 
 
 def main():
-    rng = np.random.default_rng(0)
-    xs = rng.standard_normal((N_SEQS, N_POINTS, N_DIMS)).astype(np.float32)
-    eval_set = EvalSet(xs, None, rng.standard_normal((N_SEQS, N_POINTS)).astype(np.float32))
+    eval_set = random_eval_set()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {N_SEQS} sequences, best of {ROUNDS}\n")
     threads = torch.get_num_threads()
     print("| model | chunk | whole, one chunk | whole, chunks | pruned | per thread (chunk) | compiled (compile s) |")
