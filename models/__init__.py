@@ -3,7 +3,14 @@
 The progress display (models.progress, which needs tqdm) is not imported here: a registered model loads
 this package where only its own requirements (torch, numpy, mlflow) are installed."""
 
-from models.checkpoint import LoopState, load_checkpoint, loop_state, model_from_checkpoint, save_checkpoint
+from models.checkpoint import (
+    DamagedCheckpoint,
+    LoopState,
+    load_checkpoint,
+    loop_state,
+    model_from_checkpoint,
+    save_checkpoint,
+)
 from models.files import load_model_files, save_model_files
 from models.optim import SCHEDULES, OptimSettings, cosine, make_optimizer, param_groups, train_step, triangle
 from models.tokens import X_TOKENS, context, to_tokens
@@ -16,6 +23,7 @@ __all__ = [
     "SIZES",
     "X_TOKENS",
     "Checkpointing",
+    "DamagedCheckpoint",
     "Hook",
     "InContextRegressor",
     "LoopState",

@@ -3,10 +3,13 @@
 A checkpoint alone is enough to rebuild the model (its ModelConfig is recorded) and to know its data
 (the caller's settings: pool digest, data seeds, optimiser...). Files are written atomically, so a kill
 during the write leaves the previous checkpoint intact, and read with `weights_only=True` (nothing is
-unpickled but tensors and plain values).
+unpickled but tensors and plain values). Each carries the SHA-256 of its contents (every tensor's dtype,
+shape and bytes, every value, in a fixed order), checked on load: a truncated file, or one with flipped
+bits, is refused (DamagedCheckpoint) rather than resumed into a model that differs from the one trained.
 """
 
 import dataclasses
+import hashlib
 import os
 import pickle
 import tempfile
@@ -16,7 +19,18 @@ import torch
 
 from models.transformer import InContextRegressor, ModelConfig
 
-FORMAT = "icl-checkpoint/1"
+FORMAT = "icl-checkpoint/2"
+# Written before checkpoints carried a digest: still read, with nothing to check them against.
+UNCHECKED_FORMATS = ("icl-checkpoint/1",)
+
+
+class DamagedCheckpoint(ValueError):
+    """The checkpoint file `path` cannot be read, is not a training checkpoint, or fails its digest check
+    (`reason`, one line)."""
+
+    def __init__(self, path, reason):
+        super().__init__(f"{path} is {reason}")
+        self.path, self.reason = path, reason
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +57,7 @@ def save_checkpoint(path, *, model, optimizer, loop, settings):
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
     }
+    state["sha256"] = content_digest(state)
     folder = Path(path).resolve().parent
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=folder, suffix=".tmp", delete=False) as f:
@@ -52,14 +67,43 @@ def save_checkpoint(path, *, model, optimizer, loop, settings):
 
 def load_checkpoint(path, device="cpu"):
     """The checkpoint at `path` as a dict (format, step, loss_sum, loss_count, model_config, settings, model,
-    optimizer)."""
+    optimizer); DamagedCheckpoint, its message one line, when it is unreadable or fails its digest."""
     try:
         state = torch.load(path, map_location=device, weights_only=True)
-    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError) as error:
-        raise ValueError(f"{path} is not a readable training checkpoint ({error})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a readable training checkpoint: format {FORMAT!r} expected")
+    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DamagedCheckpoint(path, f"not a readable training checkpoint ({reason})") from None
+    if not isinstance(state, dict) or state.get("format") not in (FORMAT, *UNCHECKED_FORMATS):
+        raise DamagedCheckpoint(path, f"not a readable training checkpoint: format {FORMAT!r} expected")
+    if state["format"] == FORMAT and state.pop("sha256", None) != content_digest(state):
+        raise DamagedCheckpoint(path, "damaged: its contents do not match the digest it was written with")
     return state
+
+
+def content_digest(value):
+    """SHA-256 (hex) of a checkpoint's contents: nested dicts (keys in sorted order), lists and tuples,
+    tensors (dtype, shape, bytes, wherever they are) and plain values (their repr, exact for floats)."""
+    digest = hashlib.sha256()
+    _feed(digest, value)
+    return digest.hexdigest()
+
+
+def _feed(digest, value):
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().cpu().contiguous()
+        digest.update(f"T{tensor.dtype}{tuple(tensor.shape)}:".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, dict):
+        digest.update(f"D{len(value)}:".encode())
+        for key in sorted(value, key=repr):
+            _feed(digest, key)
+            _feed(digest, value[key])
+    elif isinstance(value, list | tuple):
+        digest.update(f"L{len(value)}:".encode())
+        for item in value:
+            _feed(digest, item)
+    else:
+        digest.update(f"V{value!r};".encode())
 
 
 def loop_state(state):

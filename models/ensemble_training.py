@@ -48,8 +48,8 @@ def train_ensemble(
     if any(o.total_steps != total for o in optims):
         raise ValueError(f"an ensemble trains its members for one length, got {[o.total_steps for o in optims]}")
     start = start or LoopState(0, None, 0)
-    if not 0 <= start.step < total:
-        raise ValueError(f"start step {start.step} must be in [0, total_steps={total})")
+    if not 0 <= start.step <= total:
+        raise ValueError(f"start step {start.step} must be in [0, total_steps={total}]")
     every = None
     if checkpointing:
         intervals = {c.every for c in checkpointing}
@@ -100,12 +100,17 @@ def train_ensemble(
                 for hook in hooks[i]:
                     hook.on_eval(done, results[i])
         # ---- checkpoints, one single-training file per member: on schedule, at the end, before stopping
-        stop = should_stop is not None and should_stop() and done < total
+        stop = should_stop is not None and bool(should_stop()) and done < total
         if checkpointing and (done % every == 0 or done == total or stop):
             models = models or [ensemble.member(k) for k in range(len(members))]
             _save_members(models, optimizer, optims, members, LoopState(done, running, count), checkpointing, hooks)
         if stop:
             raise TrainingInterrupted(done)
+    if start.step == total:  # resumed from their final checkpoints: the final evaluation
+        for k, i in enumerate(members):
+            results[i] = evaluate(i, ensemble.member(k))
+            for hook in hooks[i]:
+                hook.on_eval(total, results[i])
     for i in members:
         for hook in hooks[i]:
             hook.on_end(total, results[i])

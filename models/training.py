@@ -121,7 +121,7 @@ def train(
     distributed=False,
 ):
     """Train `model` from `start` (a LoopState; step 0 by default) to `optim.total_steps`; returns the final
-    evaluation's curves.
+    evaluation's curves (a `start` at total_steps, a checkpoint of the end, only evaluates).
 
     `optim` is an OptimSettings (its schedule sets every step's lr); `optimizer` was made for `model`
     (models.make_optimizer), fresh or restored from the checkpoint `start` came from. `should_stop()` is
@@ -143,8 +143,8 @@ def train(
     writer = not distributed or torch.distributed.get_rank() == 0
     on_gpu = distributed and torch.distributed.get_backend() == "nccl"
     start = start or LoopState(0, None, 0)
-    if not 0 <= start.step < total:
-        raise ValueError(f"start step {start.step} must be in [0, total_steps={total})")
+    if not 0 <= start.step <= total:
+        raise ValueError(f"start step {start.step} must be in [0, total_steps={total}]")
     running, count, curves = start.loss_sum, start.loss_count, {}
     for step in range(start.step, total):
         lr = optim.lr_at(step)
@@ -168,7 +168,7 @@ def train(
             for hook in hooks:
                 hook.on_eval(done, curves)
         # ---- checkpoint: on schedule, at the end, and before stopping on request
-        asked = should_stop is not None and should_stop()
+        asked = should_stop is not None and bool(should_stop())
         if distributed:  # the ranks agree, at the same steps: every step (gloo), log boundaries (NCCL)
             asked = done < total and (boundary or not on_gpu) and _any_rank(asked)
         stop = asked and done < total
@@ -184,6 +184,10 @@ def train(
                     hook.on_checkpoint(done, checkpointing.path)
         if stop:
             raise TrainingInterrupted(done)
+    if start.step == total:  # resumed from its final checkpoint (stopped before its end): the final evaluation
+        curves = evaluate(stepped if compile and not distributed else model)
+        for hook in hooks:
+            hook.on_eval(total, curves)
     for hook in hooks:
         hook.on_end(total, curves)
     return curves

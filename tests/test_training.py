@@ -12,7 +12,9 @@ from conftest import PROJECT
 
 from models import (
     Checkpointing,
+    DamagedCheckpoint,
     Hook,
+    LoopState,
     ModelConfig,
     OptimSettings,
     TrainingDiverged,
@@ -22,8 +24,10 @@ from models import (
     loop_state,
     make_optimizer,
     model_from_checkpoint,
+    save_checkpoint,
     train,
 )
+from models.checkpoint import content_digest
 from tasks import DataSettings, sample_batch
 
 CONFIG = ModelConfig(n_dims=3, n_points=5, n_layer=1, n_embd=16, n_head=2)
@@ -115,8 +119,31 @@ def test_a_checkpoint_alone_rebuilds_the_model_and_says_what_it_is(tmp_path):
         assert torch.equal(a, b), name
     assert not list(tmp_path.glob("*.tmp"))  # written atomically: no temporary file left behind
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="is not a readable training checkpoint"):
+    with pytest.raises(DamagedCheckpoint, match="is not a readable training checkpoint"):
         load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_a_checkpoint_whose_contents_changed_fails_its_digest(tmp_path):
+    """A weight changed in the file (as a flipped bit would change it) loads, but not past the digest; nor
+    does a step changed without its tensors, nor half a file. The digest covers what a resume reads."""
+    model, optimizer = fresh()
+    save_checkpoint(tmp_path / "last.pt", model=model, optimizer=optimizer, loop=LoopState(7, None, 0), settings={})
+    state = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert state["sha256"] == content_digest({key: value for key, value in state.items() if key != "sha256"})
+    for name, change in [
+        ("weight", lambda s: s["model"]["read_in.weight"].view(-1)[3].add_(1e-6)),
+        ("step", lambda s: s.update(step=8)),
+    ]:
+        changed = torch.load(tmp_path / "last.pt", weights_only=True)
+        change(changed)
+        torch.save(changed, tmp_path / f"{name}.pt")
+        with pytest.raises(DamagedCheckpoint, match="do not match the digest"):
+            load_checkpoint(tmp_path / f"{name}.pt")
+    data = (tmp_path / "last.pt").read_bytes()
+    (tmp_path / "half.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DamagedCheckpoint, match="not a readable training checkpoint"):
+        load_checkpoint(tmp_path / "half.pt")
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 7
 
 
 def test_a_training_stopped_and_resumed_equals_the_uninterrupted_one(tmp_path):
@@ -159,6 +186,42 @@ def test_a_training_stopped_and_resumed_equals_the_uninterrupted_one(tmp_path):
         assert torch.equal(a, b), name
     logged = [call for call in before.calls + after.calls if call[0] != "checkpoint"]
     assert logged == whole.calls  # the same logs at the same steps with the same values
+
+
+def test_a_training_resumed_from_its_final_checkpoint_only_evaluates(tmp_path):
+    """Killed after its last checkpoint (during its final evaluation or its registration), a training resumes
+    at total_steps: no step, the final evaluation again, equal to the uninterrupted one's, and on_end."""
+    model, optimizer = fresh()
+    whole = Recorder()
+    checkpointing = Checkpointing(tmp_path, {}, 60)
+    train(
+        model,
+        optimizer,
+        OPTIM,
+        batches=batches,
+        evaluate=evaluate,
+        eval_every=60,
+        hooks=[whole],
+        checkpointing=checkpointing,
+    )
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert state["step"] == OPTIM.total_steps
+    resumed, after = model_from_checkpoint(state), Recorder()
+    resumed_optimizer = make_optimizer(resumed, lr=OPTIM.lr, weight_decay=OPTIM.weight_decay)
+    resumed_optimizer.load_state_dict(state["optimizer"])
+    never = lambda step: pytest.fail(f"a training at its end drew the batch of step {step}")  # noqa: E731
+    curves = train(
+        resumed,
+        resumed_optimizer,
+        OPTIM,
+        batches=never,
+        evaluate=evaluate,
+        eval_every=60,
+        hooks=[after],
+        start=loop_state(state),
+    )
+    assert after.calls == [call for call in whole.calls if call[0] in ("eval", "end") and call[1] == 120]
+    assert curves["true/pt/loss_noisy"].tolist() == after.calls[-1][2]["true/pt/loss_noisy"]
 
 
 def test_a_diverging_training_names_the_step_and_lr():
