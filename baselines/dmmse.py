@@ -61,7 +61,8 @@ def dmmse_predictions(xs, ys, *, pool, noise_scale, workers=None, progress=None,
     prefix rows against one pool chunk); calls come from the worker threads but one at a time, with
     done rising. `backend`: "numpy" or "torch" (None: torch on a CUDA device when there is one, else
     CPU_BACKEND); `device`: the torch backend's device (None: "cuda" when available, else "cpu"). Every
-    backend equals the per-prefix softmax to 1e-10 (tests/test_baselines.py).
+    backend equals the per-prefix softmax to 1e-10 (tests/test_baselines.py). An interrupt (KeyboardInterrupt,
+    a signal's handler raising) in the calling thread stops the worker threads within one pool chunk.
     Shapes: xs (B, K, D), ys (B, K), pool (M, D) -> (B, K), float64.
     """
     return mixture_predictions(
@@ -99,9 +100,8 @@ def mixture_predictions(
     # Position 0 has an empty context: every weight is equal and its estimate is the pool mean, so only
     # the rows of positions 1..K-1 go through the pool (a sixteenth less work at K = 16).
     rows = [_row_slices(len(xs[block]) * (xs.shape[1] - 1), engine.rows) for block in blocks]
-    tick = None
-    if progress is not None:
-        tick = _counter(progress, -(-len(pool) // engine.chunk) * sum(map(len, rows)))
+    cancelled = threading.Event()
+    tick = _counter(progress, -(-len(pool) // engine.chunk) * sum(map(len, rows)), cancelled)
     # Threads, each with single-threaded BLAS (and torch ops): numpy's exp and max release the GIL but
     # run on one core, so this keeps every core busy in them too; threads that each ask a multi-threaded
     # BLAS for all cores are slower than one thread (measured in benchmarks/).
@@ -121,7 +121,11 @@ def mixture_predictions(
             later = np.empty((len(features), xs.shape[2]))
             # A thread with no rows would stream the whole pool for nothing: only non-empty shares.
             shares = [share for share in (block_rows[i::workers] for i in range(workers)) if share]
-            list(executor.map(functools.partial(engine.means, features, out=later, tick=tick), shares))
+            try:
+                list(executor.map(functools.partial(engine.means, features, out=later, tick=tick), shares))
+            except BaseException:  # an interrupt (or error) in this thread: the others stop within a chunk
+                cancelled.set()
+                raise
             w_hat[:, 1:] = later.reshape(w_hat[:, 1:].shape)
             if smoothing > 0:  # each component's posterior mean, averaged: A^-1 (sigma^2 w_bar + s^2 b)
                 rhs = noise_scale**2 * w_hat + smoothing**2 * moment
@@ -174,17 +178,27 @@ def _row_slices(n_rows, size):
     return [slice(i, min(i + size, n_rows)) for i in range(0, n_rows, size)]
 
 
-def _counter(progress, total):
-    """`tick(n)`: adds n done units and calls progress(done, total), serialised so done only rises."""
+class Cancelled(Exception):
+    """Raised in a worker thread whose caller stopped waiting for it (interrupted, or failed)."""
+
+
+def _counter(progress, total, cancelled):
+    """`tick(n)`, called by a thread after each pool chunk: raises Cancelled once `cancelled` is set, else
+    adds n done units and calls progress(done, total) if given, serialised so done only rises."""
     lock, done = threading.Lock(), 0
 
     def tick(n):
         nonlocal done
+        if cancelled.is_set():
+            raise Cancelled
+        if progress is None:
+            return
         with lock:
             done += n
             progress(done, total)
 
-    progress(0, total)
+    if progress is not None:
+        progress(0, total)
     return tick
 
 
