@@ -1,6 +1,7 @@
 """What every entry point shares: its click options from the one definition, tracking set-up, errors,
 pool loading."""
 
+import errno
 import functools
 import math
 import signal
@@ -9,6 +10,7 @@ from pathlib import Path
 import click
 
 from models import TrainingInterrupted
+from pipeline import shutdown
 from pipeline.devices import rank
 from pipeline.resume import mark_dead_runs
 from pipeline.settings import OPTIONS
@@ -41,28 +43,46 @@ def options(*names, sweep=False):
 
 
 def entry_point(command):
-    """Set up tracking and pass its handle to `command` as `tracking`.
+    """Set up tracking and pass its handle to `command` as `tracking`, with SIGTERM and SIGINT handled as
+    pipeline/shutdown.py says (the runs end KILLED; exit status 128 + the signal's number).
 
-    A user's bad value raises InputError, which click prints as one line; anything else (a bug, a
-    numerical failure) keeps its traceback. The failing run itself is marked FAILED by `tracked_run`.
+    A user's bad value raises InputError, which click prints as one line; so does a store or artifact
+    folder that cannot be written (full, read-only: `unwritable`); anything else (a bug, a numerical
+    failure) keeps its traceback. The failing run itself is marked FAILED by `tracked_run`, with the reason.
     """
 
     @functools.wraps(command)
     def wrapper(**params):
-        tracking = setup_tracking()
-        if rank() == 0:  # under torchrun, rank 0 alone writes to the store
-            mark_dead_runs(tracking)
-        try:
-            return command(tracking, **params)
-        except TrainingInterrupted as stop:  # SIGTERM or SIGINT during a training: its run is KILLED
-            if rank() == 0:
-                click.echo(f"{stop}: rerun the same command to resume", err=True)
-            raise SystemExit(128 + signal.SIGTERM) from None
-        except KeyboardInterrupt:  # the same outside a training (a sweep between stages, an estimator)
-            click.echo("interrupted: the run is marked KILLED; rerun the same command to continue", err=True)
-            raise SystemExit(128 + signal.SIGINT) from None
+        with shutdown.handling():
+            try:
+                tracking = setup_tracking()
+                if rank() == 0:  # under torchrun, rank 0 alone writes to the store
+                    mark_dead_runs(tracking)
+                return command(tracking, **params)
+            except TrainingInterrupted as stop:  # a signal during a training's step: checkpointed, KILLED
+                if rank() == 0:
+                    click.echo(f"{stop}: rerun the same command to resume", err=True)
+                raise SystemExit(128 + (shutdown.requested() or signal.SIGTERM)) from None
+            except KeyboardInterrupt as stop:  # at any other moment: the runs are KILLED at once
+                signum = getattr(stop, "signum", signal.SIGINT)
+                click.echo(
+                    f"{stop or 'interrupted'}: the run is marked KILLED; rerun the same command to resume", err=True
+                )
+                raise SystemExit(128 + signum) from None
+            except OSError as error:
+                if not unwritable(error):
+                    raise
+                raise InputError(f"cannot write {error.filename or 'to the store'}: {error.strerror}") from None
 
     return wrapper
+
+
+# What a full, read-only or unreachable store or artifact folder raises: the machine's state, not a bug.
+UNWRITABLE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO, errno.ENOTDIR}
+
+
+def unwritable(error):
+    return isinstance(error, OSError) and error.errno in UNWRITABLE
 
 
 def open_pool(uri, n_dims=None):

@@ -34,7 +34,7 @@ from baselines import (
 from models.training import thread_safe
 from pipeline.devices import in_threads
 from pipeline.types import InputError
-from tasks import make_eval_set
+from tasks import EvalSet, make_eval_set
 
 PAIRS = (("pt", "dmmse"), ("pt", "ridge"), ("dmmse", "ridge"), ("pt", "laplace"), ("laplace", "ridge"))
 PAIRS += (("pt", "smoothed_dmmse"), ("smoothed_dmmse", "ridge"))
@@ -229,6 +229,25 @@ def save_eval_sets(folder, eval_sets, preds, settings, pool):
         np.savez(folder / f"{dist}.npz", **arrays)
     record = dataclasses.asdict(settings) | {"pool_sha256": pool.digest, "task_prior": pool.task_prior}
     (folder / "settings.json").write_text(json.dumps(record, indent=2))
+
+
+def load_eval_sets(folder, pool, settings, uri):
+    """{dist: (eval set, cached predictions)} from an evaluate_baselines run's eval/ `folder` (save_eval_sets),
+    checked to be drawn for `pool` with EvalSettings `settings`; `uri` (the run the user named) in errors."""
+    try:
+        record = json.loads(Path(folder, "settings.json").read_text())
+    except (OSError, ValueError):
+        raise InputError(f"baselines={uri!r} is not an evaluate_baselines run (no eval/settings.json)") from None
+    check_pool(record, pool, uri)
+    for key, value in dataclasses.asdict(settings).items():
+        if record[key] != value:
+            raise InputError(f"baselines={uri!r} used {key}={record[key]} but {key}={value}")
+    evaluation = {}
+    for path in sorted(Path(folder).glob("*.npz")):
+        with np.load(path) as data:
+            preds = {name: data[name] for name in ESTIMATORS if name in data}
+            evaluation[path.stem] = (EvalSet(data["xs"], data["ws"], data["ys"]), preds)
+    return evaluation
 
 
 def check_pool(record, pool, uri):

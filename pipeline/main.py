@@ -14,13 +14,13 @@ import time
 import click
 import torch
 
-from pipeline.bounds import check_pack
+from pipeline import shutdown
+from pipeline.bounds import check_pack, check_steps, check_work, estimator_flops, training_flops, work_limit
 from pipeline.cli import EntryCommand, entry_point, options
 from pipeline.presets import PRESETS, SWEEP_OPTIONS, resolve
-from pipeline.resume import stop_on_signals
 from pipeline.store import ui_command
 from pipeline.sweep import dashboard, summary
-from pipeline.sweep.chain import check, train_settings
+from pipeline.sweep.chain import check, preparation, train_settings
 from pipeline.sweep.executors import make_executor, packs_of, run_chains
 from pipeline.sweep.figure import sweep_figure
 from pipeline.sweep.grid import grid, warmup_fraction
@@ -45,6 +45,8 @@ def _sweep(tracking, preset, settings, fraction, executor):
     for point in points:
         check(point)
     trained = [train_settings(point) for point in points]
+    for one in trained:
+        check_steps(one, settings["max_steps"][0], settings["checkpoint_every"][0])
     pack = settings["pack"][0] or min(executor.pack_size(one) for one in trained)
     packs = packs_of(trained, pack)
     if executor.name == "ray":  # against the cluster's nodes, and its store against their reach
@@ -53,8 +55,13 @@ def _sweep(tracking, preset, settings, fraction, executor):
     else:
         for indices in packs:
             check_pack([trained[i] for i in indices], device)
+    work = sum(map(training_flops, trained)) + sum(
+        estimator_flops(p.values["n_tasks"], t.evaluation, t.data.n_dims)
+        for p, t in {preparation(p): (p, t) for p, t in zip(points, trained, strict=True)}.values()
+    )
+    check_work(work, f"this sweep of {len(points)} trainings", device, settings["max_work"][0])
     name = f"sweep-{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    with stop_on_signals(forward=True), tracked_run(tracking, name, "main") as run:
+    with shutdown.forwarding(), tracked_run(tracking, name, "main") as run:
         run.client.update_run(run.id, name=f"{name}-{run.id[:6]}")  # distinct even within one second
         # The resolved value of every option (MLproject declares only preset, so `mlflow run` has logged
         # just the options given, as given); settings.json holds the same.
@@ -65,6 +72,7 @@ def _sweep(tracking, preset, settings, fraction, executor):
         resolved["n_tasks"] = ",".join(map(as_text, settings["n_tasks"]))
         if resolved["checkpoint_every"] is None:  # a checkpoint at every evaluation
             resolved["checkpoint_every"] = resolved["eval_every"]
+        resolved["max_work"] = work_limit(device, resolved["max_work"])  # the limit that applied
         resolved |= {"executor": executor.name, "pack": pack}
         if executor.name == "ray":  # Ray places chains by their needs: no worker count
             resolved["ray_address"] = resolved["ray_address"] or "local"

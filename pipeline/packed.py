@@ -18,9 +18,9 @@ import torch
 from models import LoopState, TrainingDiverged
 from models.ensemble import EnsembleAdamW, EnsembleRegressor
 from models.ensemble_training import train_ensemble
+from pipeline import shutdown
 from pipeline.bounds import check_pack
 from pipeline.devices import device_of, fixed_threads
-from pipeline.resume import stop_on_signals
 from pipeline.train import opened, train
 from pipeline.types import InputError
 
@@ -40,8 +40,9 @@ def train_packed(tracking, settings, *, parent=None, labels=None, checkpoint_eve
 
     Each member is what `pipeline.train.train(tracking, settings[k], parent=parent, label=labels[k], ...)`
     would make of it alone, to float32 round-off (a single one is trained by it). Raises the first
-    member's failure once the others are done (registered); SIGTERM or SIGINT checkpoint every member
-    and end their runs KILLED. `compile` compiles the ensemble's step (models.training.compiled).
+    member's failure once the others are done (registered); SIGTERM or SIGINT during a step checkpoint
+    every member and end their runs KILLED (at any other moment, at once: pipeline/shutdown.py).
+    `compile` compiles the ensemble's step (models.training.compiled).
     """
     keys = {pack_key(s) for s in settings}
     if len(keys) > 1:
@@ -54,8 +55,8 @@ def train_packed(tracking, settings, *, parent=None, labels=None, checkpoint_eve
     check_pack(settings, device)
     failures = {}
     with (
+        shutdown.handling(),
         fixed_threads(settings[0].threads),
-        stop_on_signals() as stop,
         contextlib.ExitStack() as stack,
         tempfile.TemporaryDirectory() as folder,
     ):
@@ -75,7 +76,8 @@ def train_packed(tracking, settings, *, parent=None, labels=None, checkpoint_eve
         for members in groups.values():
             group = [trainings[k] for k in members]
             checkpointing = [trainings[k].checkpointing(Path(folder, str(k)), checkpoint_every) for k in members]
-            results = _train_ensemble(group, checkpointing, stop, compile)
+            with shutdown.deferred():  # a signal ends the step, checkpoints every member and stops
+                results = _train_ensemble(group, checkpointing, compile)
             for k, result in zip(members, results, strict=True):
                 try:
                     if isinstance(result, TrainingDiverged):
@@ -91,7 +93,7 @@ def train_packed(tracking, settings, *, parent=None, labels=None, checkpoint_eve
     return [training.run.id for training in trainings]
 
 
-def _train_ensemble(trainings, checkpointing, stop, compile):
+def _train_ensemble(trainings, checkpointing, compile):
     """Train the opened `trainings` (all at one start step) as one ensemble; per member, its final curves or
     its TrainingDiverged."""
     models = [t.model for t in trainings]
@@ -106,6 +108,7 @@ def _train_ensemble(trainings, checkpointing, stop, compile):
         xs, ys = zip(*(trainings[i].batches(step) for i in members), strict=True)
         return torch.stack(xs), torch.stack(ys)
 
+    @shutdown.interruptible
     def evaluate(index, model):
         trainings[index].model = model  # the member's latest weights: its final ones are registered
         return trainings[index].evaluate(model)
@@ -120,6 +123,6 @@ def _train_ensemble(trainings, checkpointing, stop, compile):
         hooks=[t.hooks for t in trainings],
         start=start,
         checkpointing=checkpointing,
-        should_stop=stop,
+        should_stop=shutdown.requested,
         compile=compile,
     )

@@ -57,8 +57,9 @@ MODEL_DESCRIPTION = (
 def log_and_register(run, model, settings, pool, label, final, name="model"):
     """Log `model` as a pyfunc on `run`, register it with its tags (every setting that shapes it, and the
     `final` T_True Deltas: {metric: value}) and a description, and point the alias of `label` (its pool
-    size, and its other sweep axes) at it. Called last in a run; if registering fails half-way, the new
-    version is deleted."""
+    size, and its other sweep axes) at it. Called last in a run; if registering fails or is interrupted
+    half-way, the new version is deleted, and versions left by an earlier attempt of the run (killed
+    during its registration) are deleted first."""
     n_points, n_dims = model.config.n_points, model.config.n_dims
     example = {"xs": np.zeros((1, n_points, n_dims), np.float32), "ys": np.zeros((1, n_points), np.float32)}
     with tempfile.TemporaryDirectory() as folder:
@@ -80,15 +81,25 @@ def log_and_register(run, model, settings, pool, label, final, name="model"):
     tags |= {"n_tasks": pool.n_tasks, "pool_seed": pool.seed, "pool_sha256": pool.digest, "run_id": run.id}
     tags |= {tag: final[key] for tag, key in FINAL_TAGS.items() if key in final}
     model_name = settings.model_name
-    registered = mlflow.register_model(info.model_uri, model_name, tags={k: as_text(v) for k, v in tags.items()})
+    _drop_unfinished(run, model_name)
+    registered = None
     try:
+        registered = mlflow.register_model(info.model_uri, model_name, tags={k: as_text(v) for k, v in tags.items()})
         run.client.update_registered_model(model_name, MODEL_DESCRIPTION)
         run.client.update_model_version(model_name, registered.version, version_description(settings, pool, final))
         run.client.set_registered_model_alias(model_name, alias(label), registered.version)
-    except Exception:
-        run.client.delete_model_version(model_name, registered.version)
+    except BaseException:  # an error or an interrupt: no version of a run that did not finish
+        if registered is not None:
+            run.client.delete_model_version(model_name, registered.version)
         raise
     return registered.version
+
+
+def _drop_unfinished(run, model_name):
+    """Delete the versions an earlier attempt of `run` registered (a run killed during its registration,
+    now resumed into it): a finished run has exactly one version."""
+    for version in run.client.search_model_versions(f"name = '{model_name}' and run_id = '{run.id}'"):
+        run.client.delete_model_version(model_name, version.version)
 
 
 def version_description(settings, pool, final):

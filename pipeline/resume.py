@@ -1,28 +1,27 @@
-"""Runs that survive: checkpoints uploaded safely, heartbeats, dead runs recognised, trainings resumed.
+"""Runs that survive: checkpoints uploaded safely and checked on reading, dead runs recognised, trainings
+resumed.
 
 - A training's checkpoint goes to one of two artifact slots (checkpoints/a/last.pt, checkpoints/b/last.pt),
   alternately; the tag `checkpoint` ("<slot path>@<step>") is set only once an upload is complete, so a
-  kill during an upload leaves the tagged checkpoint intact.
-- Every run's tag `heartbeat` ({"host", "pid", "time"}, and "task" under executor=ray;
-  pipeline/tracking.py) is refreshed while it runs. A RUNNING run whose process is gone (same host, no
-  such pid), whose heartbeat is stale (another host) or whose Ray task runs again (its earlier attempt
-  died) is dead: the next entry point on the store, or that retry, marks it FAILED with the tag `died`.
-- Rerunning a training with the same params continues the newest FAILED or KILLED train run with those
-  params that has a checkpoint, in the same run id, unless it failed for a reason a rerun cannot change
-  (tag `resumable` = false: divergence, a model no better than predicting 0).
+  kill during an upload leaves the tagged checkpoint intact. Each carries the digest of its contents
+  (models/checkpoint.py); a resume that finds the tagged one damaged says so and takes the other slot's.
+- Every run's tag `heartbeat` ({"host", "pid", "time", "limit"}, and "task" under executor=ray;
+  pipeline/tracking.py) is refreshed while it runs. A RUNNING run whose heartbeat is older than its limit,
+  whose process is gone (same host, no such pid) or whose Ray task runs again (its earlier attempt died)
+  is dead: the next entry point on the store, or that retry, marks it FAILED with the tag `died`.
+- Rerunning a training with the same params continues the newest train run with those params when it
+  ended FAILED or KILLED with a checkpoint, in the same run id, unless it failed for a reason a rerun
+  cannot change (tag `resumable` = false: divergence, a model no better than predicting 0). A checkpoint
+  of the last step (a run stopped during its final evaluation or registration) resumes into those.
 """
 
-import contextlib
-import multiprocessing
-import os
-import signal
-import threading
-
+import click
 from mlflow.entities import RunStatus
 
-from models import Hook
+from models import DamagedCheckpoint, Hook, load_checkpoint
 from pipeline.settings import same_params
-from pipeline.tracking import is_alive
+from pipeline.tracking import REASON_TAG, ago, is_alive, local_copy
+from pipeline.types import InputError
 
 SLOTS = ("checkpoints/a", "checkpoints/b")
 
@@ -36,25 +35,56 @@ def mark_dead_runs(tracking, task=None):
     for run in dead:
         beat = run.data.tags["heartbeat"]
         client.set_tag(run.info.run_id, "died", f"its process stopped without a word (last heartbeat {beat})")
+        client.set_tag(run.info.run_id, REASON_TAG, f"died: its process stopped without a word ({ago(beat)})")
         client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))
     return [run.info.run_id for run in dead]
 
 
 def resumable_run(tracking, params, total_steps):
-    """The newest FAILED or KILLED train run with `params` and a checkpoint before `total_steps`, or None
-    (dead RUNNING runs were marked FAILED when the entry point started: cli.entry_point)."""
+    """The train run with `params` that a rerun continues, or None: the newest such run, when it ended
+    FAILED or KILLED with a checkpoint (one of step total_steps, written before the run ended, resumes
+    into the final evaluation and registration). Older runs count only while the newer ones never got to
+    a checkpoint; a FINISHED or running one, or one that failed for a reason a rerun cannot change (tag
+    `resumable` = false), ends the search, so an attempt superseded by a later one (`--resume never`) is
+    never taken up again. Dead RUNNING runs were marked FAILED when the entry point started
+    (cli.entry_point)."""
     runs = tracking.client().search_runs(
-        [tracking.experiment_id],
-        "tags.stage = 'train' and attributes.status != 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
+        [tracking.experiment_id], "tags.stage = 'train'", order_by=["attributes.start_time DESC"]
     )
     for run in runs:
-        tags = run.data.tags
-        if run.info.status not in ("FAILED", "KILLED") or "checkpoint" not in tags or tags.get("resumable") == "false":
+        if not same_params(run.data.params, params):
             continue
-        if checkpoint_step(tags["checkpoint"]) < total_steps and same_params(run.data.params, params):
-            return run
+        tags = run.data.tags
+        if run.info.status not in ("FAILED", "KILLED") or tags.get("resumable") == "false":
+            return None
+        if "checkpoint" in tags:
+            return run if checkpoint_step(tags["checkpoint"]) <= total_steps else None
     return None
+
+
+def restored_checkpoint(run, device):
+    """(state, tag) of the newest good checkpoint of `run` (an MLflow Run with the tag `checkpoint`): the
+    tagged slot's, or the other slot's (one evaluation older) when that one is damaged or missing, each
+    failure said in one line; `tag` names the checkpoint used, as the tag `checkpoint` does. InputError
+    when neither slot holds a good one: the run is left as it was, and only `--resume never` (a training
+    from step 0, in a new run) goes past it."""
+    tagged = run.data.tags["checkpoint"].rsplit("@", 1)[0]
+    other = next(slot for slot in SLOTS if not tagged.startswith(slot))
+    problems = []
+    for path in (tagged, f"{other}/last.pt"):
+        try:
+            with local_copy(f"runs:/{run.info.run_id}/{path}", name="checkpoint") as file:
+                state = load_checkpoint(file, device)
+        except (InputError, DamagedCheckpoint) as error:
+            problem = f"{path} is missing" if isinstance(error, InputError) else f"{path} is {error.reason}"
+            click.echo(f"{run.info.run_name} ({run.info.run_id}): checkpoint {problem}", err=True)
+            problems.append(problem)
+            continue
+        return state, f"{path}@{state['step']}"
+    raise InputError(
+        f"{run.info.run_name} ({run.info.run_id}) has no good checkpoint to resume from ({'; '.join(problems)}): "
+        "rerun with --resume never (-P resume=never) to train from step 0 in a new run"
+    )
 
 
 def last_logged_steps(run):
@@ -78,42 +108,3 @@ class CheckpointUpload(Hook):
         self.run.log_artifact(path, slot)
         self.tag = f"{slot}/last.pt@{step}"
         self.run.set_tag("checkpoint", self.tag)
-
-
-class StopRequest:
-    """Set by SIGTERM or SIGINT while installed (`stop_on_signals`): a training loop asks it after every
-    step, checkpoints and stops. With `forward` (a sweep's main process), the signal goes on to the
-    worker processes, whose trainings stop that way; with no worker running, it interrupts at once
-    (KeyboardInterrupt: the run ends KILLED)."""
-
-    def __init__(self, forward):
-        self.signal, self.forward = None, forward
-
-    def __call__(self):
-        return self.signal is not None
-
-    def handle(self, signum, frame):
-        self.signal = signum
-        if not self.forward:
-            return
-        children = multiprocessing.active_children()
-        if not children:
-            raise KeyboardInterrupt
-        for child in children:
-            os.kill(child.pid, signum)
-
-
-@contextlib.contextmanager
-def stop_on_signals(forward=False):
-    """A StopRequest that SIGTERM and SIGINT set instead of killing the process (only in the main thread,
-    where Python delivers signals); the previous handlers come back afterwards."""
-    request = StopRequest(forward)
-    if threading.current_thread() is not threading.main_thread():
-        yield request
-        return
-    previous = {signum: signal.signal(signum, request.handle) for signum in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield request
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)

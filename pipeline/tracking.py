@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+import click
 import mlflow
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus
 from mlflow.tracking.context.registry import resolve_tags
@@ -23,7 +24,8 @@ from models import TrainingInterrupted
 from pipeline.types import InputError
 
 HEARTBEAT_S = 30  # seconds between heartbeats of a run in progress
-STALE_S = 600  # a heartbeat older than this, from another host, means the run's process is gone
+STALE_S = 600  # a heartbeat older than this means the run's process is gone (even if its pid is in use)
+REASON_TAG = "end_reason"  # why a run ended FAILED or KILLED, in one line (the UI's run page shows tags)
 # Set by an executor (ray) to the id of the task a process runs; in the heartbeat of the runs it opens, so
 # that a retry of the task knows the runs its dead attempt left RUNNING, on any host.
 TASK_ENV = "ICL_EXECUTOR_TASK"
@@ -120,13 +122,29 @@ def tracked_run(tracking, run_name, stage, parent=None, reopen=None):
     try:
         with heartbeats(run):
             yield run
-    except (KeyboardInterrupt, TrainingInterrupted):
-        client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
+    except (KeyboardInterrupt, TrainingInterrupted) as error:
+        _ended(client, run_id, RunStatus.KILLED, str(error) or "interrupted")
         raise
-    except BaseException:
-        client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
+    except BaseException as error:
+        _ended(client, run_id, RunStatus.FAILED, reason(error))
         raise
     client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+
+
+def _ended(client, run_id, status, why):
+    """Mark the run `status` with the tag REASON_TAG = `why`, as far as the store lets us: when the store
+    itself is what failed, the error being raised matters more (a run left RUNNING is found dead later)."""
+    with contextlib.suppress(Exception):
+        client.set_tag(run_id, REASON_TAG, why[:5000])
+    with contextlib.suppress(Exception):
+        client.set_terminated(run_id, RunStatus.to_string(status))
+
+
+def reason(error):
+    """Why `error` ended a run, in one line: a user's bad value as its message, anything else with its type."""
+    if isinstance(error, click.ClickException):
+        return first_line(error.format_message())
+    return f"{type(error).__name__}: {first_line(error)}"
 
 
 def adopt(client, run, parent):
@@ -142,20 +160,24 @@ def adopt(client, run, parent):
 
 
 def heartbeat():
-    beat = {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}
+    beat = {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time(), "limit": STALE_S}
     if os.environ.get(TASK_ENV):
         beat["task"] = os.environ[TASK_ENV]
     return json.dumps(beat)
 
 
 def is_alive(run, task=None):
-    """Whether the process that runs `run` (an MLflow Run) is still there, judged by its heartbeat tag; a
-    run of executor task `task` is not when that task runs again (its earlier attempt died)."""
+    """Whether the process that runs `run` (an MLflow Run) is still there, judged by its heartbeat tag: not
+    when the heartbeat is older than its limit (whatever process holds its pid now: pids are reused, after
+    a container restart at once), nor when no process has its pid on this host; a run of executor task
+    `task` is not when that task runs again (its earlier attempt died)."""
     beat = run.data.tags.get("heartbeat")
     if beat is None:
         return True  # not ours to judge (a run started by other code)
     beat = json.loads(beat)
     if task is not None and beat.get("task") == task:
+        return False
+    if time.time() - beat["time"] > beat.get("limit", STALE_S):
         return False
     if beat["host"] == socket.gethostname():
         try:
@@ -164,8 +186,14 @@ def is_alive(run, task=None):
             return False
         except PermissionError:
             return True
-        return True
-    return time.time() - beat["time"] < STALE_S
+    return True
+
+
+def ago(beat):
+    """A heartbeat tag's text, said for people: its age, host and pid."""
+    beat = json.loads(beat)
+    minutes = (time.time() - beat["time"]) / 60
+    return f"last heartbeat {minutes:.1f} min ago, from pid {beat['pid']} on {beat['host']}"
 
 
 @contextlib.contextmanager
@@ -175,7 +203,9 @@ def heartbeats(run):
 
     def beat():
         while True:
-            run.set_tag("heartbeat", heartbeat())
+            # A store briefly out of reach must not end the heartbeats of a run that goes on.
+            with contextlib.suppress(Exception):
+                run.set_tag("heartbeat", heartbeat())
             if done.wait(HEARTBEAT_S):
                 return
 
@@ -196,9 +226,10 @@ def as_text(value):
 
 
 @contextlib.contextmanager
-def local_copy(uri, *, name):
+def local_copy(uri, *, name, given=None):
     """A local path for the value of parameter `name`: a plain path as is, or a `runs:/`, `models:/`,
-    ... URI downloaded to a temporary folder that is removed afterwards."""
+    ... URI downloaded to a temporary folder that is removed afterwards. Errors name `given` (the value
+    the user gave, when `uri` was made from it) or `uri`."""
     if "://" not in uri and not uri.startswith(("runs:/", "models:/")):
         path = Path(uri).expanduser()
         if not path.exists():
@@ -210,7 +241,7 @@ def local_copy(uri, *, name):
         try:
             path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder)
         except Exception as error:  # MLflow raises several types for a missing run or artifact
-            raise InputError(f"{name}={uri!r} cannot be downloaded: {first_line(error)}") from None
+            raise InputError(f"{name}={given or uri!r} cannot be downloaded: {first_line(error)}") from None
         yield Path(path)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -12,12 +12,10 @@ passed the sanity gate. A failed run registers nothing; an interrupted one resum
 import contextlib
 import dataclasses
 import functools
-import json
 import tempfile
 from pathlib import Path
 
 import click
-import numpy as np
 import torch
 
 import models
@@ -26,23 +24,22 @@ from models import (
     Hook,
     TrainingDiverged,
     build_model,
-    load_checkpoint,
     loop_state,
     make_optimizer,
 )
 from models.progress import Progress
-from pipeline.bounds import check_training
+from pipeline import shutdown
+from pipeline.bounds import check_steps, check_training, check_work, training_flops
 from pipeline.cli import EntryCommand, entry_point, log_pool_size, open_pool, options, pool_label
 from pipeline.datasets import log_eval_datasets, pool_dataset
 from pipeline.devices import cores_per_rank, device_of, fixed_threads
 from pipeline.distributed import follow, ranks
 from pipeline.evaluation import (
-    ESTIMATORS,
     build_eval_sets,
-    check_pool,
     check_sanity,
     estimator_predictions,
     involves_transformer,
+    load_eval_sets,
     log_curves,
     log_position_table,
     score,
@@ -50,11 +47,11 @@ from pipeline.evaluation import (
 )
 from pipeline.figures import per_position_figure
 from pipeline.registry import alias, log_and_register
-from pipeline.resume import CheckpointUpload, last_logged_steps, resumable_run, stop_on_signals
+from pipeline.resume import CheckpointUpload, last_logged_steps, restored_checkpoint, resumable_run
 from pipeline.settings import TrainSettings, build, flat, machine_cores, option_names
 from pipeline.tracking import local_copy, tracked_run
 from pipeline.types import InputError
-from tasks import EvalSet, batch_stream
+from tasks import batch_stream
 
 
 class TrackingHook(Hook):
@@ -79,15 +76,17 @@ def train(tracking, settings, *, parent=None, label=None, checkpoint_every=None,
     `parent` nests the run under that run id; `label` names it (train-<label>), its registry alias and
     prefixes its progress lines (several trainings share a terminal). A checkpoint is uploaded every
     `checkpoint_every` steps (default: eval_every). `resume="auto"` continues an interrupted run with the
-    same settings (pipeline/resume.py); "never" starts afresh. SIGTERM or SIGINT checkpoint the training
-    and end its run KILLED (models.TrainingInterrupted). `compile` compiles the training step (tag
-    `compiled`). Under torchrun, the ranks share each batch (pipeline/distributed.py).
+    same settings (pipeline/resume.py); "never" starts afresh. SIGTERM or SIGINT during a step checkpoint
+    the training and end its run KILLED (models.TrainingInterrupted); at any other moment (estimators,
+    evaluation, registration) they end it KILLED at once (pipeline/shutdown.py). `compile` compiles the
+    training step (tag `compiled`). Under torchrun, the ranks share each batch (pipeline/distributed.py).
     """
     device = device_of(settings.device)
-    with fixed_threads(settings.threads), stop_on_signals() as stop, ranks(settings, device) as rank:
+    with shutdown.handling(), fixed_threads(settings.threads), ranks(settings, device) as rank:
         check_training(settings, rank.device)
         if rank.index > 0:  # torchrun: this rank computes its share; rank 0 writes the run
-            follow(settings, rank, checkpoint_every=checkpoint_every, stop=stop, compile=compile)
+            with shutdown.deferred():
+                follow(settings, rank, checkpoint_every=checkpoint_every, stop=shutdown.requested, compile=compile)
             return None
         with (
             opened(
@@ -97,20 +96,21 @@ def train(tracking, settings, *, parent=None, label=None, checkpoint_every=None,
         ):
             start = rank.lead(training)
             try:
-                curves = models.train(
-                    training.model,
-                    training.optimizer,
-                    settings.optim,
-                    batches=rank.share(training.batches, settings.data.batch_size),
-                    evaluate=training.evaluate,
-                    eval_every=settings.eval_every,
-                    hooks=training.hooks,
-                    checkpointing=training.checkpointing(folder, checkpoint_every),
-                    start=start,
-                    should_stop=stop,
-                    compile=compile,
-                    distributed=rank.size > 1,
-                )
+                with shutdown.deferred():  # a signal ends the step, checkpoints and stops
+                    curves = models.train(
+                        training.model,
+                        training.optimizer,
+                        settings.optim,
+                        batches=rank.share(training.batches, settings.data.batch_size),
+                        evaluate=shutdown.interruptible(training.evaluate),
+                        eval_every=settings.eval_every,
+                        hooks=training.hooks,
+                        checkpointing=training.checkpointing(folder, checkpoint_every),
+                        start=start,
+                        should_stop=shutdown.requested,
+                        compile=compile,
+                        distributed=rank.size > 1,
+                    )
             except TrainingDiverged as error:  # the learning rate the user chose is too high for this model
                 raise training.diverged(error) from None
             training.finish(curves)
@@ -179,32 +179,35 @@ class Training:
 def opened(tracking, settings, device, *, parent=None, label=None, resume="auto", compile=False):
     """The Training of TrainSettings `settings` on `device`, its run open (tracking.tracked_run: FINISHED
     when the block ends, FAILED or KILLED when it raises) and resumed from its checkpoint when `resume`
-    is "auto" and an interrupted run with the same params has one. With a `parent` (a sweep: several
-    trainings share the terminal), its progress is lines prefixed with the label. `compile`: whether its
-    step will be compiled (the run's tag `compiled` says so)."""
+    is "auto" and an interrupted run with the same params has one. What the user named (the pool, the
+    baselines run, a checkpoint to resume) is read before the run opens or reopens: a bad one is a
+    one-line error that leaves no run behind. With a `parent` (a sweep: several trainings share the
+    terminal), its progress is lines prefixed with the label. `compile`: whether its step will be
+    compiled (the run's tag `compiled` says so)."""
     pool = open_pool(settings.pool, settings.data.n_dims)
     total = settings.optim.total_steps
     label = label or pool_label(pool.n_tasks)
     params = flat(settings)
     previous = resumable_run(tracking, params, total) if resume == "auto" else None
+    state, checkpoint = restored_checkpoint(previous, device) if previous else (None, None)
+    cached = _cached_evaluation(settings, pool) if settings.baselines else None
     with tracked_run(tracking, f"train-{label}", "train", parent, reopen=previous) as run:
         run.log_params(params | {"n_tasks": pool.n_tasks, "task_scale": pool.task_scale, "task_prior": pool.task_prior})
         run.set_tag("pool_sha256", pool.digest)
         if compile:
             run.set_tag("compiled", "true")
-        evaluation = _evaluation(settings, pool)
+        evaluation = cached or _computed_evaluation(settings, pool)
         _log_inputs(run, settings, pool, evaluation, resumed=previous is not None)
         model = build_model(settings.arch, seed=settings.model_seed, device=device)
         optimizer = make_optimizer(model, lr=settings.optim.lr, weight_decay=settings.optim.weight_decay)
-        start, logged = _restore(run, previous, model, optimizer, device)
+        start, logged = _restore(run, state, model, optimizer)
         n_params = sum(p.numel() for p in model.parameters())
         run.log_params({"n_params": n_params})
         click.echo(f"training {n_params:,} parameters on {device} for {total} steps, M={pool.n_tasks}")
         record = params | {"n_tasks": pool.n_tasks, "task_scale": pool.task_scale, "pool_sha256": pool.digest}
         prefix = f"[{label}] " if parent else ""
         progress = Progress(total, prefix, start.step if start else 0)
-        hooks = [progress, TrackingHook(run, logged)]
-        hooks.append(CheckpointUpload(run, previous and previous.data.tags["checkpoint"]))
+        hooks = [progress, TrackingHook(run, logged), CheckpointUpload(run, checkpoint)]
         with contextlib.closing(progress):
             yield Training(
                 run=run,
@@ -248,49 +251,45 @@ def _log_inputs(run, settings, pool, evaluation, *, resumed):
     run.set_description("\n".join(lines))
 
 
-def _restore(run, previous, model, optimizer, device):
-    """(LoopState or None, {metric: last logged step}): the state of the `previous` run to resume, if any."""
-    if previous is None:
+def _restore(run, state, model, optimizer):
+    """(LoopState or None, {metric: last logged step}): where the reopened `run` continues from, its
+    checkpoint's `state` (None: a new run) loaded into `model` and `optimizer`."""
+    if state is None:
         return None, {}
-    tag = previous.data.tags["checkpoint"]
-    with local_copy(f"runs:/{run.id}/{tag.rsplit('@', 1)[0]}", name="checkpoint") as path:
-        state = load_checkpoint(path, device)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
-    click.echo(f"resuming {previous.info.run_name} ({run.id}) from its checkpoint of step {state['step']}")
+    name = run.client.get_run(run.id).info.run_name
+    click.echo(f"resuming {name} ({run.id}) from its checkpoint of step {state['step']}")
     return loop_state(state), last_logged_steps(run)
 
 
-def _evaluation(settings, pool):
-    """{dist: (eval set, estimator predictions)}: cached from a baselines run, or computed now."""
-    if not settings.baselines:
-        eval_sets = build_eval_sets(pool, settings.evaluation)
-        noise = settings.evaluation.noise_scale
-        return {d: (s, estimator_predictions(pool, s, noise)) for d, s in eval_sets.items()}
+def _computed_evaluation(settings, pool):
+    """{dist: (eval set, estimator predictions)} computed here (no `baselines` run given)."""
+    eval_sets = build_eval_sets(pool, settings.evaluation)
+    noise = settings.evaluation.noise_scale
+    return {d: (s, estimator_predictions(pool, s, noise)) for d, s in eval_sets.items()}
+
+
+def _cached_evaluation(settings, pool):
+    """{dist: (eval set, estimator predictions)} of the evaluate_baselines run `settings.baselines`."""
     uri = settings.baselines.rstrip("/")
     uri = uri if uri.endswith("/eval") else f"{uri}/eval"
-    with local_copy(uri, name="baselines") as folder:
-        record = json.loads(Path(folder, "settings.json").read_text())
-        check_pool(record, pool, settings.baselines)
-        for key, value in flat(settings.evaluation).items():
-            if record[key] != value:
-                raise InputError(f"baselines={settings.baselines!r} used {key}={record[key]} but {key}={value}")
-        evaluation = {}
-        for path in sorted(Path(folder).glob("*.npz")):
-            with np.load(path) as data:
-                preds = {name: data[name] for name in ESTIMATORS if name in data}
-                evaluation[path.stem] = (EvalSet(data["xs"], data["ws"], data["ys"]), preds)
-    return evaluation
+    with local_copy(uri, name="baselines", given=settings.baselines) as folder:
+        return load_eval_sets(folder, pool, settings.evaluation, settings.baselines)
 
 
 @click.command(
     cls=EntryCommand,
     help="Pretrain the in-context regression transformer on a task pool (paper Sec. 2) and register it.",
 )
-@options(*option_names(TrainSettings), "checkpoint_every", "resume", "compile")
+@options(*option_names(TrainSettings), "checkpoint_every", "resume", "compile", "max_steps", "max_work")
 @entry_point
-def main(tracking, checkpoint_every, resume, compile, **params):
+def main(tracking, checkpoint_every, resume, compile, max_steps, max_work, **params):
     settings = build(TrainSettings, params | {"threads": params["threads"] or cores_per_rank(machine_cores())})
+    check_steps(settings, max_steps, checkpoint_every)
+    device = device_of(settings.device)
+    check_training(settings, device)  # memory first: the more telling message for a typo in n_points
+    check_work(training_flops(settings), "this training", device, max_work)
     train(tracking, settings, checkpoint_every=checkpoint_every, resume=resume, compile=compile)
 
 

@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 from pipeline import generate_pool, main, train
 from pipeline.registry import load_registered
 from pipeline.store import Retrying
+from pipeline.tracking import REASON_TAG
 
 TRAIN = (
     *("--n_dims", 4, "--n_points", 8, "--batch_size", 16, "--n_layer", 1, "--n_embd", 32, "--lr", "3e-3"),
@@ -131,8 +132,17 @@ def test_main_resumes_its_interrupted_chain(store):
     assert len(runs(store, f"tags.mlflow.parentRunId = '{rerun}'")) == 3
 
 
-@pytest.mark.parametrize("lr", ["1e4", "10"])
-def test_a_bad_model_never_takes_an_alias(store, pool, lr):
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        # Adam's first steps move every weight by about lr: at 1e30 the forward overflows float32 (inf, then NaN).
+        (("--lr", "1e30"), "training diverged at step 50: loss=nan; lower lr (lr=1e+30)"),
+        # One step of 1e3 leaves finite weights of about 1e3, whose predictions are about 1e6: loss/D near
+        # 1e13 against predicting 0's 1, whatever the round-off.
+        (("--lr", "1e3", "--total_steps", 1, "--warmup_steps", 0, "--eval_every", 1), "worse than predicting 0"),
+    ],
+)
+def test_a_bad_model_never_takes_an_alias(store, pool, bad, message):
     uri = f"runs:/{pool}/pool/pool.npz"
     args = (
         "--pool",
@@ -151,9 +161,11 @@ def test_a_bad_model_never_takes_an_alias(store, pool, lr):
     assert good.exit_code == 0, good.output
     alias = store.client.get_model_version_by_alias("gate", "m16").version
     versions = len(store.client.search_model_versions("name = 'gate'"))
-    bad = invoke(train.main, *args, "--lr", lr)
-    assert bad.exit_code == 1 and f"lower lr (lr={float(lr)})" in bad.output.strip().splitlines()[-1], bad.output
-    assert runs(store, f"params.model_name = 'gate' and params.lr = '{float(lr)}'")[0].info.status == "FAILED"
+    result = invoke(train.main, *args, *bad)
+    last = result.output.strip().splitlines()[-1]
+    assert result.exit_code == 1 and message in last and f"lower lr (lr={float(bad[1])})" in last, result.output
+    failed = runs(store, f"params.model_name = 'gate' and params.lr = '{float(bad[1])}'")[0]
+    assert failed.info.status == "FAILED" and failed.data.tags[REASON_TAG] == last.removeprefix("Error: ")
     assert len(store.client.search_model_versions("name = 'gate'")) == versions
     assert store.client.get_model_version_by_alias("gate", "m16").version == alias
 

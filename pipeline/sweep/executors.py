@@ -15,6 +15,7 @@ one worker per core.
 """
 
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -22,6 +23,7 @@ import click
 import torch
 
 from models import TrainingInterrupted
+from pipeline import shutdown
 from pipeline.bounds import pack_size
 from pipeline.devices import device_of
 from pipeline.packed import pack_key
@@ -129,7 +131,8 @@ class InlineExecutor(Executor):
 
 class ProcessExecutor(Executor):
     """Jobs in `workers` spawned processes at once, logging to the same store; one pool for the whole
-    sweep, started again if a worker died (the pool is then broken)."""
+    sweep, started again if a worker died (the pool is then broken). The workers end with this process,
+    however it ends (pipeline/shutdown.py)."""
 
     name = "process"
 
@@ -148,26 +151,39 @@ class ProcessExecutor(Executor):
     def map(self, function, tracking, jobs, parent):
         futures = self._submitted(function, tracking, jobs, parent)
         outcomes = []
-        for future in futures:
-            error = future.exception()
-            if isinstance(error, TrainingInterrupted):
-                raise error
-            outcomes.append(future.result() if error is None else error)
+        # While the workers run, a signal goes on to them (main: shutdown.forwarding) and this process waits
+        # for them to checkpoint and end their runs KILLED; then it stops too.
+        with shutdown.deferred():
+            for future in futures:
+                error = future.exception()
+                if isinstance(error, TrainingInterrupted):
+                    raise error
+                outcomes.append(future.result() if error is None else error)
+        shutdown.check()
         return outcomes
 
     def _submitted(self, function, tracking, jobs, parent):
         if self.pool is None:
             self._start(tracking)
         try:
-            return [self.pool.submit(function, tracking, *job, parent=parent) for job in jobs]
+            return [self.pool.submit(shutdown.run_job, function, tracking, *job, parent=parent) for job in jobs]
         except BrokenProcessPool:  # a worker died in an earlier map: a fresh pool
             self._start(tracking)
-            return [self.pool.submit(function, tracking, *job, parent=parent) for job in jobs]
+            return [self.pool.submit(shutdown.run_job, function, tracking, *job, parent=parent) for job in jobs]
 
     def _start(self, tracking):
         self.__exit__()
         context = multiprocessing.get_context("spawn")
-        self.pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=tracking.activate)
+        self.pool = ProcessPoolExecutor(
+            self.workers, mp_context=context, initializer=_start_worker, initargs=(tracking, os.getpid())
+        )
+
+
+def _start_worker(tracking, parent_pid):
+    """A worker process's set-up: the sweep's store, and the watch on its parent (pipeline/shutdown.py:
+    the worker ends with the sweep, even one killed with SIGKILL)."""
+    tracking.activate()
+    shutdown.start_worker(parent_pid)
 
 
 def make_executor(name, workers, device, trainings, ray_address=""):

@@ -126,7 +126,7 @@ class RayExecutor:
             return [_outcome(ref) for ref in refs]
         except KeyboardInterrupt:  # the sweep was asked to stop: each running training checkpoints first
             for ref in refs:
-                ray.cancel(ref)  # a KeyboardInterrupt in the task: its StopRequest (pipeline/resume.py)
+                ray.cancel(ref)  # a KeyboardInterrupt in the task: handled as SIGINT (pipeline/shutdown.py)
             ray.wait(refs, num_returns=len(refs), timeout=STOP_S)
             raise
 
