@@ -1,12 +1,20 @@
-"""Upper bounds, checked before any allocation: the memory a pool, the eval sets or a training needs.
+"""Upper bounds, checked before any run starts: the memory a pool, the eval sets or a training needs, and
+how long a training or a sweep would run.
 
-Each estimate counts the arrays the step holds at once (float64 draws, float32 copies, the estimators'
-per-prefix Gram matrices, the transformer's parameters, optimiser state, activations and attention
-scores), and is refused with the options that drive it when it passes what this machine (or the CUDA
-device) has free, so a typo such as n_points=10**6 fails in a second with a one-line error, not after
-minutes at 6 GB with a MemoryError.
+Each memory estimate counts the arrays the step holds at once (float64 draws, float32 copies, the
+estimators' per-prefix Gram matrices, the transformer's parameters, optimiser state, activations and
+attention scores), and is refused with the options that drive it when it passes what this machine (or
+the CUDA device) has free, so a typo such as n_points=10**6 fails in a second with a one-line error, not
+after minutes at 6 GB with a MemoryError.
+
+Length and work have limits of their own, each an option that raises it on purpose: total_steps,
+eval_every and checkpoint_every at most `max_steps`; a sweep's grid at most `max_points` trainings; the
+estimated work of a training or a sweep (floating-point operations: `training_flops`, `estimator_flops`)
+at most `max_work`, by default a limit for the device it runs on (MAX_WORK), so that 2**80 steps, a grid
+of 480,000 points or the paper's preset on a laptop is refused in one line instead of running for ever.
 """
 
+import math
 import os
 
 import torch
@@ -15,6 +23,10 @@ from pipeline.types import InputError
 
 GIB = 2**30
 HEADROOM = 0.8  # of the free memory a single step may plan to use
+# max_work when left empty, in FLOPs, by device type. A CPU: the demo's measured pace is about 8e10 FLOP/s
+# on 2 cores (5 trainings, 1.8e14 FLOPs in 40 min), so 1e17 is about two weeks there; the paper's preset
+# (3e18) is a GPU job. CUDA: about the paper's largest figure sweep (Fig. 6, 1e20) with room to spare.
+MAX_WORK = {"cpu": 1e17, "cuda": 1e21}
 
 
 def free_memory(device="cpu"):
@@ -59,11 +71,74 @@ def eval_bytes(evaluation, n_dims):
     return 2 * per_set
 
 
+def n_parameters(arch):
+    """The transformer's parameters, about: read-in, positions, read-out and n_layer blocks of 12 w^2."""
+    width = arch.n_embd
+    return (arch.n_dims + 1 + 2 * arch.n_points + 1) * width + arch.n_layer * 12 * width * width
+
+
+def training_flops(settings):
+    """Floating-point operations of one training of TrainSettings `settings`, estimated: 6 per parameter
+    and token for each step (forward and backward) and 2 for each evaluation's forward on both eval sets."""
+    tokens, params = 2 * settings.arch.n_points, n_parameters(settings.arch)
+    steps = settings.optim.total_steps
+    evaluations = math.ceil(steps / settings.eval_every)
+    train = 6 * params * tokens * settings.data.batch_size * steps
+    return train + evaluations * 2 * settings.evaluation.n_eval * 2 * params * tokens
+
+
+def estimator_flops(n_tasks, evaluation, n_dims):
+    """dMMSE on both eval sets of EvalSettings `evaluation` for a pool of `n_tasks` (none at M = inf):
+    every prefix row against every task, about 4 (D + 1)(D + 2) / 2 operations each (products and exp)."""
+    if n_tasks == float("inf"):
+        return 0
+    rows = 2 * evaluation.n_eval * evaluation.n_points
+    return rows * n_tasks * 2 * (n_dims + 1) * (n_dims + 2)
+
+
+def check_steps(settings, max_steps, checkpoint_every=None):
+    """total_steps, eval_every and checkpoint_every of TrainSettings `settings` at most `max_steps`."""
+    values = {"total_steps": settings.optim.total_steps, "eval_every": settings.eval_every}
+    values["checkpoint_every"] = checkpoint_every or 0
+    for name, value in values.items():
+        if value > max_steps:
+            raise InputError(
+                f"{name}={value:,} is above max_steps={max_steps:,}: pass --max_steps {value} to go that far on purpose"
+            )
+
+
+def work_limit(device, max_work=None):
+    """The max_work that applies on `device`: `max_work` if given, else MAX_WORK of the device's type."""
+    return max_work or MAX_WORK.get(torch.device(device).type, MAX_WORK["cuda"])
+
+
+def check_work(flops, what, device, max_work=None):
+    """Refuse `what` (e.g. "this training") estimated at `flops` when above `max_work` (None: MAX_WORK of
+    `device`'s type)."""
+    device = torch.device(device)
+    limit = work_limit(device, max_work)
+    if flops > limit:
+        default = "" if max_work else f" (the limit on {device.type})"
+        raise InputError(
+            f"{what} would take about {flops:.1e} floating-point operations, above max_work={limit:.0e}{default}: "
+            f"lower total_steps, n_eval, the model or the grid, or pass --max_work {flops:.1e} to run it on purpose"
+        )
+
+
+def check_points(count, max_points):
+    """A sweep of `count` grid points (trainings) at most `max_points`."""
+    if count > max_points:
+        raise InputError(
+            f"the sweep's grid has {count:,} points (trainings), above max_points={max_points:,}: fewer axis "
+            f"values, or pass --max_points {count} to run them all on purpose"
+        )
+
+
 def training_bytes(data, arch):
     """A training step of DataSettings `data` on ModelConfig `arch`: parameters with their gradients and
     Adam's two moments, activations kept for the backward pass, and the attention scores."""
     tokens, width = 2 * arch.n_points, arch.n_embd
-    parameters = (arch.n_dims + 1 + tokens + 1) * width + arch.n_layer * 12 * width * width
+    parameters = n_parameters(arch)
     activations = data.batch_size * tokens * width * arch.n_layer * 20
     attention = data.batch_size * arch.n_head * tokens * tokens * arch.n_layer * 2
     return 4 * (4 * parameters + activations + attention)

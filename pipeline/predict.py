@@ -61,6 +61,8 @@ def _prompts(settings, pool, n_dims, context):
             raise InputError(
                 f"prompts={settings.prompts!r} need xs (N, K, {n_dims}) and ys (N, K), got {xs.shape} and {ys.shape}"
             )
+        if not xs.shape[0] or not xs.shape[1]:
+            raise InputError(f"prompts={settings.prompts!r} hold no sequence to predict: xs has shape {xs.shape}")
         if ws is not None and ws.shape != (len(xs), n_dims):
             raise InputError(f"prompts={settings.prompts!r} need ws (N, {n_dims}), got {ws.shape}")
         if not all(np.isfinite(a).all() for a in (xs, ys, ws) if a is not None):

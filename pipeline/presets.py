@@ -134,7 +134,10 @@ PRESETS |= PAPER_FIGURES | CPU_FIGURES
 
 # Options of `main`: every setting of a chain, and how the sweep runs; SINGLE ones take one value.
 SWEEP_OPTIONS = [name for name in DEFAULTS if name not in ("pool", "baselines", "model", "prompts", "kind")]
-SINGLE = ("device", "model_name", "executor", "ray_address", "workers", "pack", "checkpoint_every", "resume", "compile")
+SINGLE = (
+    *("device", "model_name", "executor", "ray_address", "workers", "pack", "checkpoint_every", "resume", "compile"),
+    *("max_steps", "max_work", "max_points"),
+)
 
 
 def resolve(preset, overrides):

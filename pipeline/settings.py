@@ -104,6 +104,16 @@ OPTIONS = {
         "`make bench` measures both), equal to the eager step to float32 round-off. Tagged `compiled` on the "
         "run, not a param: a finished run is reused whichever way it was computed.",
     ),
+    "max_steps": Option(
+        POSITIVE, 10_000_000, "limit on total_steps, eval_every and checkpoint_every (raise it on purpose)."
+    ),
+    "max_work": Option(
+        Unset(POSITIVE_FLOAT),
+        None,
+        "limit on the estimated floating-point operations of a training or sweep (steps, evaluations, dMMSE); "
+        "empty: 1e17 on a CPU (about two weeks of 2 cores), 1e21 on CUDA (raise it on purpose).",
+    ),
+    "max_points": Option(POSITIVE, 1000, "limit on the trainings (grid points) of a sweep (raise it on purpose)."),
     "model_name": Option(
         click.STRING,
         "icl-transformer",

@@ -10,7 +10,9 @@ K = 2D at each D.
 
 import dataclasses
 import itertools
+import math
 
+from pipeline.bounds import check_points
 from pipeline.cli import pool_label
 from pipeline.tracking import as_text
 from pipeline.types import InputError
@@ -52,13 +54,15 @@ def axes(settings):
 def grid(settings, warmup_fraction, threads):
     """The points of `settings` ({option: [values]}), n_tasks varying fastest; each point's warmup_steps is
     `warmup_fraction` of its total_steps unless warmup_steps is an axis, and `threads` 0 becomes the
-    executor's count `threads`. A warm-up longer than the training fails here, before any run starts."""
+    executor's count `threads`. A warm-up longer than the training, or more points than max_points, fails
+    here, before any run starts."""
     names = axes(settings)
     linked = [name for name in settings.get("link", [()])[0] if name in names]
     free = [name for name in names if name != "n_tasks" and name not in linked]
     columns = [settings[name] for name in free]
     if linked:  # one column whose entries are the linked axes' i-th values together
         columns.append(list(zip(*(settings[name] for name in linked), strict=True)))
+    check_points(math.prod(map(len, columns)) * len(settings["n_tasks"]), settings["max_points"][0])
     points = []
     for combination in itertools.product(*columns):
         chosen = dict(zip(free, combination, strict=False))
