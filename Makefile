@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-slow demo figures ui bench lint mlproject clean
+.PHONY: setup test test-cpus test-slow demo figures ui bench lint mlproject clean
 
 # The store and the project's experiment too, with artifacts beside the store: `mlflow run
 # --experiment-name icl-task-diversity` then finds it rather than creating one that writes to ./mlruns.
@@ -28,6 +28,12 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest -q
+
+# The suite under each of torch's CPU kernel sets (README "Reproducibility"): a test may not depend on one
+# CPU's round-off. avx512 selects the AVX-512 kernels only on a CPU that has them.
+test-cpus: lint
+	$(BIN)/pytest -q
+	for cap in default avx2 avx512; do echo "ATEN_CPU_CAPABILITY=$$cap"; ATEN_CPU_CAPABILITY=$$cap $(BIN)/pytest -q || exit 1; done
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -q -m slow
