@@ -11,7 +11,6 @@ bits, is refused (DamagedCheckpoint) rather than resumed into a model that diffe
 import dataclasses
 import hashlib
 import os
-import pickle
 import tempfile
 from pathlib import Path
 
@@ -31,6 +30,9 @@ class DamagedCheckpoint(ValueError):
     def __init__(self, path, reason):
         super().__init__(f"{path} is {reason}")
         self.path, self.reason = path, reason
+
+    def __reduce__(self):
+        return type(self), (self.path, self.reason)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +72,7 @@ def load_checkpoint(path, device="cpu"):
     optimizer); DamagedCheckpoint, its message one line, when it is unreadable or fails its digest."""
     try:
         state = torch.load(path, map_location=device, weights_only=True)
-    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError, ValueError) as error:
+    except Exception as error:  # a damaged file fails in many ways (KeyError, IndexError, ... from its pickle)
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise DamagedCheckpoint(path, f"not a readable training checkpoint ({reason})") from None
     if not isinstance(state, dict) or state.get("format") not in (FORMAT, *UNCHECKED_FORMATS):

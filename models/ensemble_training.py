@@ -60,6 +60,24 @@ def train_ensemble(
     running, count = start.loss_sum, start.loss_count
     like = ensemble.read_in.weight
     stepped = compiled(ensemble) if compile else ensemble
+
+    def evaluation(done):
+        """Each member evaluated as a stand-alone model (built once, returned for the checkpoints); a
+        KeyboardInterrupt writes the step's checkpoints first, as models.train does."""
+        models = [ensemble.member(k) for k in range(len(members))]
+        try:
+            for i, model in zip(members, models, strict=True):
+                results[i] = evaluate(i, model)
+                for hook in hooks[i]:
+                    hook.on_eval(done, results[i])
+        except KeyboardInterrupt:
+            if checkpointing:
+                _save_members(models, optimizer, optims, members, LoopState(done, running, count), checkpointing, hooks)
+            raise
+        return models
+
+    if start.step and (start.step % eval_every == 0 or start.step == total):
+        evaluation(start.step)  # a stop may have cut this evaluation short (models.train)
     for step in range(start.step, total):
         # The members' learning rates, made a device tensor once per logging window: a host-to-device
         # copy every step would make the host wait for the device every step.
@@ -91,14 +109,8 @@ def train_ensemble(
                 optimizer, ensemble = optimizer.select(chosen, keep), chosen
                 stepped = compiled(ensemble) if compile else ensemble
                 rates = rates[:, keep]
-        # ---- evaluation, member by member (each member as a stand-alone model, built once for both)
-        models = None
-        if done % eval_every == 0 or done == total:
-            models = [ensemble.member(k) for k in range(len(members))]
-            for i, model in zip(members, models, strict=True):
-                results[i] = evaluate(i, model)
-                for hook in hooks[i]:
-                    hook.on_eval(done, results[i])
+        # ---- evaluation, member by member
+        models = evaluation(done) if done % eval_every == 0 or done == total else None
         # ---- checkpoints, one single-training file per member: on schedule, at the end, before stopping
         stop = should_stop is not None and bool(should_stop()) and done < total
         if checkpointing and (done % every == 0 or done == total or stop):
@@ -106,11 +118,6 @@ def train_ensemble(
             _save_members(models, optimizer, optims, members, LoopState(done, running, count), checkpointing, hooks)
         if stop:
             raise TrainingInterrupted(done)
-    if start.step == total:  # resumed from their final checkpoints: the final evaluation
-        for k, i in enumerate(members):
-            results[i] = evaluate(i, ensemble.member(k))
-            for hook in hooks[i]:
-                hook.on_eval(total, results[i])
     for i in members:
         for hook in hooks[i]:
             hook.on_end(total, results[i])

@@ -51,6 +51,9 @@ class TrainingInterrupted(Exception):
         super().__init__(f"training interrupted after step {step}; its checkpoint was written")
         self.step = step
 
+    def __reduce__(self):  # pickled from a worker process: rebuilt from the step, not the message
+        return type(self), (self.step,)
+
 
 @dataclasses.dataclass(frozen=True)
 class Checkpointing:
@@ -121,11 +124,14 @@ def train(
     distributed=False,
 ):
     """Train `model` from `start` (a LoopState; step 0 by default) to `optim.total_steps`; returns the final
-    evaluation's curves (a `start` at total_steps, a checkpoint of the end, only evaluates).
+    evaluation's curves.
 
     `optim` is an OptimSettings (its schedule sets every step's lr); `optimizer` was made for `model`
-    (models.make_optimizer), fresh or restored from the checkpoint `start` came from. `should_stop()` is
-    asked after every step: when it says yes, the loop writes a checkpoint and raises TrainingInterrupted.
+    (models.make_optimizer), fresh or restored from the checkpoint `start` came from. A `start` at an
+    evaluation's step evaluates again first (a stop may have cut that evaluation short); one at total_steps
+    only evaluates. `should_stop()` is asked after every step: when it says yes, the loop writes a
+    checkpoint and raises TrainingInterrupted. A KeyboardInterrupt (a signal's handler) during an evaluation
+    writes the checkpoint of its step before it goes on.
     Raises TrainingDiverged when the training loss stops being finite. `compile` runs the training step's
     forward and backward, and the evaluation's forward, through torch.compile (`compiled`; the evaluation
     stays eager under `distributed`).
@@ -140,12 +146,41 @@ def train(
     total = optim.total_steps
     stepped = data_parallel(model) if distributed else model
     stepped = compiled(stepped) if compile else stepped
+    evaluated = stepped if compile and not distributed else model
     writer = not distributed or torch.distributed.get_rank() == 0
     on_gpu = distributed and torch.distributed.get_backend() == "nccl"
     start = start or LoopState(0, None, 0)
     if not 0 <= start.step <= total:
         raise ValueError(f"start step {start.step} must be in [0, total_steps={total}]")
     running, count, curves = start.loss_sum, start.loss_count, {}
+
+    def save(done):
+        nonlocal running
+        if distributed and running is not None:  # the ranks' mean: a checkpoint resumes under any rank count
+            running = _rank_mean(running)
+        if writer:
+            state = LoopState(done, running, count)
+            save_checkpoint(
+                checkpointing.path, model=model, optimizer=optimizer, loop=state, settings=checkpointing.settings
+            )
+            for hook in hooks:
+                hook.on_checkpoint(done, checkpointing.path)
+
+    def evaluation(done):
+        try:
+            result = evaluate(evaluated)
+        except KeyboardInterrupt:  # stopped while evaluating: the step is kept, its evaluation done on resume
+            if checkpointing is not None and not (distributed and running is not None):  # no collective here
+                save(done)
+            raise
+        for hook in hooks:
+            hook.on_eval(done, result)
+        return result
+
+    if start.step and (start.step % eval_every == 0 or start.step == total):
+        # Resumed from a checkpoint of an evaluation's step, whose evaluation a stop may have cut short: it is
+        # done again (the same numbers: hooks that logged them skip them). At total_steps it is all there is.
+        curves = evaluation(start.step)
     for step in range(start.step, total):
         lr = optim.lr_at(step)
         xs, ys = batches(step)
@@ -164,30 +199,16 @@ def train(
                 hook.on_log(done, {"training/loss": mean, "training/lr": lr})
         # ---- evaluation
         if done % eval_every == 0 or done == total:
-            curves = evaluate(stepped if compile and not distributed else model)
-            for hook in hooks:
-                hook.on_eval(done, curves)
+            curves = evaluation(done)
         # ---- checkpoint: on schedule, at the end, and before stopping on request
         asked = should_stop is not None and bool(should_stop())
         if distributed:  # the ranks agree, at the same steps: every step (gloo), log boundaries (NCCL)
             asked = done < total and (boundary or not on_gpu) and _any_rank(asked)
         stop = asked and done < total
         if checkpointing is not None and (done % checkpointing.every == 0 or done == total or stop):
-            if distributed and running is not None:  # the ranks' mean: a checkpoint resumes under any rank count
-                running = _rank_mean(running)
-            state = LoopState(done, running, count)
-            if writer:
-                save_checkpoint(
-                    checkpointing.path, model=model, optimizer=optimizer, loop=state, settings=checkpointing.settings
-                )
-                for hook in hooks:
-                    hook.on_checkpoint(done, checkpointing.path)
+            save(done)
         if stop:
             raise TrainingInterrupted(done)
-    if start.step == total:  # resumed from its final checkpoint (stopped before its end): the final evaluation
-        curves = evaluate(stepped if compile and not distributed else model)
-        for hook in hooks:
-            hook.on_eval(total, curves)
     for hook in hooks:
         hook.on_end(total, curves)
     return curves

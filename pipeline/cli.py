@@ -72,7 +72,7 @@ def entry_point(command):
             except OSError as error:
                 if not unwritable(error):
                     raise
-                raise InputError(f"cannot write {error.filename or 'to the store'}: {error.strerror}") from None
+                raise InputError(f"cannot use {error.filename or 'the store'}: {error.strerror}") from None
 
     return wrapper
 

@@ -19,6 +19,7 @@ from mlflow.types import Schema, TensorSpec
 import models
 from models import load_model_files, save_model_files
 from models.files import CONFIG_FILE, WEIGHTS_FILE
+from pipeline import shutdown
 from pipeline.settings import flat
 from pipeline.tracking import as_text, local_copy
 from pipeline.types import InputError
@@ -88,9 +89,11 @@ def log_and_register(run, model, settings, pool, label, final, name="model"):
         run.client.update_registered_model(model_name, MODEL_DESCRIPTION)
         run.client.update_model_version(model_name, registered.version, version_description(settings, pool, final))
         run.client.set_registered_model_alias(model_name, alias(label), registered.version)
+        run.completed = True  # an interrupt from here on ends the run FINISHED: its model is in place
     except BaseException:  # an error or an interrupt: no version of a run that did not finish
         if registered is not None:
-            run.client.delete_model_version(model_name, registered.version)
+            with shutdown.masked():
+                run.client.delete_model_version(model_name, registered.version)
         raise
     return registered.version
 

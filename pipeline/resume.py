@@ -12,7 +12,8 @@ resumed.
 - Rerunning a training with the same params continues the newest train run with those params when it
   ended FAILED or KILLED with a checkpoint, in the same run id, unless it failed for a reason a rerun
   cannot change (tag `resumable` = false: divergence, a model no better than predicting 0). A checkpoint
-  of the last step (a run stopped during its final evaluation or registration) resumes into those.
+  of an evaluation's step evaluates again first (a stop may have cut it short); one of the last step (a
+  run stopped during its final evaluation or registration) resumes into those.
 """
 
 import click
@@ -41,25 +42,22 @@ def mark_dead_runs(tracking, task=None):
 
 
 def resumable_run(tracking, params, total_steps):
-    """The train run with `params` that a rerun continues, or None: the newest such run, when it ended
-    FAILED or KILLED with a checkpoint (one of step total_steps, written before the run ended, resumes
-    into the final evaluation and registration). Older runs count only while the newer ones never got to
-    a checkpoint; a FINISHED or running one, or one that failed for a reason a rerun cannot change (tag
-    `resumable` = false), ends the search, so an attempt superseded by a later one (`--resume never`) is
-    never taken up again. Dead RUNNING runs were marked FAILED when the entry point started
-    (cli.entry_point)."""
-    runs = tracking.client().search_runs(
-        [tracking.experiment_id], "tags.stage = 'train'", order_by=["attributes.start_time DESC"]
-    )
-    for run in runs:
-        if not same_params(run.data.params, params):
-            continue
-        tags = run.data.tags
-        if run.info.status not in ("FAILED", "KILLED") or tags.get("resumable") == "false":
-            return None
-        if "checkpoint" in tags:
-            return run if checkpoint_step(tags["checkpoint"]) <= total_steps else None
-    return None
+    """The train run with `params` that a rerun continues, or None: the newest train run with these params,
+    when it ended FAILED or KILLED with a checkpoint (one of step total_steps, written before the run ended,
+    resumes into the final evaluation and registration) and did not fail for a reason a rerun cannot
+    change (tag `resumable` = false). Only the newest counts: an older attempt was superseded by it (a new
+    run starts only when nothing was resumable, or with `--resume never`). Dead RUNNING runs were marked
+    FAILED when the entry point started (cli.entry_point)."""
+    query = "tags.stage = 'train'"
+    if "'" not in params["model_name"]:  # fewer runs to fetch and compare (MLflow returns 1000 at most)
+        query += f" and params.model_name = '{params['model_name']}'"
+    runs = tracking.client().search_runs([tracking.experiment_id], query, order_by=["attributes.start_time DESC"])
+    run = next((run for run in runs if same_params(run.data.params, params)), None)
+    if run is None or run.info.status not in ("FAILED", "KILLED") or "checkpoint" not in run.data.tags:
+        return None
+    if run.data.tags.get("resumable") == "false" or checkpoint_step(run.data.tags["checkpoint"]) > total_steps:
+        return None
+    return run
 
 
 def restored_checkpoint(run, device):

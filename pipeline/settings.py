@@ -110,7 +110,7 @@ OPTIONS = {
     "max_work": Option(
         Unset(POSITIVE_FLOAT),
         None,
-        "limit on the estimated floating-point operations of a training or sweep (steps, evaluations, dMMSE); "
+        "limit on the estimated floating-point operations of a training (steps, evaluations) or sweep (and dMMSE); "
         "empty: 1e17 on a CPU (about two weeks of 2 cores), 1e21 on CUDA (raise it on purpose).",
     ),
     "max_points": Option(POSITIVE, 1000, "limit on the trainings (grid points) of a sweep (raise it on purpose)."),

@@ -25,12 +25,13 @@ import functools
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 WATCH_S = 0.5  # seconds between a worker's looks at its parent
-ORPHAN_GRACE_S = 60  # the longest an orphaned worker's job gets to end its runs before the worker exits
+ORPHAN_GRACE_S = 120  # the longest a stopped worker's job gets to end its runs before the worker exits
 
 
 class Interrupted(KeyboardInterrupt):
@@ -39,6 +40,9 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signum):
         super().__init__(f"interrupted by {signal.Signals(signum).name}")
         self.signum = signum
+
+    def __reduce__(self):  # pickled from a worker process: rebuilt from the number, not the message
+        return type(self), (self.signum,)
 
 
 class _State:
@@ -95,13 +99,26 @@ def handling():
         if STATE.installed == 0:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+            STATE.signal, STATE.deferring, STATE.forward = None, 0, False
 
 
 @contextlib.contextmanager
 def deferred():
     """A signal inside the block is recorded, not raised (the code inside asks `requested()` at safe
-    points); one recorded before the block raises at its start."""
+    points); one recorded before the block raises at its start, one the block did not act on at its end."""
     check()
+    STATE.deferring += 1
+    try:
+        yield
+    finally:
+        STATE.deferring -= 1
+    check()
+
+
+@contextlib.contextmanager
+def masked():
+    """A signal inside the block is recorded, and nothing is checked: for the writes that end a run, which
+    an interrupt must not cut in half (the caller raises what it was raising, or checks afterwards)."""
     STATE.deferring += 1
     try:
         yield
@@ -147,8 +164,8 @@ def start_worker(parent_pid):
     STATE.installed, STATE.deferring = 1, 1
     for signum in SIGNALS:
         signal.signal(signum, STATE.handle)
-    watched = parent_pid if os.getppid() == parent_pid else os.getppid()
-    threading.Thread(target=_watch, args=(watched,), name="watch-parent", daemon=True).start()
+    # Spawned by the sweep's process: another parent already means it died while this one started.
+    threading.Thread(target=_watch, args=(parent_pid,), name="watch-parent", daemon=True).start()
 
 
 def run_job(function, *args, **kwargs):
@@ -177,4 +194,7 @@ def _watch(parent_pid):
         os.kill(os.getpid(), signal.SIGTERM)
     if STATE.busy.acquire(timeout=ORPHAN_GRACE_S):
         time.sleep(WATCH_S)  # the job's result on its way to a parent that is still there
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
     os._exit(1)

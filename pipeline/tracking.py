@@ -21,6 +21,7 @@ from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunS
 from mlflow.tracking.context.registry import resolve_tags
 
 from models import TrainingInterrupted
+from pipeline import shutdown
 from pipeline.types import InputError
 
 HEARTBEAT_S = 30  # seconds between heartbeats of a run in progress
@@ -36,6 +37,7 @@ class Run:
 
     def __init__(self, tracking, run_id):
         self.tracking, self.id, self.client = tracking, run_id, tracking.client()
+        self.completed = False  # its result is in place (a registered model): an interrupt now cannot undo it
 
     def log_params(self, params):
         """Log params not already on the run (`mlflow run` pre-logs the declared ones as given)."""
@@ -115,29 +117,42 @@ def tracked_run(tracking, run_name, stage, parent=None, reopen=None):
         run_id = tracking.launched_run
         client.update_run(run_id, name=run_name)
     else:
-        tags = resolve_tags({"mlflow.parentRunId": parent} if parent else {})
+        # Created with its stage and a heartbeat at once: an interrupt right after leaves a run that the
+        # next entry point finds dead, never one that looks alive for ever.
+        tags = resolve_tags({"mlflow.parentRunId": parent} if parent else {}) | {"stage": stage}
+        tags["heartbeat"] = heartbeat()
         run_id = client.create_run(tracking.experiment_id, run_name=run_name, tags=tags).info.run_id
     run = Run(tracking, run_id)
-    run.set_tag("stage", stage)
+    if reopen or parent is None and tracking.launched_run:
+        run.set_tag("stage", stage)
     try:
         with heartbeats(run):
             yield run
-    except (KeyboardInterrupt, TrainingInterrupted) as error:
-        _ended(client, run_id, RunStatus.KILLED, str(error) or "interrupted")
-        raise
+            run.completed = True
     except BaseException as error:
-        _ended(client, run_id, RunStatus.FAILED, reason(error))
+        if run.completed:  # interrupted (or failing) after its work was done: a registered model, the block
+            _ended(client, run_id, RunStatus.FINISHED)
+        elif isinstance(error, KeyboardInterrupt | TrainingInterrupted):
+            _ended(client, run_id, RunStatus.KILLED, str(error) or "interrupted")
+        else:
+            _ended(client, run_id, RunStatus.FAILED, reason(error))
         raise
-    client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+    _ended(client, run_id, RunStatus.FINISHED, raising=True)
 
 
-def _ended(client, run_id, status, why):
-    """Mark the run `status` with the tag REASON_TAG = `why`, as far as the store lets us: when the store
-    itself is what failed, the error being raised matters more (a run left RUNNING is found dead later)."""
-    with contextlib.suppress(Exception):
-        client.set_tag(run_id, REASON_TAG, why[:5000])
-    with contextlib.suppress(Exception):
-        client.set_terminated(run_id, RunStatus.to_string(status))
+def _ended(client, run_id, status, why=None, *, raising=False):
+    """Mark the run `status` (with the tag REASON_TAG = `why`, if given), uninterrupted by a signal. An
+    error of the store is raised only when `raising`: on the way out of an error, the error being raised
+    matters more (a run left RUNNING is found dead later)."""
+    with shutdown.masked():
+        if why is not None:
+            with contextlib.suppress(Exception):
+                client.set_tag(run_id, REASON_TAG, why[:5000])
+        try:
+            client.set_terminated(run_id, RunStatus.to_string(status))
+        except Exception:
+            if raising:
+                raise
 
 
 def reason(error):
@@ -161,15 +176,28 @@ def adopt(client, run, parent):
 
 def heartbeat():
     beat = {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time(), "limit": STALE_S}
+    started = process_start(os.getpid())
+    if started is not None:
+        beat["started"] = started
     if os.environ.get(TASK_ENV):
         beat["task"] = os.environ[TASK_ENV]
     return json.dumps(beat)
 
 
+def process_start(pid):
+    """When process `pid` started (clock ticks since boot, /proc/<pid>/stat), or None (no such process, or
+    no /proc): with the pid, it names one process, where a pid alone is reused."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def is_alive(run, task=None):
     """Whether the process that runs `run` (an MLflow Run) is still there, judged by its heartbeat tag: not
-    when the heartbeat is older than its limit (whatever process holds its pid now: pids are reused, after
-    a container restart at once), nor when no process has its pid on this host; a run of executor task
+    when the heartbeat is older than its limit (whatever holds its pid now; a process stopped for longer,
+    as by Ctrl-Z, counts as gone too), nor on this host when no process has its pid, or the one that has it
+    started at another time (pids are reused, after a container restart at once); a run of executor task
     `task` is not when that task runs again (its earlier attempt died)."""
     beat = run.data.tags.get("heartbeat")
     if beat is None:
@@ -186,6 +214,8 @@ def is_alive(run, task=None):
             return False
         except PermissionError:
             return True
+        started = process_start(beat["pid"])
+        return "started" not in beat or started is None or started == beat["started"]
     return True
 
 

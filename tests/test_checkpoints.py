@@ -20,7 +20,7 @@ from test_resume import TRAIN, runs, start, wait_for_checkpoint, weights
 from pipeline import generate_pool, train
 from pipeline.resume import mark_dead_runs
 from pipeline.store import setup_tracking
-from pipeline.tracking import REASON_TAG, STALE_S
+from pipeline.tracking import REASON_TAG, STALE_S, process_start
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +121,10 @@ def test_kill_9_after_the_final_checkpoint_resumes_into_registration(store, pool
     process.wait()
     run_id = found[0].info.run_id
     assert store.client.get_run(run_id).info.status == "RUNNING", "killed too late: the registration was over"
+    # What a kill between creating the version and pointing the alias at it leaves: a version of this run.
+    if not store.client.search_registered_models("name = 'late-kill'"):
+        store.client.create_registered_model("late-kill")
+    store.client.create_model_version("late-kill", source=f"runs:/{run_id}/model", run_id=run_id)
     again = invoke(train.main, *args)
     assert again.exit_code == 0 and f"({run_id}) from its checkpoint of step 100" in again.output, again.output
     assert store.client.get_run(run_id).info.status == "FINISHED"
@@ -132,16 +136,23 @@ def test_kill_9_after_the_final_checkpoint_resumes_into_registration(store, pool
 
 def test_a_running_run_whose_heartbeat_is_too_old_is_dead_even_if_its_pid_is_alive(store):
     """A container restart reuses pids at once: a RUNNING run's pid may belong to a live process (here:
-    this test's own) long after the run's process died. Its heartbeat's age says so."""
+    this test's own) long after the run's process died. The heartbeat's age says so, and on this host at
+    once the start time of the process that holds the pid now."""
     tracking = setup_tracking()
+    now, started = time.time(), process_start(os.getpid())
     beat = {"host": socket.gethostname(), "pid": os.getpid(), "limit": STALE_S}
-    stale, fresh = (store.client.create_run(tracking.experiment_id).info.run_id for _ in range(2))
-    store.client.set_tag(stale, "heartbeat", json.dumps(beat | {"time": time.time() - STALE_S - 60}))
-    store.client.set_tag(fresh, "heartbeat", json.dumps(beat | {"time": time.time()}))
+    beats = {
+        "stale": beat | {"time": now - STALE_S - 60},
+        "reused": beat | {"time": now, "started": started - 1},
+        "alive": beat | {"time": now, "started": started},
+    }
+    ids = {name: store.client.create_run(tracking.experiment_id).info.run_id for name in beats}
+    for name, value in beats.items():
+        store.client.set_tag(ids[name], "heartbeat", json.dumps(value))
     try:
-        assert mark_dead_runs(tracking) == [stale]
-        run = store.client.get_run(stale)
+        assert sorted(mark_dead_runs(tracking)) == sorted([ids["stale"], ids["reused"]])
+        run = store.client.get_run(ids["stale"])
         assert run.info.status == "FAILED" and "min ago, from pid" in run.data.tags[REASON_TAG]
-        assert store.client.get_run(fresh).info.status == "RUNNING"
+        assert store.client.get_run(ids["alive"]).info.status == "RUNNING"
     finally:
-        store.client.set_terminated(fresh)
+        store.client.set_terminated(ids["alive"])

@@ -3,6 +3,7 @@
 killed for real."""
 
 import os
+import pickle
 import signal
 import time
 from pathlib import Path
@@ -10,9 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import invoke
-from test_resume import runs, start, wait_for_checkpoint, weights
+from mlflow.tracking import MlflowClient
+from test_resume import TRAIN, runs, start, wait_for_checkpoint, weights
 
-from pipeline import generate_pool, main, shutdown
+from models import DamagedCheckpoint, TrainingInterrupted
+from pipeline import generate_pool, main, shutdown, train
 from pipeline.tracking import REASON_TAG
 
 SWEEP = ("--preset", "smoke", "--n_tasks", "4,16,inf", "--total_steps", 800, "--warmup_steps", 50)
@@ -80,6 +83,7 @@ def test_a_sweep_killed_with_sigkill_takes_its_workers_and_its_rerun_trains_each
     workers = descendants(process.pid)
     assert len(workers) >= 2
     process.send_signal(signal.SIGKILL)
+    started = {r.info.run_id for r in runs(store, "params.model_name = 'orphans' and tags.stage = 'train'")}
     process.wait()
     killed = time.time()
     while alive(workers) and time.time() - killed < 10:
@@ -87,6 +91,7 @@ def test_a_sweep_killed_with_sigkill_takes_its_workers_and_its_rerun_trains_each
     assert not alive(workers), f"workers {alive(workers)} outlived their sweep by 10 s"
 
     interrupted = runs(store, "params.model_name = 'orphans' and tags.stage = 'train'")
+    assert {r.info.run_id for r in interrupted} == started  # the third point, queued, was not started
     assert {r.info.status for r in interrupted} == {"KILLED"}  # each worker checkpointed and said so
     resumable = {r.info.run_id for r in interrupted if "checkpoint" in r.data.tags}
     assert resumable
@@ -173,7 +178,8 @@ def test_sigterm_during_a_trainings_evaluation(store):
     run = terminated(
         store, process, "params.model_name = 'term-evaluation'", when=lambda run: "training/loss" in run.data.metrics
     )
-    assert "checkpoint" not in run.data.tags  # it was evaluating, before the checkpoint of step 10
+    assert "true/delta_pt_ridge" not in run.data.metrics  # it was evaluating at step 10, and its step is kept:
+    assert run.data.tags["checkpoint"].endswith("@10")  # a rerun resumes from it and evaluates again
 
 
 def test_sigterm_during_registration_registers_nothing(store):
@@ -198,9 +204,26 @@ def test_sigterm_during_registration_registers_nothing(store):
     assert not store.client.search_model_versions(f"name = 'term-register' and run_id = '{run.info.run_id}'")
 
 
-def test_a_signal_is_deferred_inside_a_step_and_raised_outside(monkeypatch):
+def test_an_interrupt_after_the_version_exists_deletes_it_and_the_run_ends_killed(store, monkeypatch):
+    """The moment a timed signal rarely hits: between register_model and the alias (the same path as any
+    interrupt during the registration's writes)."""
+
+    def interrupted(*args, **kwargs):
+        raise shutdown.Interrupted(signal.SIGTERM)
+
+    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", interrupted)
+    pool = pool_uri(store, "--n_tasks", 16, "--n_dims", 4, "--pool_seed", 7)
+    result = invoke(train.main, "--pool", pool, *TRAIN, "--total_steps", 100, "--model_name", "late-term")
+    assert result.exit_code == 128 + signal.SIGTERM, result.output
+    [run] = runs(store, "params.model_name = 'late-term'")
+    assert run.info.status == "KILLED" and run.data.tags[REASON_TAG] == "interrupted by SIGTERM"
+    assert not store.client.search_model_versions("name = 'late-term'")
+
+
+def test_a_signal_raises_outside_a_deferred_block_and_at_its_end_inside():
     """The rules themselves, in this process: raise at once outside; inside deferred() only record (an
-    interruptible function raises again); a second signal never raises (it would cut the clean-up short)."""
+    interruptible function raises again, and so does the block's end if nothing acted on the signal); a
+    second signal never raises (it would cut the clean-up short); the handlers and the state go at the end."""
     with shutdown.handling():
         with pytest.raises(shutdown.Interrupted, match="SIGTERM"):
             os.kill(os.getpid(), signal.SIGTERM)
@@ -208,14 +231,24 @@ def test_a_signal_is_deferred_inside_a_step_and_raised_outside(monkeypatch):
         assert shutdown.requested() == signal.SIGTERM
         os.kill(os.getpid(), signal.SIGINT)  # a second one: recorded, not raised
         time.sleep(0.1)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and shutdown.requested() is None
     with shutdown.handling():
-        assert shutdown.requested() is None
-        with shutdown.deferred():
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(0.1)
-            assert shutdown.requested() == signal.SIGTERM
-            with pytest.raises(shutdown.Interrupted):
-                shutdown.interruptible(lambda: None)()
+        with pytest.raises(shutdown.Interrupted, match="SIGTERM"):  # from the block's end
+            with shutdown.deferred():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.1)
+                assert shutdown.requested() == signal.SIGTERM
+                with pytest.raises(shutdown.Interrupted):
+                    shutdown.interruptible(lambda: None)()
+                with shutdown.masked():
+                    pass  # checks nothing
         with pytest.raises(shutdown.Interrupted):
-            shutdown.check()
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+            with shutdown.deferred():  # raises at its start
+                pytest.fail("a deferred block ran after a stop was asked for")
+
+
+def test_interruptions_cross_process_boundaries_as_themselves():
+    """A worker process's exception is pickled to its sweep: each comes back whole (not as a broken pool)."""
+    for error in (shutdown.Interrupted(signal.SIGTERM), TrainingInterrupted(400), DamagedCheckpoint("a.pt", "gone")):
+        again = pickle.loads(pickle.dumps(error))
+        assert type(again) is type(error) and str(again) == str(error)

@@ -188,6 +188,50 @@ def test_a_training_stopped_and_resumed_equals_the_uninterrupted_one(tmp_path):
     assert logged == whole.calls  # the same logs at the same steps with the same values
 
 
+def test_a_training_stopped_during_an_evaluation_keeps_its_step_and_evaluates_it_again(tmp_path):
+    """A signal during the evaluation of step 60 (its handler raising KeyboardInterrupt): the checkpoint of
+    step 60 is written, and the training resumed from it evaluates step 60 first; together the two give
+    the uninterrupted training's calls, evaluation of step 60 included."""
+    model, optimizer = fresh()
+    whole = Recorder()
+    train(model, optimizer, OPTIM, batches=batches, evaluate=evaluate, eval_every=60, hooks=[whole])
+
+    def stopped_at_60(model):  # the first evaluation, at step 60
+        raise KeyboardInterrupt
+
+    first, first_optimizer = fresh()
+    before = Recorder()
+    with pytest.raises(KeyboardInterrupt):
+        train(
+            first,
+            first_optimizer,
+            OPTIM,
+            batches=batches,
+            evaluate=stopped_at_60,
+            eval_every=60,
+            hooks=[before],
+            checkpointing=Checkpointing(tmp_path, {}, 1000),
+        )
+    assert before.calls[-1] == ("checkpoint", 60, "last.pt")
+    state = load_checkpoint(tmp_path / "last.pt")
+    resumed = model_from_checkpoint(state)
+    resumed_optimizer = make_optimizer(resumed, lr=OPTIM.lr, weight_decay=OPTIM.weight_decay)
+    resumed_optimizer.load_state_dict(state["optimizer"])
+    after = Recorder()
+    train(
+        resumed,
+        resumed_optimizer,
+        OPTIM,
+        batches=batches,
+        evaluate=evaluate,
+        eval_every=60,
+        hooks=[after],
+        start=loop_state(state),
+    )
+    assert after.calls[0][:2] == ("eval", 60)
+    assert [call for call in before.calls + after.calls if call[0] != "checkpoint"] == whole.calls
+
+
 def test_a_training_resumed_from_its_final_checkpoint_only_evaluates(tmp_path):
     """Killed after its last checkpoint (during its final evaluation or its registration), a training resumes
     at total_steps: no step, the final evaluation again, equal to the uninterrupted one's, and on_end."""

@@ -151,8 +151,9 @@ class ProcessExecutor(Executor):
     def map(self, function, tracking, jobs, parent):
         futures = self._submitted(function, tracking, jobs, parent)
         outcomes = []
-        # While the workers run, a signal goes on to them (main: shutdown.forwarding) and this process waits
-        # for them to checkpoint and end their runs KILLED; then it stops too.
+        # While the workers run, a signal goes on to them (main: shutdown.forwarding): they checkpoint, end
+        # their runs KILLED and exit; this process stops once their futures are done (or broken), and the
+        # pool's shutdown (`__exit__`) waits for the workers themselves.
         with shutdown.deferred():
             for future in futures:
                 error = future.exception()
