@@ -43,9 +43,11 @@ demo: $(STAMP)
 	$(BIN)/python -m pipeline.main --preset demo
 
 # The paper's figures at CPU scale (pipeline/gallery.py): the CPU presets' sweeps (reusing finished runs)
-# and their analyses, into the embedded store; the PNGs and findings.md land in docs/figures/.
+# and their analyses, into the embedded store; the PNGs and findings.md land in docs/figures/ (with
+# SEED_OFFSET=k, every seed shifted by k, in docs/figures/seed_offset_k/).
+SEED_OFFSET ?= 0
 figures: $(STAMP)
-	$(BIN)/python -m pipeline.gallery
+	$(BIN)/python -m pipeline.gallery --seed_offset $(SEED_OFFSET)
 
 # The MLflow UI on the embedded store (one worker: 2-core machines); it prints the experiment's address.
 ui: setup

@@ -60,9 +60,10 @@ ARTIFACTS = {
 assert set(CPU_FIGURES) == {entry.preset for entry in GALLERY}
 
 
-def make_gallery(tracking, names, out):
-    """Run the sweeps and analyses of the GALLERY entries in `names` (all when empty) and write their
-    PNGs and findings.md to `out`; returns {name: (sweep run id, figure run id)}."""
+def make_gallery(tracking, names, out, seed_offset=0):
+    """Run the sweeps and analyses of the GALLERY entries in `names` (all when empty), every seed shifted by
+    `seed_offset`, and write their PNGs and findings.md to `out`; returns {name: (sweep run id, figure run
+    id)}."""
     unknown = sorted(set(names) - {entry.name for entry in GALLERY})
     if unknown:
         raise InputError(f"unknown figure {unknown[0]!r}; choose from {[e.name for e in GALLERY]}")
@@ -73,10 +74,11 @@ def make_gallery(tracking, names, out):
     sweeps, made = [], {}  # sweeps: [(resolved settings, run id)]
     for i, entry in enumerate(entries, 1):
         click.echo(f"=== figures {i}/{len(entries)}: {entry.name} ({entry.title}), preset {entry.preset}")
-        settings = resolve(entry.preset, {})
+        overrides = {"seed_offset": seed_offset}
+        settings = resolve(entry.preset, overrides)
         sweep_id = next((run_id for s, run_id in sweeps if s == settings), None)
         if sweep_id is None:
-            sweep_id = sweep(tracking, entry.preset, {})
+            sweep_id = sweep(tracking, entry.preset, overrides)
             sweeps.append((settings, sweep_id))
         if entry.kind is None:
             run_id = sweep_id
@@ -100,7 +102,8 @@ def make_gallery(tracking, names, out):
         "# Findings of the runs that made these figures",
         "",
         f"Written by `make figures` (pipeline/gallery.py); its last run, on {time.strftime('%Y-%m-%d %H:%M')}, "
-        f"made {len(made)} figure(s) in {total:.1f} min (runs reused from earlier sweeps take no time).",
+        f"made {len(made)} figure(s) in {total:.1f} min (runs reused from earlier sweeps take no time)"
+        + (f", every seed shifted by {seed_offset}." if seed_offset else "."),
         "",
     ]
     notes = [(out / f"{e.name}.md").read_text() for e in GALLERY if (out / f"{e.name}.md").exists()]
@@ -130,13 +133,20 @@ def _write(path, data):
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    default=PROJECT_DIR / "docs" / "figures",
+    default=None,
+    help="folder for the PNGs and findings.md [default: docs/figures, or docs/figures/seed_offset_<k>].",
+)
+@click.option(
+    "--seed_offset",
+    type=click.IntRange(min=0),
+    default=0,
     show_default=True,
-    help="folder for the PNGs and findings.md.",
+    help="added to every seed of every sweep: the gallery again on seeds nobody chose (make figures SEED_OFFSET=k).",
 )
 @entry_point
-def main(tracking, only, out):
-    make_gallery(tracking, [name for name in only.split(",") if name], out)
+def main(tracking, only, out, seed_offset):
+    out = out or PROJECT_DIR / "docs" / "figures" / (f"seed_offset_{seed_offset}" if seed_offset else "")
+    make_gallery(tracking, [name for name in only.split(",") if name], out, seed_offset)
 
 
 if __name__ == "__main__":

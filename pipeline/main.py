@@ -17,7 +17,7 @@ import torch
 from pipeline import shutdown
 from pipeline.bounds import check_pack, check_steps, check_work, estimator_flops, training_flops, work_limit
 from pipeline.cli import EntryCommand, entry_point, options
-from pipeline.presets import PRESETS, SWEEP_OPTIONS, resolve
+from pipeline.presets import PRESETS, REPLICATE, SWEEP_OPTIONS, resolve
 from pipeline.store import ui_command
 from pipeline.sweep import dashboard, summary
 from pipeline.sweep.chain import check, preparation, train_settings
@@ -66,6 +66,7 @@ def _sweep(tracking, preset, settings, fraction, executor):
         # The resolved value of every option (MLproject declares only preset, so `mlflow run` has logged
         # just the options given, as given); settings.json holds the same.
         resolved = {k: v[0] if len(v) == 1 else ",".join(map(as_text, v)) for k, v in settings.items()}
+        del resolved[REPLICATE]  # the param `replicates` says it
         resolved["link"] = ",".join(settings["link"][0])
         if not resolved["link"]:  # no linked axes: no param (an empty one would read as "unknown")
             del resolved["link"]
@@ -108,22 +109,29 @@ def _sweep(tracking, preset, settings, fraction, executor):
 
 
 def _log_summary(run, preset, rows, axes, chains):
+    """The summary of `rows` (one per training): thresholds over every replicate, the table of the trainings
+    and, where a point has replicates, of their means with 95% intervals; the figure, the terminal table
+    and the dashboard show the means."""
     found = summary.thresholds(rows, axes)
-    scale = dashboard.log_curves_by_pool_size(run, rows, axes)
+    means, shown = summary.aggregate(rows, axes), summary.point_axes(axes)
+    scale = dashboard.log_curves_by_pool_size(run, means, shown)
     run.set_description(dashboard.description(preset, rows, axes, found, scale, chains, run.tracking.experiment_id))
-    for group, log2_m, rule, finding in found:
-        suffix = summary.group_key(group)
-        run.set_tag(f"threshold{suffix}", finding)
-        run.set_tag(f"threshold_rule{suffix}", rule)
-        if math.isfinite(log2_m):
-            run.log_metrics({f"threshold_log2_n_tasks{suffix}": log2_m})
+    for threshold in found:
+        suffix = summary.group_key(threshold.group)
+        run.set_tag(f"threshold{suffix}", threshold.finding)
+        run.set_tag(f"threshold_rule{suffix}", threshold.rule)
+        for name, value in (("", threshold.log2_m), ("_low", threshold.low), ("_high", threshold.high)):
+            if math.isfinite(value):
+                run.log_metrics({f"threshold_log2_n_tasks{name}{suffix}": value})
     run.log_table(summary.summary_table(rows, axes), "summary/summary.json")
     run.log_text(summary.summary_csv(rows, axes), "summary/summary.csv")
-    run.log_figure(sweep_figure(rows, axes, found), "summary/sweep.png")
-    click.echo(summary.summary_text(rows, axes))
-    for group, _, rule, finding in found:
-        where = f" for {summary.group_label(group)}" if group else ""
-        click.echo(f"threshold{where}: {finding} (rule: {rule})")
+    if len(means) < len(rows):
+        run.log_table(summary.means_table(means, shown), "summary/means.json")
+    run.log_figure(sweep_figure(means, shown, found), "summary/sweep.png")
+    click.echo(summary.summary_text(means, shown))
+    for threshold in found:
+        where = f" for {summary.group_label(threshold.group)}" if threshold.group else ""
+        click.echo(f"threshold{where}: {threshold.finding} (rule: {threshold.rule})")
     click.echo(f"summary figure: {run.artifact_uri('summary/sweep.png')}")
     click.echo(f"summary table:  {run.artifact_uri('summary/summary.csv')}")
     click.echo(f"open the MLflow UI on these runs: {ui_command(run.tracking)}")

@@ -9,6 +9,8 @@ import math
 from pipeline.settings import DEFAULTS
 from pipeline.types import InputError
 
+REPLICATE = "replicate"  # the axis of a sweep's replicates (values 0 ... replicates - 1)
+
 PRESETS = {
     # The paper's grid M = 2^1 ... 2^20 and inf at its base setting, evaluated as the original code does
     # (2^20 sequences per distribution every 1000 steps): a GPU job.
@@ -136,12 +138,15 @@ PRESETS |= PAPER_FIGURES | CPU_FIGURES
 SWEEP_OPTIONS = [name for name in DEFAULTS if name not in ("pool", "baselines", "model", "prompts", "kind")]
 SINGLE = (
     *("device", "model_name", "executor", "ray_address", "workers", "pack", "checkpoint_every", "resume", "compile"),
-    *("max_steps", "max_work", "max_points"),
+    *("max_steps", "max_work", "max_points", "replicates", "seed_offset"),
 )
+SEEDS = [name for name in DEFAULTS if name.endswith("_seed")]
 
 
 def resolve(preset, overrides):
-    """{option: [values]}: DEFAULTS, then `preset`, then `overrides` (None values are ignored)."""
+    """{option: [values]}: DEFAULTS, then `preset`, then `overrides` (None values are ignored); every seed
+    shifted by seed_offset, and `replicate` (0 ... replicates - 1) an axis of its own when replicates > 1
+    (grid.py gives each replicate its seeds)."""
     if preset not in PRESETS:
         raise InputError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     settings = {name: DEFAULTS[name] for name in SWEEP_OPTIONS} | PRESETS[preset]
@@ -151,6 +156,9 @@ def resolve(preset, overrides):
         if len(settings[name]) > 1:
             raise InputError(f"{name} takes one value, got {','.join(map(str, settings[name]))}")
     settings["link"] = [_link(settings)]
+    offset = settings["seed_offset"][0]
+    settings |= {name: [seed + offset for seed in settings[name]] for name in SEEDS}
+    settings[REPLICATE] = list(range(settings["replicates"][0]))
     return settings
 
 

@@ -114,6 +114,15 @@ OPTIONS = {
         "empty: 1e17 on a CPU (about two weeks of 2 cores), 1e21 on CUDA (raise it on purpose).",
     ),
     "max_points": Option(POSITIVE, 1000, "limit on the trainings (grid points) of a sweep (raise it on purpose)."),
+    "replicates": Option(
+        POSITIVE,
+        1,
+        "trainings of every grid point, each with seeds of its own (pool, data, tasks, noise, model; the eval "
+        "sets' seeds are shared): the summary gives means with 95% intervals over them (pipeline/stats.py).",
+    ),
+    "seed_offset": Option(
+        click.IntRange(min=0), 0, "added to every seed of a sweep, the eval sets' too: a rerun on seeds nobody chose."
+    ),
     "model_name": Option(
         click.STRING,
         "icl-transformer",
@@ -146,12 +155,9 @@ OPTIONS = {
     "executor": Option(
         click.Choice(["auto", "inline", "process", "ray"]),
         "auto",
-        "how a sweep runs its chains: inline (one after another in this process), process (`workers` worker "
-        "processes side by side), ray (Ray tasks on `ray_address`, placed by the CPUs, GPU and memory each "
-        "declares; a chain whose worker dies is retried and resumes) or auto: on a CPU, one worker process "
-        "per core (at most one per training), each training at cores / workers threads (one thread on a busy "
-        "grid: two 1-thread trainings do 1.3x the work of one 2-thread training and do not collapse when the "
-        "machine is shared); on CUDA, inline.",
+        "how a sweep runs its chains: inline (one after another here), process (`workers` worker processes), "
+        "ray (Ray tasks on `ray_address`, retried and resumed if a worker dies) or auto: on a CPU one worker "
+        "process per core (at most one per training) at cores / workers threads each; on CUDA, inline.",
     ),
     "ray_address": Option(
         click.STRING,

@@ -163,17 +163,18 @@ def row(m, pt_ridge, pt_dmmse, **axes):
 
 def test_threshold_with_one_scale_is_where_pt_turns_ridge_like():
     rows = [row(4, 0.5, 0.1), row(16, 0.3, 0.2), row(64, 0.1, 0.4), row(math.inf, 0.01, math.nan)]
-    [(group, log2_m, rule, finding)] = thresholds(rows, ("n_tasks",))
+    [(group, log2_m, rule, finding, low, high)] = thresholds(rows, ("n_tasks",))
     assert group == () and rule == "PT closer to ridge than to dMMSE on T_True"
+    assert math.isnan(low) and math.isnan(high)  # one replicate: no interval
     assert log2_m == pytest.approx(4 + 2 * 0.1 / 0.4)  # gap +0.1 at 2^4, -0.3 at 2^6: zero at 2^4.5
     assert finding == "M* ~ 2^4.50"
     # No crossing: the finding says which side of the threshold the whole grid is on (not the rule's name).
-    [(_, log2_m, _, finding)] = thresholds(rows[:2], ("n_tasks",))
+    [(_, log2_m, _, finding, *_)] = thresholds(rows[:2], ("n_tasks",))
     assert math.isnan(log2_m) and finding == (
         "no threshold inside the grid: the transformer is closer to dMMSE than to ridge on T_True at every "
         "finite M (2^2 ... 2^4)"
     )
-    [(_, _, _, finding)] = thresholds(rows[2:], ("n_tasks",))
+    [(_, _, _, finding, *_)] = thresholds(rows[2:], ("n_tasks",))
     assert "the transformer is closer to ridge than to dMMSE on T_True at every finite M (2^6 ... 2^6)" in finding
 
 
@@ -184,7 +185,7 @@ def test_threshold_with_two_scales_is_where_their_curves_cross():
         row(4, 0.4, 0, batch_size=2),
         row(16, 0.3, 0, batch_size=2),
     ]
-    [(_, log2_m, rule, _)] = thresholds(rows, ("n_tasks", "batch_size"))
+    [(_, log2_m, rule, *_)] = thresholds(rows, ("n_tasks", "batch_size"))
     assert rule == "crossing of Delta^True_PT,Ridge for B1 and B2"
     assert log2_m == pytest.approx(2 + 2 * 0.1 / 0.2)
     assert math.isnan(thresholds(rows[:1] + rows[2:3], ("n_tasks", "batch_size"))[0][1])  # one point each
@@ -258,7 +259,7 @@ def test_dashboard_description_fits_in_a_tag():
 
 def test_threshold_at_an_exact_zero_even_at_the_last_point():
     rows = [row(4, 0.3, 0.1), row(16, 0.2, 0.2)]  # gap +0.2, then exactly 0 at the last point
-    [(_, log2_m, _, finding)] = thresholds(rows, ("n_tasks",))
+    [(_, log2_m, _, finding, *_)] = thresholds(rows, ("n_tasks",))
     assert log2_m == 4 and finding == "M* ~ 2^4.00"
-    [(_, log2_m, _, finding)] = thresholds([row(4, math.nan, 0.2)], ("n_tasks",))
+    [(_, log2_m, _, finding, *_)] = thresholds([row(4, math.nan, 0.2)], ("n_tasks",))
     assert math.isnan(log2_m) and finding == "no threshold inside the grid (no finite point to compare)"

@@ -87,7 +87,10 @@ def _description(preset, rows, axes, found, scale, table):
     lines = [
         f"**Task-diversity sweep `{preset}`**: {len(rows)} trainings over {', '.join(axes)}.",
         "",
-        *(f"- **Threshold{' for ' + group_label(g) if g else ''}**: {text} (rule: {r})" for g, _, r, text in found),
+        *(
+            f"- **Threshold{' for ' + group_label(t.group) if t.group else ''}**: {t.finding} (rule: {t.rule})"
+            for t in found
+        ),
         "",
         "**How to read it.** In *Model metrics*, the charts `by_M/...` draw the summary against the number of "
         f"pretraining tasks: the step is {'' if scale == 1 else f'{scale} x '}log2 M, with M = inf at "
@@ -99,6 +102,10 @@ def _description(preset, rows, axes, found, scale, table):
         table,
     ]
     return "\n".join(lines)
+
+
+def _for(group):
+    return f" for {group_label(group)}" if group else ""
 
 
 def _table(rows, axes, chains, experiment_id):

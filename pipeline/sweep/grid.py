@@ -5,20 +5,36 @@ scale (the paper locates M* where two data scales' curves cross); every other ax
 n_embd, lr, a seed, ...) splits the points into groups that get a curve and a threshold each. Unless
 warmup_steps is an axis itself, each point warms up for the same share of its total_steps. Axes named in
 `link` vary together (their i-th values form one point) instead of crossing: n_dims with n_points keeps
-K = 2D at each D.
+K = 2D at each D. With replicates > 1, `replicate` is the last axis: each replicate of a point draws its
+pool and training anew (`replicate_seed`), on the same eval sets.
 """
 
 import dataclasses
 import itertools
 import math
 
+import numpy as np
+
 from pipeline.bounds import check_points
 from pipeline.cli import pool_label
+from pipeline.presets import REPLICATE
 from pipeline.tracking import as_text
 from pipeline.types import InputError
 
 DATA_SCALE = ("batch_size", "total_steps")
-SHORT = {"batch_size": "B", "total_steps": "T"}  # labels of the paper's data scales: m1024-B512
+SHORT = {"batch_size": "B", "total_steps": "T", REPLICATE: "r"}  # labels: m1024-B512-r1
+# The seeds a replicate draws anew: its pool and training. The eval sets' are shared, so that every
+# replicate is scored on the same T_True sequences (T_Pretrain's tasks are its own pool's).
+REPLICATED = ("pool_seed", "data_seed", "task_seed", "noise_seed", "model_seed")
+
+
+def replicate_seed(seed, replicate):
+    """The seed of replicate `replicate` of a setting whose seed is `seed`: itself for replicate 0 (so a sweep
+    given replicates reuses the runs it made before), else a number drawn from both by numpy's SeedSequence,
+    which no other (seed, replicate) and no seed_offset maps to in practice."""
+    if replicate == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, replicate]).generate_state(1, np.uint32)[0])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,9 +62,9 @@ def axis_text(axis, value):
 
 
 def axes(settings):
-    """The sweep's axes, n_tasks first, the others in option order."""
-    multi = (name for name, values in settings.items() if len(values) > 1 and name not in ("n_tasks", "link"))
-    return ("n_tasks", *multi)
+    """The sweep's axes, n_tasks first, the others in option order, `replicate` last."""
+    multi = [name for name, values in settings.items() if len(values) > 1 and name not in ("n_tasks", "link")]
+    return ("n_tasks", *sorted(multi, key=lambda name: name == REPLICATE))
 
 
 def grid(settings, warmup_fraction, threads):
@@ -72,6 +88,7 @@ def grid(settings, warmup_fraction, threads):
             values = {name: value[0] for name, value in settings.items()}
             values |= chosen | {"n_tasks": n_tasks}
             values["threads"] = values["threads"] or threads
+            values |= {name: replicate_seed(values[name], values[REPLICATE]) for name in REPLICATED}
             if "warmup_steps" not in names:
                 values["warmup_steps"] = round(warmup_fraction * values["total_steps"])
             if not 0 <= values["warmup_steps"] < values["total_steps"]:

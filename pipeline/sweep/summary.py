@@ -5,17 +5,24 @@ transformer (pt), dMMSE and ridge, and Delta_{PT,dMMSE}, Delta_{PT,Ridge}, Delta
 At M = inf the two distributions coincide (every task is fresh), so the T_True numbers fill both and
 dMMSE is absent (it tends to ridge).
 
-Threshold M*, per group (all axes but M and the data scale fixed): with two or more data scales, where
-the Delta^{T_True}_{PT,Ridge} curves of the smallest and largest cross (the paper's rule); with one,
-where the transformer becomes closer to ridge than to dMMSE on T_True. Both are interpolated linearly in
-log2 M between grid points.
+Threshold M*, per group (all axes but M, the data scale and the replicate fixed): with two or more data
+scales, where the Delta^{T_True}_{PT,Ridge} curves of the smallest and largest cross (the paper's rule);
+with one, where the transformer becomes closer to ridge than to dMMSE on T_True. Both are interpolated
+linearly in log2 M between grid points, on the curves of the means over replicates, with a 95% bootstrap
+interval over the replicates (pipeline/stats.py) when there are several.
+
+With replicates, `aggregate` gives one row per grid point: the mean of each number over its replicates,
+with its 95% interval as `<key>:low` and `<key>:high`, and `replicates`.
 """
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from pipeline.presets import REPLICATE
+from pipeline.stats import t_interval, threshold_interval
 from pipeline.sweep.grid import DATA_SCALE, axis_text
 from pipeline.tracking import as_text
 
@@ -44,7 +51,29 @@ def summary_row(values, axes, baseline_metrics, train_metrics, runs=None):
 
 
 def group_axes(axes):
-    return [axis for axis in axes[1:] if axis not in DATA_SCALE]
+    return [axis for axis in axes[1:] if axis not in DATA_SCALE and axis != REPLICATE]
+
+
+def point_axes(axes):
+    """The axes that tell grid points apart (every axis but the replicate)."""
+    return [axis for axis in axes if axis != REPLICATE]
+
+
+def aggregate(rows, axes):
+    """One row per grid point: its axis values, `replicates`, and per number the mean over its replicates
+    with the 95% t interval (`<key>:low`, `<key>:high`; nan for one replicate)."""
+    points = {}
+    for row in rows:
+        points.setdefault(tuple(row[axis] for axis in point_axes(axes)), []).append(row)
+    means = []
+    for members in points.values():
+        mean = {key: members[0][key] for key in ("n_tasks", "log2_n_tasks", *point_axes(axes)[1:])}
+        mean["replicates"] = len(members)
+        for key in LOSSES + DELTAS:
+            values = [row[key] for row in members if math.isfinite(row[key])]
+            mean[key], mean[f"{key}:low"], mean[f"{key}:high"] = t_interval(values) if values else (math.nan,) * 3
+        means.append(mean)
+    return means
 
 
 def group_key(group):
@@ -80,37 +109,67 @@ def data_seen(row):
     return row.get("batch_size", 1) * row.get("total_steps", 1)
 
 
+class Threshold(NamedTuple):
+    """A group's threshold: log2 M* (nan where the grid shows no crossing), the rule that found it, what the
+    grid shows in words, and the 95% interval over replicates (nan, nan with one replicate)."""
+
+    group: tuple
+    log2_m: float
+    rule: str
+    finding: str
+    low: float = math.nan
+    high: float = math.nan
+
+
 def thresholds(rows, axes):
-    """[(group, log2 M*, rule, finding)] per group; log2 M* is nan where the grid shows no crossing, and
-    `finding` says in words what the grid shows."""
-    return [(group, *threshold(members, axes)) for group, members in groups(rows, axes)]
+    """[Threshold] per group of `rows` (one per training, replicates included)."""
+    return [Threshold(group, *threshold(members, axes)) for group, members in groups(rows, axes)]
 
 
 def threshold(rows, axes):
-    """(log2 M*, rule, finding) of one group's rows."""
+    """(log2 M*, rule, finding, low, high) of one group's rows."""
     finite = sorted((r for r in rows if math.isfinite(r["log2_n_tasks"])), key=lambda r: r["log2_n_tasks"])
     scales = list(dict.fromkeys(scale_label(r, axes) for r in sorted(rows, key=data_seen)))
+
+    def cells(value, scale=None):
+        """{log2 M: [value(row) of each replicate]} of the rows at `scale` (None: all)."""
+        found = {}
+        for r in finite:
+            if scale is None or scale_label(r, axes) == scale:
+                found.setdefault(r["log2_n_tasks"], []).append(value(r))
+        return found
+
     if len(scales) >= 2:
         small, large = scales[0], scales[-1]
-        a = {r["log2_n_tasks"]: r["true/delta_pt_ridge"] for r in finite if scale_label(r, axes) == small}
-        b = {r["log2_n_tasks"]: r["true/delta_pt_ridge"] for r in finite if scale_label(r, axes) == large}
+        a, b = (cells(lambda r: r["true/delta_pt_ridge"], scale) for scale in (small, large))
         xs = sorted(set(a) & set(b))
         rule = f"crossing of Delta^True_PT,Ridge for {small} and {large}"
-        gaps = [a[x] - b[x] for x in xs]
         sides = (f"{small} is closer to ridge than {large}", f"{large} is closer to ridge than {small}")
+        above, below = [a[x] for x in xs], [b[x] for x in xs]
     else:
-        xs = [r["log2_n_tasks"] for r in finite]
-        gaps = [r["true/delta_pt_ridge"] - r["true/delta_pt_dmmse"] for r in finite]
+        a = cells(lambda r: r["true/delta_pt_ridge"] - r["true/delta_pt_dmmse"])  # each replicate's own gap
+        xs = sorted(a)
         rule = CLOSER_TO_RIDGE
         sides = ("the transformer is closer to ridge than to dMMSE", "the transformer is closer to dMMSE than to ridge")
-    log2_m = first_sign_change(xs, gaps)
-    return log2_m, rule, _finding(log2_m, xs, gaps, sides)
+        above, below = [a[x] for x in xs], [[0.0]] * len(xs)
+    gaps = [np.mean(x) - np.mean(y) for x, y in zip(above, below, strict=True)]
+    replicates = max(map(len, above), default=0)
+    if replicates >= 2:
+        log2_m, low, high, share = threshold_interval(xs, above, below, first_sign_change)
+    else:
+        log2_m, low, high, share = first_sign_change(xs, gaps), math.nan, math.nan, math.nan
+    return log2_m, rule, _finding(log2_m, xs, gaps, sides, (low, high, share, replicates)), low, high
 
 
-def _finding(log2_m, xs, gaps, sides):
-    """What the grid shows, in words: the threshold, or on which side of it every grid point lies."""
+def _finding(log2_m, xs, gaps, sides, interval):
+    """What the grid shows, in words: the threshold (with its interval), or on which side of it every grid
+    point lies."""
+    low, high, share, replicates = interval
     if math.isfinite(log2_m):
-        return f"M* ~ 2^{log2_m:.2f}"
+        if not math.isfinite(low):
+            return f"M* ~ 2^{log2_m:.2f}"
+        found = "" if share >= 0.975 else f"; a crossing in {share:.0%} of redraws"
+        return f"M* ~ 2^{log2_m:.2f} (95% interval 2^{low:.2f} to 2^{high:.2f} over {replicates} replicates{found})"
     signs = {np.sign(g) for g in gaps if math.isfinite(g)}  # no 0 among them: a zero is a threshold
     if not signs:
         return "no threshold inside the grid (no finite point to compare)"
@@ -133,6 +192,13 @@ def first_sign_change(xs, ys):
 def summary_table(rows, axes):
     """Columns -> lists, the shape `mlflow.log_table` takes (inf as text)."""
     return {column: [_table_cell(row.get(column, "")) for row in rows] for column in columns(axes)}
+
+
+def means_table(means, axes):
+    """The `aggregate` rows as columns -> lists: each number's mean with its interval."""
+    keys = [f"{key}{part}" for key in LOSSES + DELTAS for part in ("", ":low", ":high")]
+    names = ["n_tasks", "log2_n_tasks", *axes[1:], "replicates", *keys]
+    return {name: [_table_cell(row[name]) for row in means] for name in names}
 
 
 def summary_csv(rows, axes):
