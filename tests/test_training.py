@@ -71,6 +71,28 @@ def fresh(optim=OPTIM):
     return model, make_optimizer(model, lr=optim.lr, weight_decay=optim.weight_decay)
 
 
+def resumed(path, evaluate=evaluate):
+    """The training of OPTIM resumed from the checkpoint at `path` and run to its end: (model, its calls)."""
+    state = load_checkpoint(path)
+    model = model_from_checkpoint(state)
+    optimizer = make_optimizer(model, lr=OPTIM.lr, weight_decay=OPTIM.weight_decay)
+    optimizer.load_state_dict(state["optimizer"])
+    recorder = Recorder()
+    never = lambda step: pytest.fail(f"a training at its end drew the batch of step {step}")  # noqa: E731
+    at_end = state["step"] == OPTIM.total_steps
+    train(
+        model,
+        optimizer,
+        OPTIM,
+        batches=never if at_end else batches,
+        evaluate=evaluate,
+        eval_every=60,
+        hooks=[recorder],
+        start=loop_state(state),
+    )
+    return model, recorder.calls
+
+
 def test_hooks_are_called_at_their_steps_in_order(tmp_path):
     model, optimizer = fresh()
     recorder = Recorder()
@@ -168,23 +190,10 @@ def test_a_training_stopped_and_resumed_equals_the_uninterrupted_one(tmp_path):
         )
     state = load_checkpoint(tmp_path / "last.pt")
     assert state["step"] == 73 and state["loss_count"] == 23  # the loss summed since step 50 is kept
-    resumed = model_from_checkpoint(state)
-    resumed_optimizer = make_optimizer(resumed, lr=OPTIM.lr, weight_decay=OPTIM.weight_decay)
-    resumed_optimizer.load_state_dict(state["optimizer"])
-    after = Recorder()
-    train(
-        resumed,
-        resumed_optimizer,
-        OPTIM,
-        batches=batches,
-        evaluate=evaluate,
-        eval_every=60,
-        hooks=[after],
-        start=loop_state(state),
-    )
-    for (name, a), b in zip(model.state_dict().items(), resumed.state_dict().values(), strict=True):
+    again, after = resumed(tmp_path / "last.pt")
+    for (name, a), b in zip(model.state_dict().items(), again.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
-    logged = [call for call in before.calls + after.calls if call[0] != "checkpoint"]
+    logged = [call for call in before.calls + after if call[0] != "checkpoint"]
     assert logged == whole.calls  # the same logs at the same steps with the same values
 
 
@@ -213,28 +222,15 @@ def test_a_training_stopped_during_an_evaluation_keeps_its_step_and_evaluates_it
             checkpointing=Checkpointing(tmp_path, {}, 1000),
         )
     assert before.calls[-1] == ("checkpoint", 60, "last.pt")
-    state = load_checkpoint(tmp_path / "last.pt")
-    resumed = model_from_checkpoint(state)
-    resumed_optimizer = make_optimizer(resumed, lr=OPTIM.lr, weight_decay=OPTIM.weight_decay)
-    resumed_optimizer.load_state_dict(state["optimizer"])
-    after = Recorder()
-    train(
-        resumed,
-        resumed_optimizer,
-        OPTIM,
-        batches=batches,
-        evaluate=evaluate,
-        eval_every=60,
-        hooks=[after],
-        start=loop_state(state),
-    )
-    assert after.calls[0][:2] == ("eval", 60)
-    assert [call for call in before.calls + after.calls if call[0] != "checkpoint"] == whole.calls
+    _, after = resumed(tmp_path / "last.pt")
+    assert after[0][:2] == ("eval", 60)
+    assert [call for call in before.calls + after if call[0] != "checkpoint"] == whole.calls
 
 
 def test_a_training_resumed_from_its_final_checkpoint_only_evaluates(tmp_path):
     """Killed after its last checkpoint (during its final evaluation or its registration), a training resumes
-    at total_steps: no step, the final evaluation again, equal to the uninterrupted one's, and on_end."""
+    at total_steps: no step (a batch drawn fails), the final evaluation again, equal to the uninterrupted
+    one's, and on_end."""
     model, optimizer = fresh()
     whole = Recorder()
     checkpointing = Checkpointing(tmp_path, {}, 60)
@@ -248,24 +244,9 @@ def test_a_training_resumed_from_its_final_checkpoint_only_evaluates(tmp_path):
         hooks=[whole],
         checkpointing=checkpointing,
     )
-    state = load_checkpoint(tmp_path / "last.pt")
-    assert state["step"] == OPTIM.total_steps
-    resumed, after = model_from_checkpoint(state), Recorder()
-    resumed_optimizer = make_optimizer(resumed, lr=OPTIM.lr, weight_decay=OPTIM.weight_decay)
-    resumed_optimizer.load_state_dict(state["optimizer"])
-    never = lambda step: pytest.fail(f"a training at its end drew the batch of step {step}")  # noqa: E731
-    curves = train(
-        resumed,
-        resumed_optimizer,
-        OPTIM,
-        batches=never,
-        evaluate=evaluate,
-        eval_every=60,
-        hooks=[after],
-        start=loop_state(state),
-    )
-    assert after.calls == [call for call in whole.calls if call[0] in ("eval", "end") and call[1] == 120]
-    assert curves["true/pt/loss_noisy"].tolist() == after.calls[-1][2]["true/pt/loss_noisy"]
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == OPTIM.total_steps
+    _, after = resumed(tmp_path / "last.pt")
+    assert after == [call for call in whole.calls if call[0] in ("eval", "end") and call[1] == 120]
 
 
 def test_a_diverging_training_names_the_step_and_lr():
