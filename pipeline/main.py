@@ -104,14 +104,14 @@ def _sweep(tracking, preset, settings, fraction, executor):
             )
             for point, chain in zip(points, chains, strict=True)
         ]
-        _log_summary(run, preset, rows, axes, chains)
+        _log_summary(run, preset, rows, axes, chains, summary.setting_text(settings))
     return run.id
 
 
-def _log_summary(run, preset, rows, axes, chains):
+def _log_summary(run, preset, rows, axes, chains, setting):
     """The summary of `rows` (one per training): thresholds over every replicate, the table of the trainings
-    and, where a point has replicates, of their means with 95% intervals; the figure, the terminal table
-    and the dashboard show the means."""
+    and, where a point has replicates, of their means with 95% intervals; the figure (captioned with the
+    `setting`), the terminal table and the dashboard show the means."""
     found = summary.thresholds(rows, axes)
     means, shown = summary.aggregate(rows, axes), summary.point_axes(axes)
     scale = dashboard.log_curves_by_pool_size(run, means, shown)
@@ -127,7 +127,7 @@ def _log_summary(run, preset, rows, axes, chains):
     run.log_text(summary.summary_csv(rows, axes), "summary/summary.csv")
     if len(means) < len(rows):
         run.log_table(summary.means_table(means, shown), "summary/means.json")
-    run.log_figure(sweep_figure(means, shown, found), "summary/sweep.png")
+    run.log_figure(sweep_figure(means, shown, found, setting), "summary/sweep.png")
     click.echo(summary.summary_text(means, shown))
     for threshold in found:
         where = f" for {summary.group_label(threshold.group)}" if threshold.group else ""

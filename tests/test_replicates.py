@@ -14,7 +14,7 @@ from pipeline import main
 from pipeline.presets import SEEDS, resolve
 from pipeline.sweep.figure import sweep_figure
 from pipeline.sweep.grid import REPLICATED, grid, replicate_seed
-from pipeline.sweep.summary import aggregate, point_axes, summary_row, thresholds
+from pipeline.sweep.summary import aggregate, point_axes, setting_text, summary_row, thresholds
 
 EVAL_SEEDS = [name for name in SEEDS if name not in REPLICATED]
 
@@ -73,9 +73,14 @@ def test_the_threshold_over_replicates_has_an_interval_around_the_crossing_of_th
     assert re.fullmatch(
         r"M\* ~ 2\^2\.50 \(95% interval 2\^2\.\d\d to 2\^\d\.\d\d over 3 replicates\)", threshold.finding
     )
-    figure = sweep_figure(aggregate(rows, axes), point_axes(axes), [threshold])
+    setting = setting_text(resolve("smoke", {"replicates": 3}))
+    figure = sweep_figure(aggregate(rows, axes), point_axes(axes), [threshold], setting)
     delta_panel = figure.axes[5]
     assert any(isinstance(c, PolyCollection) for c in delta_panel.collections)  # bands and the interval of M*
+    assert figure.get_suptitle().endswith(
+        "means of 3 replicates, 95% intervals shaded\nD = 4, K = 8, sigma^2 = 0.25; 1 layers, width 32, 2 heads; "
+        "60 steps of batch 32, lr 0.003, weight decay 0.0; 3 replicate(s)"
+    )
 
 
 def test_a_sweep_with_replicates_trains_each_and_reports_their_means(store):

@@ -8,13 +8,14 @@ from pipeline.figures import PANELS, STYLE, TITLES, m_axis
 from pipeline.sweep.summary import curve_label, group_label
 
 
-def sweep_figure(rows, axes, found):
+def sweep_figure(rows, axes, found, setting=""):
     """Paper Fig. 2 style: rows T_Pretrain / T_True; columns loss/D, Delta_PT,dMMSE, Delta_PT,Ridge vs M.
 
     log2 M on the x axis, M = inf drawn two units right of the largest finite M; one curve per value of
     every axis other than M (line style and marker per curve; on the loss panels, colour per predictor);
     each group's threshold estimate (`found`: summary.thresholds) as a dotted vertical line. Rows that are
-    means over replicates (summary.aggregate) get their 95% intervals as bands, the threshold too.
+    means over replicates (summary.aggregate) get their 95% intervals as bands, the threshold too; the
+    `setting` (summary.setting_text) is printed under the title.
     """
     x_of, ticks = m_axis(r["log2_n_tasks"] for r in rows)
     curves = list(dict.fromkeys(curve_label(r, axes) for r in rows))
@@ -66,6 +67,7 @@ def sweep_figure(rows, axes, found):
     rules = sorted({threshold.rule for threshold in found})
     replicates = max((r.get("replicates", 1) for r in rows), default=1)
     means = f"; means of {replicates} replicates, 95% intervals shaded" if replicates > 1 else ""
-    fig.suptitle(f"Task-diversity sweep (loss against noiseless targets); threshold: {'; '.join(rules)}{means}")
+    title = f"Task-diversity sweep (loss against noiseless targets); threshold: {'; '.join(rules)}{means}"
+    fig.suptitle(f"{title}\n{setting}" if setting else title)
     fig.tight_layout()
     return fig

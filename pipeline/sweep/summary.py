@@ -194,6 +194,22 @@ def summary_table(rows, axes):
     return {column: [_table_cell(row.get(column, "")) for row in rows] for column in columns(axes)}
 
 
+def setting_text(settings):
+    """The setting of a sweep's `settings` ({option: [values]}) in one line, for its figure: D, K, sigma^2,
+    the model, the training, the replicates (an axis's values joined by /)."""
+
+    def value(name):
+        return "/".join(as_text(v) for v in settings[name])
+
+    noise = "/".join(f"{v**2:g}" for v in settings["noise_scale"])
+    model = f"{value('n_layer')} layers, width {value('n_embd')}, {value('n_head')} heads"
+    return (
+        f"D = {value('n_dims')}, K = {value('n_points')}, sigma^2 = {noise}; {model}; {value('total_steps')} steps "
+        f"of batch {value('batch_size')}, lr {value('lr')}, weight decay {value('weight_decay')}; "
+        f"{value('replicates')} replicate(s)"
+    )
+
+
 def means_table(means, axes):
     """The `aggregate` rows as columns -> lists: each number's mean with its interval."""
     keys = [f"{key}{part}" for key in LOSSES + DELTAS for part in ("", ":low", ":high")]
