@@ -6,10 +6,14 @@ run; every sweep reuses the FINISHED chains of earlier ones (pipeline/sweep/chai
 run after an interrupted one, trains only what is missing. Each figure is downloaded from its run to
 `<out>/<name>.png`, and `<out>/findings.md` records, per figure, the runs it came from and what the
 analysis found (each figure's part is also `<name>.md`, so `--only` keeps the others'), so the README
-gallery can be checked against the run that made it.
+gallery can be checked against the run that made it. A figure with a claim in pipeline/claims.py gets its
+verdict, decided by code from the sweep's runs: `<out>/claims.json` (per figure: the claim, each
+criterion's number with its 95% interval and verdict, the claim's verdict) and a table atop findings.md.
 """
 
 import dataclasses
+import json
+import math
 import os
 import time
 from pathlib import Path
@@ -17,7 +21,9 @@ from pathlib import Path
 import click
 import mlflow
 
+from pipeline.analysis.sweep_runs import open_sweep
 from pipeline.analyze import analyze
+from pipeline.claims import CLAIMS
 from pipeline.cli import EntryCommand, entry_point
 from pipeline.main import sweep
 from pipeline.presets import CPU_FIGURES, resolve
@@ -72,6 +78,7 @@ def make_gallery(tracking, names, out, seed_offset=0):
     client = tracking.client()
     start = time.monotonic()
     sweeps, made = [], {}  # sweeps: [(resolved settings, run id)]
+    verdicts = _read_claims(out / "claims.json")  # earlier runs' verdicts of figures not made this time
     for i, entry in enumerate(entries, 1):
         click.echo(f"=== figures {i}/{len(entries)}: {entry.name} ({entry.title}), preset {entry.preset}")
         overrides = {"seed_offset": seed_offset}
@@ -97,6 +104,10 @@ def make_gallery(tracking, names, out, seed_offset=0):
         note = [f"## {entry.title}: `{entry.name}.png`", ""]
         note += [f"Preset `{entry.preset}`, sweep `runs:/{sweep_id}`, figure from `runs:/{run_id}`.", ""]
         _write(out / f"{entry.name}.md", "\n".join([*note, *findings, ""]).encode())
+        if entry.name in CLAIMS:
+            swept = open_sweep(client, f"runs:/{sweep_id}")
+            verdicts[entry.name] = CLAIMS[entry.name].evaluate(swept.rows, swept.axes) | {"sweep": sweep_id}
+            click.echo(f"claim of {entry.name}: {verdicts[entry.name]['verdict']}")
     total = (time.monotonic() - start) / 60
     header = [
         "# Findings of the runs that made these figures",
@@ -107,9 +118,54 @@ def make_gallery(tracking, names, out, seed_offset=0):
         "",
     ]
     notes = [(out / f"{e.name}.md").read_text() for e in GALLERY if (out / f"{e.name}.md").exists()]
-    _write(out / "findings.md", "\n".join(header + notes).encode())
+    ordered = _no_nan([verdicts[e.name] for e in GALLERY if e.name in verdicts])
+    _write(out / "claims.json", json.dumps({"claims": ordered}, indent=1).encode())
+    _write(out / "findings.md", "\n".join(header + claims_table(ordered) + notes).encode())
     click.echo(f"figures: {len(made)} in {out} ({total:.1f} min); what each found: {out / 'findings.md'}")
     return made
+
+
+def _read_claims(path):
+    """{figure: verdict} of an earlier claims.json at `path` (none: {})."""
+    if not path.exists():
+        return {}
+    return {claim["figure"]: claim for claim in json.loads(path.read_text())["claims"]}
+
+
+def _no_nan(value):
+    """`value` with every NaN as None: JSON has no NaN (Python would write one that other readers refuse)."""
+    if isinstance(value, dict):
+        return {key: _no_nan(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_no_nan(item) for item in value]
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def claims_table(claims):
+    """findings.md's table of the claims' verdicts (pipeline/claims.py), one row per criterion."""
+    if not claims:
+        return []
+    lines = ["## Claims and verdicts", "", "| figure | claim | criterion | measured (95% interval) | verdict |"]
+    lines.append("|---|---|---|---|---|")
+    for claim in claims:
+        for i, criterion in enumerate(claim["criteria"]):
+            head = [claim["figure"], claim["claim"]] if i == 0 else ["", ""]
+            verdict = criterion["verdict"] + (f" (claim: {claim['verdict']})" if i == 0 else "")
+            lines.append("| " + " | ".join([*head, criterion["criterion"], _measured(criterion), verdict]) + " |")
+    return [*lines, ""]
+
+
+def _measured(criterion):
+    """A criterion's number with its interval, in words."""
+    if "finding" in criterion:
+        return criterion["finding"]
+    if "first" in criterion:
+        return f"{criterion['first']['finding']}; against {criterion['second']['finding']}"
+    value, low, high = (criterion[k] for k in ("value", "low", "high"))
+    if value is None:
+        return f"not measured (a value missing) over {criterion['replicates']} replicate(s)"
+    interval = f" ({low:.3g} to {high:.3g})" if low is not None else " (no interval)"
+    return f"{value:.3g}{interval} over {criterion['replicates']} replicate(s)"
 
 
 def _write(path, data):

@@ -86,11 +86,14 @@ def threshold_interval(xs, small, large, crossing, method="student", level=LEVEL
     """(estimate, low, high, found) of a crossing between two curves over `xs`: `small` and `large` hold, per
     x, the replicate values of each curve; `crossing(xs, gaps)` gives the x where gaps = small - large first
     changes sign (nan: nowhere). The estimate is the crossing of the mean curves; the interval is that of
-    the crossings of redrawn mean curves, and `found` the share of redraws with a crossing (an interval
-    from a small share says little)."""
+    the crossings of redrawn mean curves, and `found` the share of redraws with a crossing. When fewer
+    than `level` of the redraws cross, whether there is a crossing at all is in doubt, and the interval is
+    nan, nan: the percentiles of the few that cross would say where it is, not whether."""
     estimate = crossing(xs, [np.mean(a) - np.mean(b) for a, b in zip(small, large, strict=True)])
     means = resampled_means([*small, *large], method, resamples, seed)
     a, b = np.array(means[: len(xs)]), np.array(means[len(xs) :])  # (x, resample)
     crossings = np.array([crossing(xs, list(gaps)) for gaps in (a - b).T])
     found = float(np.isfinite(crossings).mean())
+    if found < level or not math.isfinite(estimate):
+        return estimate, math.nan, math.nan, found
     return estimate, *percentile_interval(crossings, level), found

@@ -1,6 +1,7 @@
 """make figures (pipeline/gallery.py) on smoke-sized stand-ins of the CPU presets, the smoothing analysis
 (Fig. 12) and linked axes with the dimension analysis (Fig. 6)."""
 
+import json
 import math
 import re
 
@@ -48,7 +49,13 @@ def test_make_figures_shares_a_sweep_between_equal_presets_and_keeps_earlier_fin
     for name in names:
         assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     findings = (tmp_path / "findings.md").read_text()
-    assert findings.count("## ") == 4 and "rule:" in findings and "smoothed dMMSE" in findings
+    assert findings.count("## ") == 5 and "rule:" in findings and "smoothed dMMSE" in findings
+    # The claim of Fig. 2, decided by code and kept when a later run makes another figure; with one replicate
+    # (the stand-ins have one) nothing has an interval, so nothing can be decided.
+    [claim] = json.loads((tmp_path / "claims.json").read_text())["claims"]
+    assert claim["figure"] == "fig2_sweep" and claim["verdict"] == "inconclusive"
+    assert [c["replicates"] for c in claim["criteria"]] == [1, 1] and claim["criteria"][0]["low"] is None
+    assert "## Claims and verdicts" in findings and "| fig2_sweep | Below the threshold" in findings
 
 
 @pytest.mark.slow
@@ -63,9 +70,9 @@ def test_make_figures_runs_each_sweep_once_and_writes_every_figure(store, tmp_pa
     for entry in gallery.GALLERY:
         assert (tmp_path / f"{entry.name}.png").read_bytes()[:4] == b"\x89PNG"
     findings = (tmp_path / "findings.md").read_text()
-    assert (
-        findings.count("## ") == len(gallery.GALLERY) and "bump over its endpoints" in findings and "rule:" in findings
-    )
+    assert findings.count("## ") == len(gallery.GALLERY) + 1 and "bump over its endpoints" in findings
+    claims = json.loads((tmp_path / "claims.json").read_text())["claims"]
+    assert [c["figure"] for c in claims] == ["fig2_sweep", "fig3_data_scale", "fig6_dimension", "fig7_weight_decay"]
 
 
 def test_smoothing_scores_smoothed_dmmse_on_the_tracked_eval_set(store, sweep):

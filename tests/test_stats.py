@@ -88,3 +88,7 @@ def test_no_crossing_is_nan_with_the_share_of_resamples_that_found_one():
     large = [np.zeros(3) for _ in xs]
     estimate, low, high, found = threshold_interval(xs, small, large, first_sign_change)
     assert math.isnan(estimate) and math.isnan(low) and math.isnan(high) and found == 0.0
+    # Mean curves that do not cross, but some redraws do: still no interval (not the few crossings' spread).
+    small, large = noisy_lines(xs, 6.0, 3, 0.1, seed=5)  # crossing at 6, beyond the grid's 4
+    estimate, low, high, found = threshold_interval(xs, small, large, first_sign_change)
+    assert math.isnan(estimate) and 0 < found < 0.95 and math.isnan(low) and math.isnan(high)

@@ -163,7 +163,7 @@ def row(m, pt_ridge, pt_dmmse, **axes):
 
 def test_threshold_with_one_scale_is_where_pt_turns_ridge_like():
     rows = [row(4, 0.5, 0.1), row(16, 0.3, 0.2), row(64, 0.1, 0.4), row(math.inf, 0.01, math.nan)]
-    [(group, log2_m, rule, finding, low, high)] = thresholds(rows, ("n_tasks",))
+    [(group, log2_m, rule, finding, low, high, _)] = thresholds(rows, ("n_tasks",))
     assert group == () and rule == "PT closer to ridge than to dMMSE on T_True"
     assert math.isnan(low) and math.isnan(high)  # one replicate: no interval
     assert log2_m == pytest.approx(4 + 2 * 0.1 / 0.4)  # gap +0.1 at 2^4, -0.3 at 2^6: zero at 2^4.5

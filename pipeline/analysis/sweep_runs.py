@@ -47,6 +47,7 @@ def open_sweep(client, uri):
         table = json.loads(Path(client.download_artifacts(run_id, SUMMARY, folder)).read_text())
     rows = [dict(zip(table["columns"], values, strict=True)) for values in table["data"]]
     for row in rows:
+        row |= {key: math.nan for key, value in row.items() if value is None}  # NaN is null in the table's JSON
         row["n_tasks"] = math.inf if row["n_tasks"] == "inf" else row["n_tasks"]
         row["log2_n_tasks"] = math.log2(row["n_tasks"])
     first = LOSSES[0]

@@ -111,7 +111,8 @@ def data_seen(row):
 
 class Threshold(NamedTuple):
     """A group's threshold: log2 M* (nan where the grid shows no crossing), the rule that found it, what the
-    grid shows in words, and the 95% interval over replicates (nan, nan with one replicate)."""
+    grid shows in words, the 95% interval over replicates (nan, nan with one replicate, or when the
+    crossing itself is in doubt) and the share of redraws of the replicates' means that cross."""
 
     group: tuple
     log2_m: float
@@ -119,6 +120,7 @@ class Threshold(NamedTuple):
     finding: str
     low: float = math.nan
     high: float = math.nan
+    share: float = math.nan
 
 
 def thresholds(rows, axes):
@@ -127,7 +129,7 @@ def thresholds(rows, axes):
 
 
 def threshold(rows, axes):
-    """(log2 M*, rule, finding, low, high) of one group's rows."""
+    """(log2 M*, rule, finding, low, high, share) of one group's rows."""
     finite = sorted((r for r in rows if math.isfinite(r["log2_n_tasks"])), key=lambda r: r["log2_n_tasks"])
     scales = list(dict.fromkeys(scale_label(r, axes) for r in sorted(rows, key=data_seen)))
 
@@ -158,7 +160,7 @@ def threshold(rows, axes):
         log2_m, low, high, share = threshold_interval(xs, above, below, first_sign_change)
     else:
         log2_m, low, high, share = first_sign_change(xs, gaps), math.nan, math.nan, math.nan
-    return log2_m, rule, _finding(log2_m, xs, gaps, sides, (low, high, share, replicates)), low, high
+    return log2_m, rule, _finding(log2_m, xs, gaps, sides, (low, high, share, replicates)), low, high, share
 
 
 def _finding(log2_m, xs, gaps, sides, interval):

@@ -1,0 +1,96 @@
+"""Claims as code (pipeline/claims.py): each criterion decides holds / does not hold / inconclusive from the
+intervals over replicates, on synthetic sweeps where the answer is known, a false claim included."""
+
+import math
+
+import numpy as np
+
+from pipeline.claims import CLAIMS, FAILS, HOLDS, OPEN
+from pipeline.sweep.summary import summary_row
+
+MS = (2, 4, 8, 16, math.inf)
+
+
+def sweep(delta, replicates=3, noise=0.01, seed=0, **axes):
+    """Summary rows of a synthetic sweep: `delta(m, **axis values)` gives a point's Deltas {key: value},
+    each replicate's with N(0, noise^2) added."""
+    rng = np.random.default_rng(seed)
+    names = ("n_tasks", *axes, "replicate")
+    rows = []
+    for r in range(replicates):
+        for values in _combinations(axes):
+            for m in MS:
+                metrics = {k: v + noise * rng.standard_normal() for k, v in delta(m, **values).items()}
+                rows.append(summary_row({"n_tasks": m, **values, "replicate": r}, names, {}, metrics))
+    return rows, names if replicates > 1 else names[:-1]
+
+
+def _combinations(axes):
+    if not axes:
+        return [{}]
+    (name, values), *rest = axes.items()
+    return [{name: v, **other} for v in values for other in _combinations(dict(rest))]
+
+
+def transition(at):
+    """Deltas of a transformer on dMMSE below 2^at and on ridge above it."""
+
+    def delta(m, **_):
+        below = math.log2(m) < at
+        return {
+            "pretrain/delta_pt_dmmse": 0.01 if below else 0.3,
+            "pretrain/delta_pt_ridge": 0.5 if below else 0.02,
+            "true/delta_pt_dmmse": 0.02 if below else 0.4,
+            "true/delta_pt_ridge": 0.6 if below else 0.03,
+        }
+
+    return delta
+
+
+def test_fig2_holds_on_a_transition_and_fails_without_one():
+    rows, axes = sweep(transition(3.5))
+    result = CLAIMS["fig2_sweep"].evaluate(rows, axes)
+    assert result["verdict"] == HOLDS and [c["verdict"] for c in result["criteria"]] == [HOLDS, HOLDS]
+    assert result["criteria"][1]["high"] < 0 and result["criteria"][1]["replicates"] == 3
+    never, _ = sweep(transition(10))  # a transformer that stays on dMMSE at every finite M: the claim is false
+    assert CLAIMS["fig2_sweep"].evaluate(never, axes)["verdict"] == FAILS
+
+
+def test_noise_as_large_as_the_effect_or_one_replicate_is_inconclusive():
+    rows, axes = sweep(transition(3.5), noise=1.0, seed=3)
+    assert CLAIMS["fig2_sweep"].evaluate(rows, axes)["verdict"] == OPEN
+    rows, axes = sweep(transition(3.5), replicates=1)
+    result = CLAIMS["fig2_sweep"].evaluate(rows, axes)
+    assert result["verdict"] == OPEN and math.isnan(result["criteria"][0]["low"])
+
+
+def test_fig7_decides_on_the_order_of_two_thresholds_and_their_intervals():
+    def by_decay(m, weight_decay):
+        return transition(3.5 - 2 * weight_decay)(m)  # more decay: an earlier transition
+
+    rows, axes = sweep(by_decay, weight_decay=(0.0, 1.0))
+    result = CLAIMS["fig7_weight_decay"].evaluate(rows, axes)
+    assert result["verdict"] == HOLDS and result["criteria"][0]["value"] < 0
+
+    def reversed_decay(m, weight_decay):
+        return transition(1.5 + 2 * weight_decay)(m)
+
+    rows, axes = sweep(reversed_decay, weight_decay=(0.0, 1.0))
+    assert CLAIMS["fig7_weight_decay"].evaluate(rows, axes)["verdict"] == FAILS
+
+
+def test_fig3_needs_the_crossing_of_two_data_scales_inside_the_grid():
+    def by_steps(m, total_steps):
+        x = math.log2(m)
+        return {"true/delta_pt_ridge": 0.5 - 0.1 * x if total_steps == 10 else 0.3 - 0.02 * x}  # equal at 2^2.5
+
+    rows, axes = sweep(by_steps, total_steps=(10, 20))
+    result = CLAIMS["fig3_data_scale"].evaluate(rows, axes)
+    assert result["verdict"] == HOLDS, result
+    assert 1 < result["criteria"][0]["low"] < result["criteria"][0]["high"] < 4
+
+    def apart(m, total_steps):
+        return {"true/delta_pt_ridge": 0.5 if total_steps == 10 else 0.1}
+
+    rows, axes = sweep(apart, total_steps=(10, 20))
+    assert CLAIMS["fig3_data_scale"].evaluate(rows, axes)["verdict"] == FAILS
