@@ -7,6 +7,8 @@ Each criterion measures one number with its 95% interval and decides:
   both sides of a comparison come from the same trainings), which the claim says is below 0; its mean
   over the replicates with Student's t interval. Holds when the whole interval is below 0, does not hold
   when it is all above, inconclusive otherwise (and with fewer than 2 replicates).
+- `Within`: a `Paired` quantity that the claim says is about 0 (two things match): holds when the whole
+  interval is inside +-margin, does not hold when it is all outside on one side.
 - `Ordered`: two groups' thresholds M* (the sweep's summary, with their bootstrap intervals over the
   replicates: pipeline/stats.py), which the claim says are in an order. Holds when the intervals are
   apart in that order, does not hold when apart in the other, inconclusive when they overlap.
@@ -40,6 +42,22 @@ class Paired:
         mean, low, high = t_interval(finite) if len(finite) == len(values) else (math.nan,) * 3
         verdict = OPEN if not math.isfinite(low) else HOLDS if high < 0 else FAILS if low > 0 else OPEN
         return {"value": mean, "low": low, "high": high, "replicates": len(values), "verdict": verdict}
+
+
+@dataclasses.dataclass(frozen=True)
+class Within(Paired):
+    """`quantity` of one replicate's rows within +-`margin` when the claim (that two things match) holds:
+    holds when the whole interval is inside, does not hold when it is all outside on one side."""
+
+    margin: float = 0.05
+
+    def measure(self, rows, axes):
+        found = super().measure(rows, axes)
+        low, high, m = found["low"], found["high"], self.margin
+        verdict = OPEN
+        if math.isfinite(low):
+            verdict = HOLDS if -m < low and high < m else FAILS if low > m or high < -m else OPEN
+        return found | {"margin": m, "verdict": verdict}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +139,12 @@ def _pt_nearer_ridge_at_largest_m(rows, axes):
     return at(rows, "true/delta_pt_ridge", max) - at(rows, "true/delta_pt_dmmse", max)
 
 
+def _largest_m_against_inf(rows, axes):
+    """The transformer's T_True loss/D at the largest finite M relative to its loss at M = inf, minus 1."""
+    infinite = max((r for r in rows if r["log2_n_tasks"] == math.inf), key=data_seen)
+    return at(rows, "true/pt/loss_noiseless", max) / infinite["true/pt/loss_noiseless"] - 1
+
+
 CLAIMS = [
     Claim(
         "fig2_sweep",
@@ -140,6 +164,18 @@ CLAIMS = [
         "fig6_dimension",
         "The threshold grows with the task dimension D (Fig. 6).",
         (Ordered("M* at the smallest D is below M* at the largest D", "n_dims", min, max),),
+    ),
+    Claim(
+        "fig10_final_accuracy",
+        "Above the threshold the transformer ends as accurate on fresh tasks as the one trained on infinitely "
+        "many tasks (Fig. 10).",
+        (
+            Within(
+                "at the largest finite M (above M*), T_True loss/D within 5% of the M = inf transformer's",
+                _largest_m_against_inf,
+                0.05,
+            ),
+        ),
     ),
     Claim(
         "fig7_weight_decay",

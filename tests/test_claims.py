@@ -94,3 +94,19 @@ def test_fig3_needs_the_crossing_of_two_data_scales_inside_the_grid():
 
     rows, axes = sweep(apart, total_steps=(10, 20))
     assert CLAIMS["fig3_data_scale"].evaluate(rows, axes)["verdict"] == FAILS
+
+
+def test_fig10_holds_when_the_largest_m_matches_m_inf_and_fails_when_it_is_worse():
+    def ending(worse):
+        def delta(m, **_):
+            return {"true/pt/loss_noiseless": 0.4 * (1 + (worse if math.log2(m) < 10 else 0))}
+
+        return delta
+
+    rows, axes = sweep(ending(0.0), noise=0.002)
+    result = CLAIMS["fig10_final_accuracy"].evaluate(rows, axes)
+    assert result["verdict"] == HOLDS and abs(result["criteria"][0]["value"]) < 0.05
+    rows, axes = sweep(ending(0.2), noise=0.002)  # 20% worse at every finite M: the claim is false
+    assert CLAIMS["fig10_final_accuracy"].evaluate(rows, axes)["verdict"] == FAILS
+    rows, axes = sweep(ending(0.05), noise=0.04, seed=1)  # at the margin, with noise of 10%: undecided
+    assert CLAIMS["fig10_final_accuracy"].evaluate(rows, axes)["verdict"] == OPEN

@@ -72,7 +72,8 @@ def test_make_figures_runs_each_sweep_once_and_writes_every_figure(store, tmp_pa
     findings = (tmp_path / "findings.md").read_text()
     assert findings.count("## ") == len(gallery.GALLERY) + 1 and "bump over its endpoints" in findings
     claims = json.loads((tmp_path / "claims.json").read_text())["claims"]
-    assert [c["figure"] for c in claims] == ["fig2_sweep", "fig3_data_scale", "fig6_dimension", "fig7_weight_decay"]
+    expected = ["fig2_sweep", "fig3_data_scale", "fig6_dimension", "fig7_weight_decay", "fig10_final_accuracy"]
+    assert [c["figure"] for c in claims] == expected
 
 
 def test_smoothing_scores_smoothed_dmmse_on_the_tracked_eval_set(store, sweep):
