@@ -44,10 +44,12 @@ demo: $(STAMP)
 
 # The paper's figures at CPU scale (pipeline/gallery.py): the CPU presets' sweeps (reusing finished runs)
 # and their analyses, into the embedded store; the PNGs and findings.md land in docs/figures/ (with
-# SEED_OFFSET=k, every seed shifted by k, in docs/figures/seed_offset_k/).
+# SEED_OFFSET=k, every seed shifted by k, in docs/figures/seed_offset_k/; REPLICATES=n trains every point
+# n times, which the claims' verdicts need).
 SEED_OFFSET ?= 0
+REPLICATES ?=
 figures: $(STAMP)
-	$(BIN)/python -m pipeline.gallery --seed_offset $(SEED_OFFSET)
+	$(BIN)/python -m pipeline.gallery --seed_offset $(SEED_OFFSET) $(if $(REPLICATES),--replicates $(REPLICATES))
 
 # The MLflow UI on the embedded store (one worker: 2-core machines); it prints the experiment's address.
 ui: setup

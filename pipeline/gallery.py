@@ -66,10 +66,10 @@ ARTIFACTS = {
 assert set(CPU_FIGURES) == {entry.preset for entry in GALLERY}
 
 
-def make_gallery(tracking, names, out, seed_offset=0):
+def make_gallery(tracking, names, out, seed_offset=0, replicates=None):
     """Run the sweeps and analyses of the GALLERY entries in `names` (all when empty), every seed shifted by
-    `seed_offset`, and write their PNGs and findings.md to `out`; returns {name: (sweep run id, figure run
-    id)}."""
+    `seed_offset`, with `replicates` (None: the presets'), and write their PNGs, findings.md and claims.json
+    to `out`; returns {name: (sweep run id, figure run id)}."""
     unknown = sorted(set(names) - {entry.name for entry in GALLERY})
     if unknown:
         raise InputError(f"unknown figure {unknown[0]!r}; choose from {[e.name for e in GALLERY]}")
@@ -81,7 +81,7 @@ def make_gallery(tracking, names, out, seed_offset=0):
     verdicts = _read_claims(out / "claims.json")  # earlier runs' verdicts of figures not made this time
     for i, entry in enumerate(entries, 1):
         click.echo(f"=== figures {i}/{len(entries)}: {entry.name} ({entry.title}), preset {entry.preset}")
-        overrides = {"seed_offset": seed_offset}
+        overrides = {"seed_offset": seed_offset, "replicates": replicates}
         settings = resolve(entry.preset, overrides)
         sweep_id = next((run_id for s, run_id in sweeps if s == settings), None)
         if sweep_id is None:
@@ -150,7 +150,7 @@ def claims_table(claims):
     for claim in claims:
         for i, criterion in enumerate(claim["criteria"]):
             head = [claim["figure"], claim["claim"]] if i == 0 else ["", ""]
-            verdict = criterion["verdict"] + (f" (claim: {claim['verdict']})" if i == 0 else "")
+            verdict = criterion["verdict"] + (f" (claim: {claim['verdict']}, {claim['made']})" if i == 0 else "")
             lines.append("| " + " | ".join([*head, criterion["criterion"], _measured(criterion), verdict]) + " |")
     return [*lines, ""]
 
@@ -165,7 +165,8 @@ def _measured(criterion):
     if value is None:
         return f"not measured (a value missing) over {criterion['replicates']} replicate(s)"
     interval = f" ({low:.3g} to {high:.3g})" if low is not None else " (no interval)"
-    return f"{value:.3g}{interval} over {criterion['replicates']} replicate(s)"
+    margin = f", margin +-{criterion['margin']:g}" if "margin" in criterion else ""
+    return f"{value:.3g}{interval} over {criterion['replicates']} replicate(s){margin}"
 
 
 def _write(path, data):
@@ -199,10 +200,17 @@ def _write(path, data):
     show_default=True,
     help="added to every seed of every sweep: the gallery again on seeds nobody chose (make figures SEED_OFFSET=k).",
 )
+@click.option(
+    "--replicates",
+    type=click.IntRange(min=1),
+    default=None,
+    help="trainings of every grid point, each with seeds of its own (make figures REPLICATES=n) [default: the "
+    "presets']; a claim's verdict needs at least 2.",
+)
 @entry_point
-def main(tracking, only, out, seed_offset):
+def main(tracking, only, out, seed_offset, replicates):
     out = out or PROJECT_DIR / "docs" / "figures" / (f"seed_offset_{seed_offset}" if seed_offset else "")
-    make_gallery(tracking, [name for name in only.split(",") if name], out, seed_offset)
+    make_gallery(tracking, [name for name in only.split(",") if name], out, seed_offset, replicates)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ intervals over replicates, on synthetic sweeps where the answer is known, a fals
 import math
 
 import numpy as np
+import pytest
 
 from pipeline.claims import CLAIMS, FAILS, HOLDS, OPEN
 from pipeline.sweep.summary import summary_row
@@ -79,21 +80,45 @@ def test_fig7_decides_on_the_order_of_two_thresholds_and_their_intervals():
     assert CLAIMS["fig7_weight_decay"].evaluate(rows, axes)["verdict"] == FAILS
 
 
-def test_fig3_needs_the_crossing_of_two_data_scales_inside_the_grid():
-    def by_steps(m, total_steps):
+def test_fig3_holds_when_more_data_pulls_towards_dmmse_below_and_ridge_above_and_fails_reversed():
+    """The paper's direction: the longer training's Delta^True_PT,Ridge is higher at small M (nearer dMMSE,
+    memorising) and lower at large M; the same curves with the scales swapped must not hold."""
+
+    def paper(m, total_steps):
         x = math.log2(m)
-        return {"true/delta_pt_ridge": 0.5 - 0.1 * x if total_steps == 10 else 0.3 - 0.02 * x}  # equal at 2^2.5
+        return {"true/delta_pt_ridge": 0.5 - 0.1 * x if total_steps == 10 else 0.7 - 0.2 * x}  # cross at 2^2
 
-    rows, axes = sweep(by_steps, total_steps=(10, 20))
+    rows, axes = sweep(paper, total_steps=(10, 20))
     result = CLAIMS["fig3_data_scale"].evaluate(rows, axes)
-    assert result["verdict"] == HOLDS, result
-    assert 1 < result["criteria"][0]["low"] < result["criteria"][0]["high"] < 4
+    assert result["verdict"] == HOLDS and [c["verdict"] for c in result["criteria"]] == [HOLDS, HOLDS]
 
-    def apart(m, total_steps):
-        return {"true/delta_pt_ridge": 0.5 if total_steps == 10 else 0.1}
+    def swapped(m, total_steps):
+        return paper(m, 30 - total_steps)
 
-    rows, axes = sweep(apart, total_steps=(10, 20))
+    rows, axes = sweep(swapped, total_steps=(10, 20))
     assert CLAIMS["fig3_data_scale"].evaluate(rows, axes)["verdict"] == FAILS
+
+
+def test_an_ordered_claim_reads_a_threshold_beyond_the_grid_as_one_sided():
+    """With no decay the transformer stays on dMMSE's side at every finite M (its M* above the grid, in
+    every redraw); with decay it crosses inside: the order is decided all the same."""
+
+    def by_decay(m, weight_decay):
+        return transition(10 if weight_decay == 0 else 2.5)(m)
+
+    rows, axes = sweep(by_decay, weight_decay=(0.0, 1.0))
+    [criterion] = CLAIMS["fig7_weight_decay"].evaluate(rows, axes)["criteria"]
+    assert criterion["second"]["low"] == 4 and criterion["second"]["high"] == math.inf
+    assert criterion["verdict"] == HOLDS
+
+
+def test_a_claim_refuses_a_sweep_with_axes_it_does_not_read():
+    rows, axes = sweep(transition(3.5), lr=(1e-3, 3e-3))
+    with pytest.raises(ValueError, match="one curve per data scale"):
+        CLAIMS["fig2_sweep"].evaluate(rows, axes)
+    rows, axes = sweep(lambda m, **_: transition(2.5)(m), weight_decay=(0.0, 1.0), lr=(1e-3, 3e-3))
+    with pytest.raises(ValueError, match="one threshold per weight_decay"):
+        CLAIMS["fig7_weight_decay"].evaluate(rows, axes)
 
 
 def test_fig10_holds_when_the_largest_m_matches_m_inf_and_fails_when_it_is_worse():

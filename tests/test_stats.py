@@ -5,7 +5,15 @@ import math
 import numpy as np
 import pytest
 
-from pipeline.stats import METHODS, mean_interval, percentile_interval, resampled_means, t_interval, threshold_interval
+from pipeline.stats import (
+    METHODS,
+    bootstrap_means,
+    mean_interval,
+    percentile_interval,
+    redrawn_curves,
+    t_interval,
+    threshold_interval,
+)
 from pipeline.sweep.summary import first_sign_change
 
 
@@ -48,47 +56,61 @@ def test_equal_replicates_give_no_width_and_a_single_one_no_interval():
 
 
 def test_the_redraws_are_seeded():
-    values = np.random.default_rng(2).standard_normal(50)
-    for method in METHODS:
-        assert np.array_equal(resampled_means([values], method)[0], resampled_means([values], method)[0])
-        assert not np.array_equal(resampled_means([values], method, seed=1)[0], resampled_means([values], method)[0])
+    values = np.random.default_rng(2).standard_normal((5, 4))
+    for redraw in (bootstrap_means, redrawn_curves):
+        assert np.array_equal(redraw(values), redraw(values))
+        assert not np.array_equal(redraw(values, seed=1), redraw(values))
 
 
-def noisy_lines(xs, crossing, replicates, noise, seed):
-    """Two curves over xs whose means cross at `crossing`: small = 1 - x / crossing, large = 0, each with
-    `replicates` values per x of N(0, noise^2) noise."""
+def noisy_gaps(xs, crossing, replicates, noise, seed, shared=0.0):
+    """Replicates' gap curves over xs whose mean crosses 0 at `crossing`: 1 - x / crossing plus N(0, noise^2)
+    noise per point and, with `shared`, N(0, shared^2) per replicate added at every point (a replicate that
+    is high at one x is high at all: its seeds are the same at every M)."""
     rng = np.random.default_rng(seed)
-    small = [1 - x / crossing + noise * rng.standard_normal(replicates) for x in xs]
-    large = [noise * rng.standard_normal(replicates) for _ in xs]
-    return small, large
+    line = 1 - np.asarray(xs, dtype=float) / crossing
+    own = noise * rng.standard_normal((replicates, len(xs)))
+    return line + own + shared * rng.standard_normal((replicates, 1))
 
 
-def test_the_crossing_interval_covers_the_true_crossing_and_narrows_with_replicates():
-    """Two noisy lines crossing at x = 4: over 200 experiments of 3 replicates the interval holds 4 at least
-    90% of the time; with 30 replicates it is narrower by about sqrt(10)."""
+def test_a_redrawn_mean_curve_is_students_at_each_point():
+    """At each point the redraws spread like the mean's t distribution: their 2.5 and 97.5 percentiles are
+    Student's 95% interval of that point's replicates."""
+    curves = noisy_gaps(range(4), 2.0, 3, 0.3, seed=4)
+    redrawn = redrawn_curves(curves, resamples=200_000)
+    for x in range(4):
+        _, low, high = t_interval(curves[:, x])
+        assert np.percentile(redrawn[:, x], [2.5, 97.5]) == pytest.approx([low, high], rel=0.02, abs=0.01)
+
+
+@pytest.mark.parametrize("shared", [0.0, 0.1])
+def test_the_crossing_interval_covers_the_true_crossing_and_narrows_with_replicates(shared):
+    """Gap curves crossing at x = 4, with noise of their own per point and, or not, shared along a
+    replicate: over 200 experiments of 3 replicates the interval holds 4 at least 90% of the time (it is
+    built to be 95%); with 30 replicates it is narrower by more than 2.5."""
     xs = list(range(9))
     covered, widths = 0, {3: [], 30: []}
     for trial in range(200):
-        small, large = noisy_lines(xs, 4.0, 3, 0.1, seed=trial)
-        estimate, low, high, found = threshold_interval(xs, small, large, first_sign_change, resamples=2000)
+        curves = noisy_gaps(xs, 4.0, 3, 0.1, seed=trial, shared=shared)
+        estimate, low, high, found = threshold_interval(xs, curves, first_sign_change, resamples=2000)
         covered += low <= 4.0 <= high
         widths[3].append(high - low)
     assert covered >= 180
     for trial in range(20):
-        small, large = noisy_lines(xs, 4.0, 30, 0.1, seed=1000 + trial)
-        estimate, low, high, found = threshold_interval(xs, small, large, first_sign_change, resamples=2000)
+        curves = noisy_gaps(xs, 4.0, 30, 0.1, seed=1000 + trial, shared=shared)
+        estimate, low, high, found = threshold_interval(xs, curves, first_sign_change, resamples=2000)
         assert low <= estimate <= high and found == 1.0
         widths[30].append(high - low)
     assert np.median(widths[30]) < np.median(widths[3]) / 2.5
 
 
-def test_no_crossing_is_nan_with_the_share_of_resamples_that_found_one():
+def test_a_crossing_in_doubt_gets_no_interval():
     xs = list(range(5))
-    small = [np.full(3, 1.0) for _ in xs]
-    large = [np.zeros(3) for _ in xs]
-    estimate, low, high, found = threshold_interval(xs, small, large, first_sign_change)
+    estimate, low, high, found = threshold_interval(xs, np.ones((3, 5)), first_sign_change)
     assert math.isnan(estimate) and math.isnan(low) and math.isnan(high) and found == 0.0
-    # Mean curves that do not cross, but some redraws do: still no interval (not the few crossings' spread).
-    small, large = noisy_lines(xs, 6.0, 3, 0.1, seed=5)  # crossing at 6, beyond the grid's 4
-    estimate, low, high, found = threshold_interval(xs, small, large, first_sign_change)
+    # Mean curves that do not cross, but some redraws do: no interval (not the few crossings' spread) ...
+    estimate, low, high, found = threshold_interval(xs, noisy_gaps(xs, 6.0, 3, 0.1, seed=5), first_sign_change)
     assert math.isnan(estimate) and 0 < found < 0.95 and math.isnan(low) and math.isnan(high)
+    # ... nor when the mean curve crosses but too few redraws do.
+    curves = noisy_gaps(xs, 3.8, 3, 0.1, seed=1)  # the mean crosses at 2^3.86, near the grid's end at 4
+    estimate, low, high, found = threshold_interval(xs, curves, first_sign_change)
+    assert math.isfinite(estimate) and found < 0.95 and math.isnan(low) and math.isnan(high)

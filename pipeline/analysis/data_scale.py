@@ -56,12 +56,12 @@ def data_scale(client, sweep):
 
 
 def _curve(rows, axes, scale):
-    """{log2 M: Delta^True_PT,Ridge} of one data scale's finite M."""
-    return {
-        r["log2_n_tasks"]: r["true/delta_pt_ridge"]
-        for r in rows
-        if scale_label(r, axes) == scale and math.isfinite(r["log2_n_tasks"])
-    }
+    """{log2 M: Delta^True_PT,Ridge} of one data scale's finite M (the mean over its replicates, if any)."""
+    found = {}
+    for r in rows:
+        if scale_label(r, axes) == scale and math.isfinite(r["log2_n_tasks"]):
+            found.setdefault(r["log2_n_tasks"], []).append(r["true/delta_pt_ridge"])
+    return {x: sum(values) / len(values) for x, values in found.items()}
 
 
 def _figure(sweep, table):

@@ -23,7 +23,8 @@ DELTAS = {
 
 def dimension(client, sweep):
     """The Analysis of a sweep over n_dims: per group (D and the axes linked or crossed with it), the
-    sweep's threshold and the Deltas at the group's largest finite M (largest data scale)."""
+    sweep's threshold and the Deltas at the group's largest finite M (largest data scale; the mean over
+    replicates, if any)."""
     if "n_dims" not in sweep.axes:
         raise InputError("dimension needs a sweep over n_dims (e.g. n_dims=4,8 n_points=8,16 link=n_dims,n_points)")
     table = {"group": [], "n_dims": [], "threshold_log2_n_tasks": [], "largest_n_tasks": [], **{k: [] for k in DELTAS}}
@@ -34,7 +35,11 @@ def dimension(client, sweep):
         if not finite:
             continue
         largest_scale = scale_label(max(rows, key=data_seen), sweep.axes)
-        top = max((r for r in finite if scale_label(r, sweep.axes) == largest_scale), key=lambda r: r["n_tasks"])
+        largest = [r for r in finite if scale_label(r, sweep.axes) == largest_scale]
+        m = max(r["n_tasks"] for r in largest)
+        replicates = [r for r in largest if r["n_tasks"] == m]  # one row, or one per replicate: their mean
+        top = {"n_dims": replicates[0]["n_dims"], "n_tasks": m}
+        top |= {key: sum(r[key] for r in replicates) / len(replicates) for key in DELTAS}
         log2_m = sweep.metrics.get(f"threshold_log2_n_tasks{suffix}", math.nan)
         table["group"].append(label)
         table["n_dims"].append(top["n_dims"])

@@ -48,7 +48,7 @@ def open_sweep(client, uri):
     rows = [dict(zip(table["columns"], values, strict=True)) for values in table["data"]]
     for row in rows:
         row |= {key: math.nan for key, value in row.items() if value is None}  # NaN is null in the table's JSON
-        row["n_tasks"] = math.inf if row["n_tasks"] == "inf" else row["n_tasks"]
+        row |= {key: math.inf for key, value in row.items() if value == "inf"}  # and inf is text
         row["log2_n_tasks"] = math.log2(row["n_tasks"])
     first = LOSSES[0]
     axes = ["n_tasks", *table["columns"][2 : table["columns"].index(first)]]

@@ -7,9 +7,12 @@ dMMSE is absent (it tends to ridge).
 
 Threshold M*, per group (all axes but M, the data scale and the replicate fixed): with two or more data
 scales, where the Delta^{T_True}_{PT,Ridge} curves of the smallest and largest cross (the paper's rule);
-with one, where the transformer becomes closer to ridge than to dMMSE on T_True. Both are interpolated
-linearly in log2 M between grid points, on the curves of the means over replicates, with a 95% bootstrap
-interval over the replicates (pipeline/stats.py) when there are several.
+with one, where the transformer becomes closer to ridge than to dMMSE on T_True. Both are where a gap
+curve changes sign (positive on dMMSE's side: the larger scale's Delta minus the smaller's, or
+Delta_PT,Ridge - Delta_PT,dMMSE), interpolated linearly in log2 M between grid points, on the mean of the
+replicates' gap curves (each replicate's from its own trainings), with a 95% bootstrap interval over the
+replicates (pipeline/stats.py) when there are several: none when fewer than 95% of the redraws cross;
+(grid end, inf) or (-inf, grid start) when at most 5% cross and M* lies beyond the grid on that side.
 
 With replicates, `aggregate` gives one row per grid point: the mean of each number over its replicates,
 with its 95% interval as `<key>:low` and `<key>:high`, and `replicates`.
@@ -22,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.presets import REPLICATE
-from pipeline.stats import t_interval, threshold_interval
+from pipeline.stats import LEVEL, t_interval, threshold_interval
 from pipeline.sweep.grid import DATA_SCALE, axis_text
 from pipeline.tracking import as_text
 
@@ -133,34 +136,33 @@ def threshold(rows, axes):
     finite = sorted((r for r in rows if math.isfinite(r["log2_n_tasks"])), key=lambda r: r["log2_n_tasks"])
     scales = list(dict.fromkeys(scale_label(r, axes) for r in sorted(rows, key=data_seen)))
 
-    def cells(value, scale=None):
-        """{log2 M: [value(row) of each replicate]} of the rows at `scale` (None: all)."""
-        found = {}
-        for r in finite:
-            if scale is None or scale_label(r, axes) == scale:
-                found.setdefault(r["log2_n_tasks"], []).append(value(r))
-        return found
+    def values(key, scale=None):
+        """{(replicate, log2 M): row[key]} of the rows at `scale` (None: all)."""
+        chosen = (r for r in finite if scale is None or scale_label(r, axes) == scale)
+        return {(r.get(REPLICATE, 0), r["log2_n_tasks"]): key(r) for r in chosen}
 
     if len(scales) >= 2:
         small, large = scales[0], scales[-1]
-        a, b = (cells(lambda r: r["true/delta_pt_ridge"], scale) for scale in (small, large))
-        xs = sorted(set(a) & set(b))
+        a, b = (values(lambda r: r["true/delta_pt_ridge"], scale) for scale in (small, large))
+        gap = {point: b[point] - a[point] for point in set(a) & set(b)}  # paired: one replicate's own trainings
         rule = f"crossing of Delta^True_PT,Ridge for {small} and {large}"
-        sides = (f"{small} is closer to ridge than {large}", f"{large} is closer to ridge than {small}")
-        above, below = [a[x] for x in xs], [b[x] for x in xs]
+        sides = (f"{large} is closer to ridge than {small}", f"{small} is closer to ridge than {large}")
     else:
-        a = cells(lambda r: r["true/delta_pt_ridge"] - r["true/delta_pt_dmmse"])  # each replicate's own gap
-        xs = sorted(a)
+        gap = values(lambda r: r["true/delta_pt_ridge"] - r["true/delta_pt_dmmse"])  # each training's own gap
         rule = CLOSER_TO_RIDGE
         sides = ("the transformer is closer to ridge than to dMMSE", "the transformer is closer to dMMSE than to ridge")
-        above, below = [a[x] for x in xs], [[0.0]] * len(xs)
-    gaps = [np.mean(x) - np.mean(y) for x, y in zip(above, below, strict=True)]
-    replicates = max(map(len, above), default=0)
-    if replicates >= 2:
-        log2_m, low, high, share = threshold_interval(xs, above, below, first_sign_change)
+    xs = sorted({x for _, x in gap})
+    replicates = sorted({r for r, _ in gap})
+    curves = np.array([[gap.get((r, x), math.nan) for x in xs] for r in replicates]).reshape(len(replicates), len(xs))
+    gaps = [float(np.mean(c[np.isfinite(c)])) if np.isfinite(c).any() else math.nan for c in curves.T]
+    if len(replicates) >= 2:
+        log2_m, low, high, share = threshold_interval(xs, curves, first_sign_change)
+        signs = {np.sign(g) for g in gaps if math.isfinite(g)}
+        if share <= 1 - LEVEL and len(signs) == 1:  # (almost) no redraw crosses: M* lies beyond the grid
+            low, high = (xs[-1], math.inf) if signs == {1.0} else (-math.inf, xs[0])
     else:
         log2_m, low, high, share = first_sign_change(xs, gaps), math.nan, math.nan, math.nan
-    return log2_m, rule, _finding(log2_m, xs, gaps, sides, (low, high, share, replicates)), low, high, share
+    return log2_m, rule, _finding(log2_m, xs, gaps, sides, (low, high, share, len(replicates))), low, high, share
 
 
 def _finding(log2_m, xs, gaps, sides, interval):
@@ -168,15 +170,19 @@ def _finding(log2_m, xs, gaps, sides, interval):
     point lies."""
     low, high, share, replicates = interval
     if math.isfinite(log2_m):
-        if not math.isfinite(low):
+        if replicates < 2:
             return f"M* ~ 2^{log2_m:.2f}"
+        if not math.isfinite(low):
+            doubt = f"a crossing in only {share:.0%} of redraws over {replicates} replicates"
+            return f"M* ~ 2^{log2_m:.2f} ({doubt}: no interval)"
         found = "" if share >= 0.975 else f"; a crossing in {share:.0%} of redraws"
         return f"M* ~ 2^{log2_m:.2f} (95% interval 2^{low:.2f} to 2^{high:.2f} over {replicates} replicates{found})"
     signs = {np.sign(g) for g in gaps if math.isfinite(g)}  # no 0 among them: a zero is a threshold
     if not signs:
         return "no threshold inside the grid (no finite point to compare)"
     side = sides[0] if signs == {-1.0} else sides[1]
-    return f"no threshold inside the grid: {side} on T_True at every finite M (2^{xs[0]:g} ... 2^{xs[-1]:g})"
+    every = f", in {1 - share:.0%} of redraws over {replicates} replicates" if share <= 1 - LEVEL else ""
+    return f"no threshold inside the grid: {side} on T_True at every finite M (2^{xs[0]:g} ... 2^{xs[-1]:g}){every}"
 
 
 def first_sign_change(xs, ys):
