@@ -66,18 +66,23 @@ def log_and_register(run, model, settings, pool, label, final, name="model"):
     with tempfile.TemporaryDirectory() as folder:
         config_path, weights_path = save_model_files(model, folder)
         # Model.log with an explicit run id: no fluent active run is needed (trainings may share a process).
-        info = Model.log(
-            artifact_path=None,
-            name=name,
-            flavor=mlflow.pyfunc,
-            run_id=run.id,
-            python_model=str(PYFUNC_FILE),
-            artifacts={"config": str(config_path), "state_dict": str(weights_path)},
-            code_paths=[str(Path(models.__file__).parent)],
-            signature=signature(),
-            input_example=example,
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}", "numpy"],
-        )
+        with shutdown.atomic():  # MLflow's own store writes: a signal waits for them (pipeline/shutdown.py)
+            info = Model.log(
+                artifact_path=None,
+                name=name,
+                flavor=mlflow.pyfunc,
+                run_id=run.id,
+                python_model=str(PYFUNC_FILE),
+                artifacts={"config": str(config_path), "state_dict": str(weights_path)},
+                code_paths=[str(Path(models.__file__).parent)],
+                signature=signature(),
+                input_example=example,
+                pip_requirements=[
+                    f"torch=={torch.__version__.split('+')[0]}",
+                    f"mlflow=={mlflow.__version__}",
+                    "numpy",
+                ],
+            )
     tags = {key: value for key, value in flat(settings).items() if key not in UNTAGGED}
     tags |= {"n_tasks": pool.n_tasks, "pool_seed": pool.seed, "pool_sha256": pool.digest, "run_id": run.id}
     tags |= {tag: final[key] for tag, key in FINAL_TAGS.items() if key in final}
@@ -85,7 +90,10 @@ def log_and_register(run, model, settings, pool, label, final, name="model"):
     _drop_unfinished(run, model_name)
     registered = None
     try:
-        registered = mlflow.register_model(info.model_uri, model_name, tags={k: as_text(v) for k, v in tags.items()})
+        with shutdown.atomic():
+            registered = mlflow.register_model(
+                info.model_uri, model_name, tags={k: as_text(v) for k, v in tags.items()}
+            )
         run.client.update_registered_model(model_name, MODEL_DESCRIPTION)
         run.client.update_model_version(model_name, registered.version, version_description(settings, pool, final))
         run.client.set_registered_model_alias(model_name, alias(label), registered.version)

@@ -10,6 +10,9 @@ Signals reach a process in its main thread, so the state here is the process's:
   recorded: a training loop asks `requested()` after each step, writes a checkpoint and raises
   models.TrainingInterrupted, so no step is lost; a sweep's wait ends once its workers have stopped.
   A training's evaluation is `interruptible` again: it can take longer than a scheduler's grace period.
+- A call to the tracking store is `atomic()`: a signal inside waits for the call to end (an exception
+  raised inside SQLAlchemy can leave a SQLite transaction open, and the store locked for every later
+  write, the KILLED mark included), then raises. The writes that end a run are `masked()`.
 - Later signals are recorded and nothing more: raising again would cut short the clean-up the first one
   started (marking the runs KILLED).
 - With `forwarding()` (a sweep's main process) each signal also goes to the worker processes.
@@ -50,10 +53,14 @@ class _State:
 
     def __init__(self):
         self.signal = None  # the first SIGTERM or SIGINT received since the handlers were installed
-        self.deferring = 0  # > 0 inside deferred(): record, do not raise
+        self.pending = False  # it came inside a deferred section and has not been raised yet
+        self.deferring = 0  # > 0 inside deferred(), masked() or atomic(): record, do not raise
         self.forward = False  # pass signals on to the worker processes
         self.installed = 0  # nesting depth of handling()
         self.busy = threading.Lock()  # held by a worker process while it runs a job
+
+    def reset(self):
+        self.signal, self.pending, self.deferring, self.forward = None, False, 0, False
 
     def handle(self, signum, frame):
         first = self.signal is None
@@ -62,7 +69,9 @@ class _State:
             for child in multiprocessing.active_children():
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(child.pid, signum)
-        if first and not self.deferring:
+        if first and self.deferring:
+            self.pending = True
+        elif first:
             raise Interrupted(signum)
 
 
@@ -75,8 +84,9 @@ def requested():
 
 
 def check():
-    """Raise Interrupted if a stop was asked for (the end of a deferred section)."""
-    if STATE.signal is not None:
+    """Raise Interrupted for a signal recorded inside a deferred section and not raised yet (once)."""
+    if STATE.pending:
+        STATE.pending = False
         raise Interrupted(STATE.signal)
 
 
@@ -89,7 +99,7 @@ def handling():
         yield
         return
     if STATE.installed == 0:
-        STATE.signal, STATE.deferring, STATE.forward = None, 0, False
+        STATE.reset()
         previous = {signum: signal.signal(signum, STATE.handle) for signum in SIGNALS}
     STATE.installed += 1
     try:
@@ -99,20 +109,38 @@ def handling():
         if STATE.installed == 0:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-            STATE.signal, STATE.deferring, STATE.forward = None, 0, False
+            STATE.reset()
 
 
 @contextlib.contextmanager
 def deferred():
     """A signal inside the block is recorded, not raised (the code inside asks `requested()` at safe
-    points); one recorded before the block raises at its start, one the block did not act on at its end."""
-    check()
+    points), and raised at its end if the block did not act on it; no block starts once a stop was asked
+    for (it raises at its start)."""
+    if STATE.signal is not None:
+        STATE.pending = False
+        raise Interrupted(STATE.signal)
     STATE.deferring += 1
     try:
         yield
     finally:
         STATE.deferring -= 1
     check()
+
+
+@contextlib.contextmanager
+def atomic():
+    """A call that must not be cut in half (a write to or read from the tracking store: an exception raised
+    inside SQLAlchemy can leave a SQLite transaction open, and the store locked for every later write): a
+    signal inside waits for the block to end, and is raised then unless a deferred section around it
+    takes care of it."""
+    STATE.deferring += 1
+    try:
+        yield
+    finally:
+        STATE.deferring -= 1
+    if not STATE.deferring:
+        check()
 
 
 @contextlib.contextmanager
@@ -176,7 +204,7 @@ def run_job(function, *args, **kwargs):
             os._exit(1)
         STATE.deferring -= 1
         try:
-            check()
+            check()  # a signal that came while idle
             return function(*args, **kwargs)
         finally:
             STATE.deferring += 1

@@ -21,6 +21,8 @@ import click
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from pipeline import shutdown
+
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_EXPERIMENT = "icl-task-diversity"
 
@@ -63,14 +65,15 @@ class Retrying:
             return method
 
         def call(*args, **kwargs):
-            for pause in self.PAUSES:
-                try:
-                    return method(*args, **kwargs)
-                except Exception as error:
-                    if not any(text in str(error) for text in self.TRANSIENT):
-                        raise
-                    time.sleep(pause)
-            return method(*args, **kwargs)
+            with shutdown.atomic():  # a signal waits for the call: an interrupted SQLite write locks the store
+                for pause in self.PAUSES:
+                    try:
+                        return method(*args, **kwargs)
+                    except Exception as error:
+                        if not any(text in str(error) for text in self.TRANSIENT):
+                            raise
+                        time.sleep(pause)
+                return method(*args, **kwargs)
 
         return call
 

@@ -269,7 +269,8 @@ def local_copy(uri, *, name, given=None):
     folder = tempfile.mkdtemp(prefix="icl-download-")
     try:
         try:
-            path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder)
+            with shutdown.atomic():  # it reads the store: a signal waits for the download
+                path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder)
         except Exception as error:  # MLflow raises several types for a missing run or artifact
             raise InputError(f"{name}={given or uri!r} cannot be downloaded: {first_line(error)}") from None
         yield Path(path)
