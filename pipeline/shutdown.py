@@ -12,7 +12,8 @@ Signals reach a process in its main thread, so the state here is the process's:
   A training's evaluation is `interruptible` again: it can take longer than a scheduler's grace period.
 - A call to the tracking store is `atomic()`: a signal inside waits for the call to end (an exception
   raised inside SQLAlchemy can leave a SQLite transaction open, and the store locked for every later
-  write, the KILLED mark included), then raises. The writes that end a run are `masked()`.
+  write, the KILLED mark included), then raises. The writes that end a run are `masked()`. Off the main
+  thread (a run's heartbeat thread) these sections do nothing: signals reach the main thread only.
 - Later signals are recorded and nothing more: raising again would cut short the clean-up the first one
   started (marking the runs KILLED).
 - With `forwarding()` (a sweep's main process) each signal also goes to the worker processes.
@@ -134,6 +135,9 @@ def atomic():
     inside SQLAlchemy can leave a SQLite transaction open, and the store locked for every later write): a
     signal inside waits for the block to end, and is raised then unless a deferred section around it
     takes care of it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     STATE.deferring += 1
     try:
         yield
@@ -147,6 +151,9 @@ def atomic():
 def masked():
     """A signal inside the block is recorded, and nothing is checked: for the writes that end a run, which
     an interrupt must not cut in half (the caller raises what it was raising, or checks afterwards)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     STATE.deferring += 1
     try:
         yield

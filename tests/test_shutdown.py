@@ -5,6 +5,7 @@ killed for real."""
 import os
 import pickle
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -260,6 +261,25 @@ def test_a_signal_raises_outside_a_deferred_block_and_at_its_end_inside():
             signalled()
             done = True  # the call inside went to its end
         assert done
+    with shutdown.handling():  # a heartbeat thread's store call neither holds back nor raises the signal
+        inside, release, errors = threading.Event(), threading.Event(), []
+
+        def beat():
+            try:
+                with shutdown.atomic():
+                    inside.set()
+                    release.wait(5)
+            except BaseException as error:
+                errors.append(error)
+
+        thread = threading.Thread(target=beat)
+        thread.start()
+        inside.wait(5)
+        with pytest.raises(shutdown.Interrupted):  # in the main thread, at once
+            signalled()
+        release.set()
+        thread.join()
+        assert errors == []
 
 
 def test_interruptions_cross_process_boundaries_as_themselves():
