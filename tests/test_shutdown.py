@@ -86,10 +86,7 @@ def test_a_sweep_killed_with_sigkill_takes_its_workers_and_its_rerun_trains_each
     process.send_signal(signal.SIGKILL)
     started = {r.info.run_id for r in runs(store, "params.model_name = 'orphans' and tags.stage = 'train'")}
     process.wait()
-    killed = time.time()
-    while alive(workers) and time.time() - killed < 10:
-        time.sleep(0.1)
-    assert not alive(workers), f"workers {alive(workers)} outlived their sweep by 10 s"
+    wait_for(lambda: not alive(workers), 10, "end of the workers (and resource tracker) of the killed sweep")
 
     interrupted = runs(store, "params.model_name = 'orphans' and tags.stage = 'train'")
     assert {r.info.run_id for r in interrupted} == started  # the third point, queued, was not started
@@ -122,7 +119,8 @@ def test_sigterm_to_a_process_sweep_stops_its_workers_trainings_and_itself_kille
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=60)
     assert time.time() - sent < 10 and process.returncode == 128 + signal.SIGTERM, output
-    assert not alive(workers)
+    # Its processes (the workers, and multiprocessing's resource tracker, which goes once they are gone).
+    wait_for(lambda: not alive(workers), 10, "end of the sweep's processes")
     [sweep] = runs(store, "params.model_name = 'term-sweep' and tags.stage = 'main'")
     trained = runs(store, "params.model_name = 'term-sweep' and tags.stage = 'train'")
     assert sweep.info.status == "KILLED" and {r.info.status for r in trained} == {"KILLED"}
