@@ -49,3 +49,18 @@ def test_laplace_gap_measures_two_predictors_on_the_same_sequences():
 
     ridge, laplace, (gap, low, high), apart = measure(4, 8, 0.35, 512, 300)
     assert 0.2 < laplace < ridge < 0.6 and gap == pytest.approx(1 - laplace / ridge) and high > 0 and apart > 0
+
+
+def test_cpu_setting_report_reads_each_m_inf_training_against_ridge(store, sweep):
+    """On the session's smoke sweep: its M = inf training, its gap to ridge, and the mean (one replicate: no
+    interval)."""
+    from click.testing import CliRunner
+
+    from benchmarks.cpu_setting import main
+
+    result = CliRunner().invoke(main, ["report", "--store", str(store.folder / "mlflow.db"), "--experiment", "tests"])
+    assert result.exit_code == 0, result.output
+    [line] = [line for line in result.output.splitlines() if line.startswith("test-model: gap")]
+    pt = sweep.runs["train-minf"].data.metrics["true/pt/loss_noiseless"]
+    ridge = sweep.runs["baselines-minf"].data.metrics["true/ridge/loss_noiseless"]
+    assert line == f"test-model: gap {pt / ridge - 1:+.2%} (95% t interval +nan% to +nan%) over 1 replicates"
