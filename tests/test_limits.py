@@ -7,7 +7,7 @@ import pytest
 from conftest import MODEL_NAME, invoke
 from mlflow.tracking import MlflowClient
 
-from pipeline import generate_pool, main, predict, train
+from pipeline import evaluate_baselines, generate_pool, main, predict, train
 from pipeline.bounds import training_flops
 from pipeline.settings import DEFAULTS, TrainSettings, build
 from pipeline.tracking import REASON_TAG
@@ -54,11 +54,19 @@ def one_line_and_no_run(store, command, *args):
         # The paper's base model for 5M steps: far more than a CPU's limit (or a GPU's for a while).
         (("--n_layer", 8, "--n_embd", 128, "--total_steps", 5 * 10**6, "--warmup_steps", 1), "above max_work=1e+17"),
         (("--baselines", "runs:/0123456789abcdef/nothing"), "baselines='runs:/0123456789abcdef/nothing' cannot be"),
+        (("--pool", "runs:/0123456789abcdef/pool/pool.npz"), "pool='runs:/0123456789abcdef/pool/pool.npz' cannot be"),
     ],
 )
 def test_train_refuses_in_one_line_before_any_run(store, pool, args, says):
     line = one_line_and_no_run(store, train.main, "--pool", pool, *SMALL, *args)
     assert says in line, line
+
+
+def test_evaluate_baselines_with_a_bad_model_uri_creates_no_run(store, pool):
+    line = one_line_and_no_run(
+        store, evaluate_baselines.main, "--pool", pool, "--n_dims", 4, "--model", "models:/no@m4"
+    )
+    assert "model='models:/no@m4' cannot be downloaded" in line
 
 
 def test_a_limit_raised_on_purpose_lets_the_training_through(store, pool):
