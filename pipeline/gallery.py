@@ -7,8 +7,9 @@ run after an interrupted one, trains only what is missing. Each figure is downlo
 `<out>/<name>.png`, and `<out>/findings.md` records, per figure, the runs it came from and what the
 analysis found (each figure's part is also `<name>.md`, so `--only` keeps the others'), so the README
 gallery can be checked against the run that made it. A figure with a claim in pipeline/claims.py gets its
-verdict, decided by code from the sweep's runs: `<out>/claims.json` (per figure: the claim, each
-criterion's number with its 95% interval and verdict, the claim's verdict) and a table atop findings.md.
+verdict, decided by code from the sweep's runs and the tables its analysis logged (Fig. 13's claim is
+decided on Fig. 7's sweep): `<out>/claims.json` (per figure: the claim, each criterion's number with its 95%
+interval and verdict, the claim's verdict) and a table atop findings.md.
 """
 
 import dataclasses
@@ -21,7 +22,7 @@ from pathlib import Path
 import click
 import mlflow
 
-from pipeline.analysis.sweep_runs import open_sweep
+from pipeline.analysis.sweep_runs import open_sweep, read_table
 from pipeline.analyze import analyze
 from pipeline.claims import CLAIMS
 from pipeline.cli import EntryCommand, entry_point
@@ -104,10 +105,13 @@ def make_gallery(tracking, names, out, seed_offset=0, replicates=None):
         note = [f"## {entry.title}: `{entry.name}.png`", ""]
         note += [f"Preset `{entry.preset}`, sweep `runs:/{sweep_id}`, figure from `runs:/{run_id}`.", ""]
         _write(out / f"{entry.name}.md", "\n".join([*note, *findings, ""]).encode())
-        if entry.name in CLAIMS:
+        for claim in (claim for claim in CLAIMS.values() if (claim.entry or claim.figure) == entry.name):
             swept = open_sweep(client, f"runs:/{sweep_id}")
-            verdicts[entry.name] = CLAIMS[entry.name].evaluate(swept.rows, swept.axes) | {"sweep": sweep_id}
-            click.echo(f"claim of {entry.name}: {verdicts[entry.name]['verdict']}")
+            tables = {path: read_table(client, run_id, path)[1] for path in claim.tables}
+            verdicts[claim.figure] = claim.evaluate(swept.rows, swept.axes, tables) | {"sweep": sweep_id}
+            if tables:
+                verdicts[claim.figure]["analysis"] = run_id
+            click.echo(f"claim of {claim.figure}: {verdicts[claim.figure]['verdict']}")
     total = (time.monotonic() - start) / 60
     header = [
         "# Findings of the runs that made these figures",
@@ -118,7 +122,7 @@ def make_gallery(tracking, names, out, seed_offset=0, replicates=None):
         "",
     ]
     notes = [(out / f"{e.name}.md").read_text() for e in GALLERY if (out / f"{e.name}.md").exists()]
-    ordered = _no_nan([verdicts[e.name] for e in GALLERY if e.name in verdicts])
+    ordered = _no_nan([verdicts[name] for name in CLAIMS if name in verdicts])
     _write(out / "claims.json", json.dumps({"claims": ordered}, indent=1).encode())
     _write(out / "findings.md", "\n".join(header + claims_table(ordered) + notes).encode())
     click.echo(f"figures: {len(made)} in {out} ({total:.1f} min); what each found: {out / 'findings.md'}")

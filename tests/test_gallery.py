@@ -53,7 +53,8 @@ def test_make_figures_shares_a_sweep_between_equal_presets_and_keeps_earlier_fin
     # The claim of Fig. 2, decided by code and kept when a later run makes another figure; with one replicate
     # (the stand-ins have one) nothing has an interval, so nothing can be decided.
     claims = {c["figure"]: c for c in json.loads((tmp_path / "claims.json").read_text())["claims"]}
-    assert set(claims) == {"fig2_sweep", "fig10_final_accuracy"}  # the first run's, kept by the second
+    # The first run's claims (Figs. 2, 4 and 10), kept by the second (Fig. 12).
+    assert set(claims) == {"fig2_sweep", "fig4_transition_time", "fig10_final_accuracy", "fig12_smoothing"}
     assert {c["verdict"] for c in claims.values()} == {"inconclusive"}
     assert [c["replicates"] for c in claims["fig2_sweep"]["criteria"]] == [1, 1]
     assert claims["fig2_sweep"]["criteria"][0]["low"] is None
@@ -74,8 +75,11 @@ def test_make_figures_runs_each_sweep_once_and_writes_every_figure(store, tmp_pa
     findings = (tmp_path / "findings.md").read_text()
     assert findings.count("## ") == len(gallery.GALLERY) + 1 and "bump over its endpoints" in findings
     claims = json.loads((tmp_path / "claims.json").read_text())["claims"]
-    expected = ["fig2_sweep", "fig3_data_scale", "fig6_dimension", "fig7_weight_decay", "fig10_final_accuracy"]
+    expected = ["fig2_sweep", "fig3_data_scale", "fig4_transition_time", "fig5_interpolation", "fig6_dimension"]
+    expected += ["fig7_weight_decay", "fig10_final_accuracy", "fig11_lmc", "fig12_smoothing"]
+    expected += ["fig13_weight_decay_loss", "fig14_laplace"]  # Fig. 13's claim from Fig. 7's sweep
     assert [c["figure"] for c in claims] == expected
+    assert all(c["analysis"] for c in claims if c["figure"] in ("fig4_transition_time", "fig11_lmc", "fig14_laplace"))
 
 
 def test_smoothing_scores_smoothed_dmmse_on_the_tracked_eval_set(store, sweep):

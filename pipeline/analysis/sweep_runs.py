@@ -43,16 +43,26 @@ def open_sweep(client, uri):
         raise InputError(f"sweep={uri!r} cannot be read: {str(error).splitlines()[0]}") from None
     if run.data.tags.get("stage") != "main" or run.info.status != "FINISHED":
         raise InputError(f"sweep={uri!r} is not a FINISHED sweep run (stage {run.data.tags.get('stage')!r})")
+    columns, rows = read_table(client, run_id, SUMMARY)
+    for row in rows:
+        row["log2_n_tasks"] = math.log2(row["n_tasks"])
+    axes = ["n_tasks", *columns[2 : columns.index(LOSSES[0])]]
+    return Sweep(run_id, run.data.params, run.data.metrics, rows, axes)
+
+
+def read_table(client, run_id, path):
+    """(columns, rows as dicts) of the table logged at artifact `path` of run `run_id` (MLflow's log_table:
+    JSON with columns and data). NaN and inf are null in that JSON, or text where the logger wrote them so:
+    null reads back as NaN, except in the n_tasks column, where it can only have been M = inf."""
     with tempfile.TemporaryDirectory() as folder:
-        table = json.loads(Path(client.download_artifacts(run_id, SUMMARY, folder)).read_text())
+        table = json.loads(Path(client.download_artifacts(run_id, path, folder)).read_text())
     rows = [dict(zip(table["columns"], values, strict=True)) for values in table["data"]]
     for row in rows:
-        row |= {key: math.nan for key, value in row.items() if value is None}  # NaN is null in the table's JSON
-        row |= {key: math.inf for key, value in row.items() if value == "inf"}  # and inf is text
-        row["log2_n_tasks"] = math.log2(row["n_tasks"])
-    first = LOSSES[0]
-    axes = ["n_tasks", *table["columns"][2 : table["columns"].index(first)]]
-    return Sweep(run_id, run.data.params, run.data.metrics, rows, axes)
+        row |= {key: math.nan for key, value in row.items() if value is None}
+        row |= {key: math.inf for key, value in row.items() if value == "inf"}
+        if "n_tasks" in row and row["n_tasks"] != row["n_tasks"]:
+            row["n_tasks"] = math.inf
+    return table["columns"], rows
 
 
 def registered_model_uri(client, train_run):
