@@ -1,4 +1,4 @@
-"""Claims as code (pipeline/claims.py): each criterion decides holds / does not hold / inconclusive from the
+"""Claims as code (pipeline/claims/): each criterion decides holds / does not hold / inconclusive from the
 intervals over replicates, on synthetic sweeps where the answer is known, a false claim included."""
 
 import math
