@@ -15,7 +15,7 @@ import torch
 
 from models.checkpoint import LoopState, save_checkpoint
 from models.ensemble import ensemble_step
-from models.training import LOG_EVERY, TrainingDiverged, TrainingInterrupted, compiled
+from models.training import LOG_EVERY, TrainingDiverged, TrainingInterrupted, compiled, evaluates
 
 
 def train_ensemble(
@@ -27,6 +27,7 @@ def train_ensemble(
     evaluate,
     eval_every,
     hooks,
+    eval_per_decade=0,
     start=None,
     checkpointing=None,
     should_stop=None,
@@ -76,7 +77,7 @@ def train_ensemble(
             raise
         return models
 
-    if start.step and (start.step % eval_every == 0 or start.step == total):
+    if start.step and evaluates(start.step, total, eval_every, eval_per_decade):
         evaluation(start.step)  # a stop may have cut this evaluation short (models.train)
     for step in range(start.step, total):
         # The members' learning rates, made a device tensor once per logging window: a host-to-device
@@ -110,7 +111,7 @@ def train_ensemble(
                 stepped = compiled(ensemble) if compile else ensemble
                 rates = rates[:, keep]
         # ---- evaluation, member by member
-        models = evaluation(done) if done % eval_every == 0 or done == total else None
+        models = evaluation(done) if evaluates(done, total, eval_every, eval_per_decade) else None
         # ---- checkpoints, one single-training file per member: on schedule, at the end, before stopping
         stop = should_stop is not None and bool(should_stop()) and done < total
         if checkpointing and (done % every == 0 or done == total or stop):

@@ -8,6 +8,7 @@ are (models/checkpoint.py). Several trainings can therefore run side by side in 
 """
 
 import dataclasses
+import functools
 import math
 import sys
 from pathlib import Path
@@ -18,6 +19,25 @@ from models.checkpoint import LoopState, save_checkpoint
 from models.optim import train_step
 
 LOG_EVERY = 50  # steps between training-loss points (each costs a device sync)
+
+
+@functools.cache
+def log_spaced(total, per_decade):
+    """The steps in [1, total] at round(10^(k / per_decade)), k = 0, 1, ... (per_decade 0: none)."""
+    if per_decade <= 0:
+        return frozenset()
+    found, k = set(), 0
+    while (step := round(10 ** (k / per_decade))) <= total:
+        found.add(step)
+        k += 1
+    return frozenset(found)
+
+
+def evaluates(done, total, eval_every, per_decade=0):
+    """Whether a training of `total` steps evaluates after step `done`: every `eval_every` steps, at its end,
+    and at `per_decade` log-spaced steps per decade (log_spaced: the early steps, where a transition-time
+    curve, paper Fig. 4, moves fastest)."""
+    return done % eval_every == 0 or done == total or done in log_spaced(total, per_decade)
 
 
 class TrainingDiverged(ArithmeticError):
@@ -35,7 +55,8 @@ class Hook:
         """Every LOG_EVERY steps and at the end: {"training/loss": mean since last log, "training/lr": lr}."""
 
     def on_eval(self, step, curves):
-        """Every `eval_every` steps and at the end, with the evaluation's curves."""
+        """At every evaluation's step (evaluates: every `eval_every` steps, log-spaced ones, the end), with the
+        evaluation's curves."""
 
     def on_checkpoint(self, step, path):
         """After a checkpoint of `step` was written (atomically) to `path`."""
@@ -116,6 +137,7 @@ def train(
     batches,
     evaluate,
     eval_every,
+    eval_per_decade=0,
     hooks=(),
     checkpointing=None,
     start=None,
@@ -132,7 +154,8 @@ def train(
     only evaluates. `should_stop()` is asked after every step: when it says yes, the loop writes a
     checkpoint and raises TrainingInterrupted. A KeyboardInterrupt (a signal's handler) during an evaluation
     writes the checkpoint of its step before it goes on.
-    Raises TrainingDiverged when the training loss stops being finite. `compile` runs the training step's
+    It evaluates every `eval_every` steps, at `eval_per_decade` log-spaced steps per decade and at the end
+    (evaluates). Raises TrainingDiverged when the training loss stops being finite. `compile` runs the training step's
     forward and backward, and the evaluation's forward, through torch.compile (`compiled`; the evaluation
     stays eager under `distributed`).
 
@@ -177,7 +200,7 @@ def train(
             hook.on_eval(done, result)
         return result
 
-    if start.step and (start.step % eval_every == 0 or start.step == total):
+    if start.step and evaluates(start.step, total, eval_every, eval_per_decade):
         # Resumed from a checkpoint of an evaluation's step, whose evaluation a stop may have cut short: it is
         # done again (the same numbers: hooks that logged them skip them). At total_steps it is all there is.
         curves = evaluation(start.step)
@@ -198,7 +221,7 @@ def train(
             for hook in hooks:
                 hook.on_log(done, {"training/loss": mean, "training/lr": lr})
         # ---- evaluation
-        if done % eval_every == 0 or done == total:
+        if evaluates(done, total, eval_every, eval_per_decade):
             curves = evaluation(done)
         # ---- checkpoint: on schedule, at the end, and before stopping on request
         asked = should_stop is not None and bool(should_stop())

@@ -19,6 +19,7 @@ import os
 
 import torch
 
+from models.training import log_spaced
 from pipeline.types import InputError
 
 GIB = 2**30
@@ -82,7 +83,7 @@ def training_flops(settings):
     and token for each step (forward and backward) and 2 for each evaluation's forward on both eval sets."""
     tokens, params = 2 * settings.arch.n_points, n_parameters(settings.arch)
     steps = settings.optim.total_steps
-    evaluations = math.ceil(steps / settings.eval_every)
+    evaluations = math.ceil(steps / settings.eval_every) + len(log_spaced(steps, settings.eval_per_decade))
     train = 6 * params * tokens * settings.data.batch_size * steps
     return train + evaluations * 2 * settings.evaluation.n_eval * 2 * params * tokens
 

@@ -141,6 +141,7 @@ def follow(settings, rank, *, checkpoint_every, stop, compile):
                 batches=rank.share(batches, settings.data.batch_size),
                 evaluate=lambda model: {},
                 eval_every=settings.eval_every,
+                eval_per_decade=settings.eval_per_decade,
                 checkpointing=Checkpointing(folder, {}, checkpoint_every or settings.eval_every),
                 start=start,
                 should_stop=stop,

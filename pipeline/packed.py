@@ -27,7 +27,7 @@ from pipeline.types import InputError
 # What members of one ensemble must share: one architecture, batch size, length, evaluation schedule, and
 # where and how they run (device, threads). Anything else (pool, seeds, lr, schedule, weight decay,
 # eval sets) may differ.
-SHARED = ("arch", "data.batch_size", "optim.total_steps", "eval_every", "device", "threads")
+SHARED = ("arch", "data.batch_size", "optim.total_steps", "eval_every", "eval_per_decade", "device", "threads")
 
 
 def pack_key(settings):
@@ -120,6 +120,7 @@ def _train_ensemble(trainings, checkpointing, compile):
         batches=batches,
         evaluate=evaluate,
         eval_every=trainings[0].settings.eval_every,
+        eval_per_decade=trainings[0].settings.eval_per_decade,
         hooks=[t.hooks for t in trainings],
         start=start,
         checkpointing=checkpointing,

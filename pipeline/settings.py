@@ -79,6 +79,7 @@ OPTIONS = {
     ),
     "smoothed_seed": Option(SEED, 108, "seed of smoothed dMMSE's held-out sequences (inputs, tasks and noise)."),
     "eval_every": Option(POSITIVE, 1000, "training steps between evaluations on the fixed eval sets."),
+    "eval_per_decade": Option(click.IntRange(min=0), 0, "log-spaced evaluations per decade from step 1 (0: none)."),
     "n_eval": Option(POSITIVE, 4096, "sequences in each evaluation set (T_Pretrain and T_True)."),
     "device": Option(DEVICE, "auto", "torch device for training: auto, cpu, cuda or cuda:N."),
     "threads": Option(
@@ -182,7 +183,7 @@ OPTIONS = {
         Unset(POSITIVE),
         None,
         "trainings of a sweep packed into one ensemble, trained as one batched computation, each still its own "
-        "train run (those that share architecture, batch size, total_steps, eval_every): 1 = one model per "
+        "train run (those that share architecture, batch size, total_steps, evaluations): 1 = one model per "
         "training; empty: 1 on a CPU (no faster there), on CUDA as many as fit in the device's free memory.",
     ),
 }
@@ -213,6 +214,7 @@ class TrainSettings:
     evaluation: EvalSettings
     model_seed: int
     eval_every: int
+    eval_per_decade: int
     device: str
     threads: int
     model_name: str
@@ -271,10 +273,10 @@ def flat(settings):
     return values
 
 
-# Options added after runs were logged without them; those runs behaved as the option's default does
-# (Gaussian tasks, no smoothed dMMSE), so a missing param counts as the default and rerunning a sweep still
-# reuses them.
-ADDED_LATER = ("task_prior", "smoothed_held_out", "smoothed_seed")
+# Options added after runs were logged without them, which behaved as the option's default does (Gaussian
+# tasks, no smoothed dMMSE, no log-spaced evaluations): a missing param counts as the default, so rerunning a
+# sweep still reuses them.
+ADDED_LATER = ("task_prior", "smoothed_held_out", "smoothed_seed", "eval_per_decade")
 
 
 def same_params(logged, wanted):
