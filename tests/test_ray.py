@@ -122,8 +122,25 @@ def test_a_ray_worker_killed_mid_training_is_retried_and_its_chain_resumes(tmp_p
     for key, points in resumed[name].items():
         steps = [s for s, _ in points]
         assert steps == sorted(set(steps)), f"{key}: duplicate or unordered steps {steps}"
-    assert resumed == whole  # no gap, no duplicate: the history of a training never interrupted
+    # No gap, no duplicate: the history of a training never interrupted (a difference names its first point).
+    assert resumed == whole, first_difference(resumed, whole, f"victim {name} killed after its step-{step} checkpoint")
     assert summary(faulty) == summary(calm)
+
+
+def first_difference(found, wanted, context):
+    """Where two {run name: {metric: [(step, value)]}} first differ, in words (a failure's message)."""
+    for name in sorted(set(found) | set(wanted)):
+        for key in sorted(set(found.get(name, {})) | set(wanted.get(name, {}))):
+            a, b = found.get(name, {}).get(key), wanted.get(name, {}).get(key)
+            if a != b:
+                at = next((i for i, pair in enumerate(zip(a or [], b or [], strict=False)) if pair[0] != pair[1]), None)
+                where = (
+                    f"first at {a[at]} against {b[at]}"
+                    if at is not None
+                    else f"{len(a or [])} against {len(b or [])} points"
+                )
+                return f"{context}: {name} {key} differs, {where}"
+    return context
 
 
 def test_failed_chains_are_listed_once_the_others_finish(store):
