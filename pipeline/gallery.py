@@ -47,6 +47,8 @@ GALLERY = [
     Entry("fig5_interpolation", "fig5_cpu", "interpolation", "Fig. 5: interpolation paths"),
     Entry("fig6_dimension", "fig6_cpu", "dimension", "Fig. 6: task dimension"),
     Entry("fig7_weight_decay", "fig7_wd_cpu", "thresholds", "Figs. 7 and 13: weight decay and the threshold"),
+    Entry("fig7_width", "fig7_width_cpu", "thresholds", "Fig. 7 (middle): embedding width and the threshold"),
+    Entry("fig7_depth", "fig7_depth_cpu", "thresholds", "Fig. 7 (right): depth and the threshold"),
     Entry("fig10_final_accuracy", "fig10_cpu", "final_accuracy", "Fig. 10: final accuracy above the threshold"),
     Entry("fig11_lmc", "fig11_cpu", "lmc", "Fig. 11: linear mode connectivity"),
     Entry("fig12_smoothing", "fig12_cpu", "smoothing", "Fig. 12: smoothed dMMSE"),

@@ -97,8 +97,8 @@ PAPER_FIGURES["fig14"] = {"n_tasks": PAPER_M, "task_prior": "laplace", "n_eval":
 
 # The same figures on 2 CPU cores (`make figures`, README "Gallery"): D = 4, K = 8 and a 3/64/2 PT at batch
 # 64 for 5000 steps (31 steps/s at one thread), so that M* falls inside 2^1 ... 2^8. One base grid serves
-# Figs. 2, 4, 5, 10 and 12; Fig. 3 adds 10k steps, Fig. 7 two weight decays and Fig. 11 a second data
-# seed, each reusing the base runs; Fig. 14 trains on Laplace tasks.
+# Figs. 2, 4, 5, 10 and 12; Fig. 3 adds 10k steps, Fig. 7 two weight decays, two widths and two depths, and
+# Fig. 11 a second data seed, each reusing the base runs; Fig. 14 trains on Laplace tasks.
 FIGURES_CPU = {
     "n_tasks": [2, 4, 8, 16, 32, 64, 256, math.inf],
     "n_dims": 4,
@@ -121,6 +121,10 @@ CPU_FIGURES = {
     "fig4_cpu": FIGURES_CPU,
     "fig5_cpu": FIGURES_CPU,
     "fig7_wd_cpu": FIGURES_CPU | {"weight_decay": [0.0, 0.1, 1.0]},
+    # Fig. 7's middle and right panels (the paper's small PT): width and depth, every other M of the base grid,
+    # whose 3/64/2 transformer is one value of each.
+    "fig7_width_cpu": FIGURES_CPU | {"n_tasks": [2, 8, 32, 256, math.inf], "n_embd": [32, 64, 128]},
+    "fig7_depth_cpu": FIGURES_CPU | {"n_tasks": [2, 8, 32, 256, math.inf], "n_layer": [1, 2, 3]},
     "fig10_cpu": FIGURES_CPU,
     # Fig. 11 needs the barrier between two M = inf models as its reference: a second data seed, over
     # every other M of the base grid (the base runs are the data_seed 101 half).

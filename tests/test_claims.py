@@ -81,6 +81,23 @@ def test_fig7_decides_on_the_order_of_two_thresholds_and_their_intervals():
     assert CLAIMS["fig7_weight_decay"].evaluate(rows, axes)["verdict"] == FAILS
 
 
+@pytest.mark.parametrize(
+    "figure, axis, values", [("fig7_width", "n_embd", (32, 128)), ("fig7_depth", "n_layer", (1, 3))]
+)
+def test_fig7_width_and_depth_hold_when_the_threshold_grows_and_fail_when_it_falls(figure, axis, values):
+    def growing(m, **point):
+        return transition(2.0 + 2 * values.index(point[axis]))(m)  # the larger value: a later transition
+
+    rows, axes = sweep(growing, **{axis: values})
+    assert CLAIMS[figure].evaluate(rows, axes)["verdict"] == HOLDS
+
+    def falling(m, **point):
+        return transition(4.0 - 2 * values.index(point[axis]))(m)
+
+    rows, axes = sweep(falling, **{axis: values})
+    assert CLAIMS[figure].evaluate(rows, axes)["verdict"] == FAILS
+
+
 def test_fig3_holds_when_more_data_pulls_towards_dmmse_below_and_ridge_above_and_fails_reversed():
     """The paper's direction: the longer training's Delta^True_PT,Ridge is higher at small M (nearer dMMSE,
     memorising) and lower at large M; the same curves with the scales swapped must not hold."""

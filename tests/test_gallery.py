@@ -28,6 +28,8 @@ def stand_in_gallery(monkeypatch):
     }
     stand_ins["fig3_cpu"] |= {"total_steps": [40, 80]}
     stand_ins["fig7_wd_cpu"] |= {"weight_decay": [0.0, 0.1]}
+    stand_ins["fig7_width_cpu"] |= {"n_embd": [16, 32]}
+    stand_ins["fig7_depth_cpu"] |= {"n_layer": [1, 2]}
     stand_ins["fig6_cpu"] |= {"n_dims": [2, 4], "n_points": [4, 8]}
     monkeypatch.setitem(analyze.PATHS, "pairs", (1, 4, "pairs"))
     for name, preset in stand_ins.items():
@@ -68,7 +70,8 @@ def test_make_figures_runs_each_sweep_once_and_writes_every_figure(store, tmp_pa
     gallery = stand_in_gallery(monkeypatch)
     result = invoke(gallery.main, "--out", tmp_path)
     assert result.exit_code == 0, result.output
-    assert result.output.count("sweep fig") == 6  # fig2_cpu (also 4, 5, 10, 12), fig3, fig6, fig7_wd, fig11, fig14
+    # fig2_cpu (also 4, 5, 10, 12), fig3, fig6, fig7_wd, fig7_width, fig7_depth, fig11, fig14
+    assert result.output.count("sweep fig") == 8
     assert "reusing train-m4 " in result.output  # the larger grids reuse the base grid's trainings
     for entry in gallery.GALLERY:
         assert (tmp_path / f"{entry.name}.png").read_bytes()[:4] == b"\x89PNG"
@@ -76,7 +79,14 @@ def test_make_figures_runs_each_sweep_once_and_writes_every_figure(store, tmp_pa
     assert findings.count("## ") == len(gallery.GALLERY) + 1 and "bump over its endpoints" in findings
     claims = json.loads((tmp_path / "claims.json").read_text())["claims"]
     expected = ["fig2_sweep", "fig3_data_scale", "fig4_transition_time", "fig5_interpolation", "fig6_dimension"]
-    expected += ["fig7_weight_decay", "fig10_final_accuracy", "fig11_lmc", "fig12_smoothing"]
+    expected += [
+        "fig7_weight_decay",
+        "fig7_width",
+        "fig7_depth",
+        "fig10_final_accuracy",
+        "fig11_lmc",
+        "fig12_smoothing",
+    ]
     expected += ["fig13_weight_decay_loss", "fig14_laplace"]  # Fig. 13's claim from Fig. 7's sweep
     assert [c["figure"] for c in claims] == expected
     assert all(c["analysis"] for c in claims if c["figure"] in ("fig4_transition_time", "fig11_lmc", "fig14_laplace"))

@@ -101,6 +101,17 @@ CLAIMS = [
         (Ordered("M* at the largest weight decay is below M* at none", "weight_decay", max, min),),
     ),
     Claim(
+        "fig7_width",
+        "For the small transformer, a wider embedding, a higher threshold (Fig. 7, middle; the base model's "
+        "threshold does not move with width in the paper, which this CPU gallery does not test).",
+        (Ordered("M* at the smallest width is below M* at the largest", "n_embd", min, max),),
+    ),
+    Claim(
+        "fig7_depth",
+        "More layers, a higher threshold (Fig. 7, right).",
+        (Ordered("M* at the smallest depth is below M* at the largest", "n_layer", min, max),),
+    ),
+    Claim(
         "fig10_final_accuracy",
         "Above the threshold the transformer ends as accurate on fresh tasks as the one trained on infinitely "
         "many tasks (Fig. 10).",
