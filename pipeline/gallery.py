@@ -24,11 +24,16 @@ import mlflow
 
 from pipeline.analysis.sweep_runs import open_sweep, read_table
 from pipeline.analyze import analyze
+from pipeline.bounds import training_flops
 from pipeline.claims import CLAIMS
 from pipeline.cli import EntryCommand, entry_point
 from pipeline.main import sweep
 from pipeline.presets import CPU_FIGURES, resolve
+from pipeline.settings import flat, same_params
 from pipeline.store import PROJECT_DIR
+from pipeline.sweep.chain import train_settings
+from pipeline.sweep.grid import grid, warmup_fraction
+from pipeline.tracking import as_text
 from pipeline.types import InputError
 
 
@@ -82,9 +87,11 @@ def make_gallery(tracking, names, out, seed_offset=0, replicates=None):
     start = time.monotonic()
     sweeps, made = [], {}  # sweeps: [(resolved settings, run id)]
     verdicts = _read_claims(out / "claims.json")  # earlier runs' verdicts of figures not made this time
+    overrides = {"seed_offset": seed_offset, "replicates": replicates}
+    todo, work = remaining(tracking, entries, overrides)
+    click.echo(f"=== figures: {todo} training(s) to run (about {work:.2g} FLOPs); finished ones are reused")
     for i, entry in enumerate(entries, 1):
         click.echo(f"=== figures {i}/{len(entries)}: {entry.name} ({entry.title}), preset {entry.preset}")
-        overrides = {"seed_offset": seed_offset, "replicates": replicates}
         settings = resolve(entry.preset, overrides)
         sweep_id = next((run_id for s, run_id in sweeps if s == settings), None)
         if sweep_id is None:
@@ -103,7 +110,11 @@ def make_gallery(tracking, names, out, seed_offset=0, replicates=None):
         _write(target, Path(local).read_bytes())
         made[entry.name] = (sweep_id, run_id)
         minutes = (time.monotonic() - start) / 60
-        click.echo(f"wrote {target} ({minutes:.1f} min since the start)")
+        left, work_left = remaining(tracking, entries[i:], overrides)
+        eta = (
+            f", about {minutes * work_left / (work - work_left):.0f} min to go at this pace" if work > work_left else ""
+        )
+        click.echo(f"wrote {target} ({minutes:.1f} min since the start; {left} training(s) left{eta})")
         note = [f"## {entry.title}: `{entry.name}.png`", ""]
         note += [f"Preset `{entry.preset}`, sweep `runs:/{sweep_id}`, figure from `runs:/{run_id}`.", ""]
         _write(out / f"{entry.name}.md", "\n".join([*note, *findings, ""]).encode())
@@ -129,6 +140,38 @@ def make_gallery(tracking, names, out, seed_offset=0, replicates=None):
     _write(out / "findings.md", "\n".join(header + claims_table(ordered) + notes).encode())
     click.echo(f"figures: {len(made)} in {out} ({total:.1f} min); what each found: {out / 'findings.md'}")
     return made
+
+
+def remaining(tracking, entries, overrides):
+    """(trainings, their estimated FLOPs: pipeline/bounds.py) of the sweeps of GALLERY `entries` that have no
+    FINISHED train run yet: one with the same params, its pool and baselines runs aside but M included (as a
+    sweep reuses them, pipeline/sweep/chain.py; an estimate: a sweep also checks that its pool and baselines
+    runs match, e.g. their seeds)."""
+    client, done = tracking.client(), {}
+    where = "tags.stage = 'train' and attributes.status = 'FINISHED'"
+    token = None
+    while True:  # every finished training, page by page, by M
+        page = client.search_runs([tracking.experiment_id], where, max_results=1000, page_token=token)
+        for run in page:
+            done.setdefault(run.data.params.get("n_tasks"), []).append(run.data.params)
+        token = page.token
+        if not token:
+            break
+    seen, count, work = set(), 0, 0.0
+    for entry in entries:
+        for point in grid(resolve(entry.preset, overrides), warmup_fraction(resolve(entry.preset, {})), 0):
+            settings = train_settings(point)
+            wanted = {k: v for k, v in flat(settings).items() if k not in ("pool", "baselines", "model")}
+            if not wanted["threads"]:  # 0: whatever count the sweep's executor gives it
+                del wanted["threads"]
+            wanted["n_tasks"] = point.values["n_tasks"]  # a train run's param, from its pool
+            key = tuple(sorted((k, as_text(v)) for k, v in wanted.items()))
+            if key in seen:
+                continue
+            seen.add(key)
+            if not any(same_params(params, wanted) for params in done.get(as_text(point.values["n_tasks"]), [])):
+                count, work = count + 1, work + training_flops(settings)
+    return count, work
 
 
 def _read_claims(path):

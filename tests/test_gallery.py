@@ -44,8 +44,12 @@ def test_make_figures_shares_a_sweep_between_equal_presets_and_keeps_earlier_fin
     result = invoke(gallery.main, "--out", tmp_path, "--only", "fig2_sweep,fig4_transition_time,fig10_final_accuracy")
     assert result.exit_code == 0, result.output
     assert result.output.count("sweep fig") == 1  # fig2_cpu's sweep serves fig4_cpu and fig10_cpu
+    assert "=== figures: 2 training(s) to run" in result.output  # M = 4 and inf, once for the three figures
+    wrote = [line for line in result.output.splitlines() if line.startswith("wrote ")]
+    assert len(wrote) == 3 and "0 training(s) left" in wrote[-1] and "min to go" in wrote[0]
     result = invoke(gallery.main, "--out", tmp_path, "--only", "fig12_smoothing")
     assert result.exit_code == 0, result.output
+    assert "=== figures: 0 training(s) to run" in result.output  # the base grid's, finished
     assert result.output.count("reusing train-") == 2  # the base grid's two trainings, not retrained
     names = ("fig2_sweep", "fig4_transition_time", "fig10_final_accuracy", "fig12_smoothing")
     for name in names:
