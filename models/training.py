@@ -9,8 +9,11 @@ are (models/checkpoint.py). Several trainings can therefore run side by side in 
 
 import dataclasses
 import functools
+import getpass
 import math
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -94,7 +97,22 @@ class Checkpointing:
 def compiled(model):
     """`model` (an nn.Module) behind torch.compile (inductor, static shapes): its forward and backward become
     generated kernels, compiled at the first call. It shares `model`'s parameters, so the optimiser, the
-    checkpoints and the evaluation use `model` itself."""
+    checkpoints and the evaluation use `model` itself.
+
+    Under ATEN_CPU_CAPABILITY (torch's kernels of another CPU chosen), inductor's on-disk cache goes to a
+    folder of that capability's own, unless TORCHINDUCTOR_CACHE_DIR says where: the cache's key leaves the
+    capability out, and a cached kernel of another one fails to build (measured with torch 2.13 after a run
+    at avx512, under `default`: "'at::vec' has not been declared")."""
+    capability = os.environ.get("ATEN_CPU_CAPABILITY")
+    if capability:
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):  # no user name here
+            user = "unknown"
+        shared = os.path.join(tempfile.gettempdir(), f"torchinductor_{user}")  # inductor's default folder
+        # Importing inductor (building a model may) sets the variable to its default: that counts as unset.
+        if os.environ.get("TORCHINDUCTOR_CACHE_DIR", shared) == shared:
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = f"{shared}_{capability}"
     return torch.compile(model, dynamic=False)
 
 
