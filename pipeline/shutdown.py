@@ -135,15 +135,9 @@ def atomic():
     inside SQLAlchemy can leave a SQLite transaction open, and the store locked for every later write): a
     signal inside waits for the block to end, and is raised then unless a deferred section around it
     takes care of it."""
-    if threading.current_thread() is not threading.main_thread():
+    with masked():
         yield
-        return
-    STATE.deferring += 1
-    try:
-        yield
-    finally:
-        STATE.deferring -= 1
-    if not STATE.deferring:
+    if threading.current_thread() is threading.main_thread() and not STATE.deferring:
         check()
 
 
