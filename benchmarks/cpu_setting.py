@@ -2,7 +2,7 @@
 T_True at the paper's signal-to-noise (D = 4, sigma^2 = 0.125), per training (batch, steps, lr), over
 replicates.
 
-    python -m benchmarks.cpu_setting run --store runs/study.db 128,20000,1e-3 128,40000,1e-3
+    python -m benchmarks.cpu_setting run --store runs/study.db 128,20000,1e-3 128,40000,1e-3 128,40000,1e-3,2/32/2
     python -m benchmarks.cpu_setting report --store runs/study.db
 
 `run` runs one `main` sweep per setting (fig2_cpu at M = inf, `replicates` of them, two trainings side by side)
@@ -29,7 +29,10 @@ def main():
     pass
 
 
-@main.command(help="Run the sweeps of the settings given as batch,steps,lr (25% warm-up).")
+@main.command(
+    help="Run the sweeps of the settings given as batch,steps,lr or batch,steps,lr,layers/width/heads (25% "
+    "warm-up; the model fig2_cpu's 3/64/2 unless given)."
+)
 @click.option("--store", type=click.Path(path_type=Path), default=Path("runs/study.db"), show_default=True)
 @click.option("--replicates", default=2, show_default=True)
 @click.argument("settings", nargs=-1, required=True)
@@ -37,12 +40,15 @@ def run(store, replicates, settings):
     store.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{store.resolve()}", "MLFLOW_EXPERIMENT_NAME": EXPERIMENT}
     for setting in settings:
-        batch, steps, lr = setting.split(",")
+        batch, steps, lr, *model = setting.split(",")
+        layers, width, heads = model[0].split("/") if model else ("3", "64", "2")
         args = ["--preset", "fig2_cpu", "--n_tasks", "inf", "--noise_scale", str(NOISE_SCALE)]
+        args += ["--n_layer", layers, "--n_embd", width, "--n_head", heads]
         args += ["--replicates", str(replicates), "--eval_every", "1000", "--checkpoint_every", "1000"]
         args += ["--batch_size", batch, "--total_steps", steps, "--warmup_steps", str(int(steps) // 4), "--lr", lr]
-        args += ["--model_name", f"cpu-b{batch}-t{steps}" + ("" if float(lr) == 1e-3 else f"-lr{lr}")]
-        click.echo(f"=== batch {batch}, {steps} steps, lr {lr}")
+        name = f"cpu-b{batch}-t{steps}" + ("" if float(lr) == 1e-3 else f"-lr{lr}")
+        args += ["--model_name", name + ("" if model == [] else f"-m{layers}x{width}x{heads}")]
+        click.echo(f"=== batch {batch}, {steps} steps, lr {lr}, model {layers}/{width}/{heads}")
         subprocess.run([sys.executable, "-m", "pipeline.main", *args], env=env, check=True)
 
 
