@@ -75,7 +75,7 @@ def lmc(client, sweep, *, alphas, fresh, seed):
             for dist in DISTS:
                 table[dist].append(float(losses[dist][i]))
             table["train_run"].append(row["train_run"])
-        barriers = {dist: _barrier(ts, losses[dist]) for dist in DISTS}
+        barriers = {dist: barrier(ts, losses[dist]) for dist in DISTS}
         for dist, value in barriers.items():
             metrics[f"barrier/{dist}/{name}"] = value
         what = "two M = inf models" if reference else f"M = {row['n_tasks']} and M = inf"
@@ -125,7 +125,7 @@ def _path_losses(start, end, ts, batches):
     return {dist: np.array(values) for dist, values in losses.items()}
 
 
-def _barrier(ts, losses):
+def barrier(ts, losses):
     """max over t of the loss above the chord between the endpoints' losses."""
     return float(np.max(losses - ((1 - ts) * losses[0] + ts * losses[-1])))
 
@@ -141,11 +141,11 @@ def _figure(sweep, table, curves, ts):
     for d, dist in enumerate(DISTS):
         for c, (curve, pairs) in enumerate(lines.items()):
             xs = [x for x, _ in sorted(pairs)]
-            values = [_barrier(ts, curves[name][dist]) for _, name in sorted(pairs)]
+            values = [barrier(ts, curves[name][dist]) for _, name in sorted(pairs)]
             label = DISTS[dist] + (f" ({curve})" if curve else "")
             bar_ax.plot(xs, values, marker="o", color=f"C{d}", ls=("-", "--", ":")[c % 3], label=label)
         if "inf_vs_inf" in curves:
-            reference = _barrier(ts, curves["inf_vs_inf"][dist])
+            reference = barrier(ts, curves["inf_vs_inf"][dist])
             bar_ax.axhline(reference, color=f"C{d}", ls="-.", lw=1, label=f"two M = inf models ({DISTS[dist]})")
     bar_ax.set(xlabel="log2 M", ylabel="barrier (training loss)", title="barrier between PT(M) and PT(inf)")
     bar_ax.set_yscale("symlog", linthresh=1e-3)

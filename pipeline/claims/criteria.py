@@ -1,6 +1,7 @@
 """The criteria that decide a claim (pipeline/claims/__init__.py says how) and the claim that groups them."""
 
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -14,12 +15,21 @@ HOLDS, FAILS, OPEN = "holds", "does not hold", "inconclusive"
 
 
 class Context(NamedTuple):
-    """What a replicate's quantity may read besides its own summary rows: the sweep's axes, all its rows (for
-    its threshold) and the replicate's rows of the analysis table the criterion names (None: it names none)."""
+    """What a replicate's quantity may read besides its own summary rows: the sweep's axes, `threshold()` (the
+    sweep's M*, computed once for all replicates: sweep_threshold) and the replicate's rows of the analysis
+    table the criterion names (None: it names none)."""
 
     axes: list
-    rows: list
+    threshold: Callable
     table: list | None
+
+
+def sweep_threshold(rows, axes):
+    """The sweep's M* (2^log2 M*, from its mean curves; nan where the grid shows no crossing): one group only."""
+    found = thresholds(rows, axes)
+    if len(found) != 1:
+        raise ValueError("the claim reads one threshold; the sweep has other axes too")
+    return 2 ** found[0].log2_m
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,13 +44,13 @@ class Paired:
     def measure(self, rows, axes, tables=None):
         if self.table is not None and self.table not in (tables or {}):
             raise ValueError(f"the criterion {self.text!r} reads the analysis table {self.table}, not given")
-        values = []
+        values, threshold = [], functools.cache(lambda: sweep_threshold(rows, axes))
         for members in replicates(rows):
             own = None
             if self.table is not None:
                 runs = {row["train_run"] for row in members}
                 own = [row for row in tables[self.table] if row["train_run"] in runs]
-            values.append(self.quantity(members, Context(axes, rows, own)))
+            values.append(self.quantity(members, Context(axes, threshold, own)))
         finite = [v for v in values if math.isfinite(v)]
         mean, low, high = t_interval(finite) if len(finite) == len(values) else (math.nan,) * 3
         verdict = OPEN if not math.isfinite(low) else HOLDS if high < 0 else FAILS if low > 0 else OPEN

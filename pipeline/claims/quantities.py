@@ -6,7 +6,8 @@ import math
 import numpy as np
 
 from pipeline.analysis.fits import power_law
-from pipeline.sweep.summary import data_seen, thresholds
+from pipeline.analysis.lmc import barrier
+from pipeline.sweep.summary import data_seen
 
 TRANSITION, PATHS, LMC = "transition_time/t_star.json", "interpolation/interpolation.json", "lmc/lmc.json"
 SMOOTHING, LAPLACE = "smoothing/smoothing.json", "laplace/laplace.json"
@@ -49,17 +50,9 @@ def _finite(table, **equal):
     return [r for r in table if math.isfinite(r["n_tasks"]) and all(r[k] == v for k, v in equal.items())]
 
 
-def _threshold_m(context):
-    """The sweep's M* (2^log2 M*, from its mean curves; nan where the grid shows no crossing): one group only."""
-    found = thresholds(context.rows, context.axes)
-    if len(found) != 1:
-        raise ValueError("the claim reads one threshold; the sweep has other axes too")
-    return 2 ** found[0].log2_m
-
-
 def _nearest_threshold(ms, context):
     """The M of `ms` nearest M* on log axes (nan where the sweep has no threshold)."""
-    star = _threshold_m(context)
+    star = context.threshold()
     if not math.isfinite(star):
         return math.nan
     return min(ms, key=lambda m: abs(math.log2(m) - math.log2(star)))
@@ -69,7 +62,7 @@ def t_star_exponent(rows, context):
     """-alpha of the least-squares t* ~ M^alpha over the finite M below M* (all finite M where the sweep has no
     threshold) whose T_True Delta_PT,Ridge curve is U-shaped (pipeline/analysis/transition.py); nan with
     fewer than two such M."""
-    star = _threshold_m(context)
+    star = context.threshold()
     below = [r for r in _finite(context.table, dist="true") if r["u_shaped"] and not r["n_tasks"] >= star]
     if len({r["n_tasks"] for r in below}) < 2:
         return math.nan
@@ -131,7 +124,7 @@ def barrier_largest_against_smallest_m(rows, context):
     for pair in dict.fromkeys(r["pair"] for r in _finite(context.table)):
         path = sorted((r["t"], r["true"], r["n_tasks"]) for r in context.table if r["pair"] == pair)
         ts, losses = np.array([t for t, _, _ in path]), np.array([loss for _, loss, _ in path])
-        barriers.setdefault(path[0][2], []).append(float(np.max(losses - ((1 - ts) * losses[0] + ts * losses[-1]))))
+        barriers.setdefault(path[0][2], []).append(barrier(ts, losses))
     means = {m: sum(values) / len(values) for m, values in barriers.items()}
     return means[max(means)] - means[min(means)]
 
