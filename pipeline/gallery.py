@@ -58,6 +58,7 @@ GALLERY = [
     Entry("fig11_lmc", "fig11_cpu", "lmc", "Fig. 11: linear mode connectivity"),
     Entry("fig12_smoothing", "fig12_cpu", "smoothing", "Fig. 12: smoothed dMMSE"),
     Entry("fig14_laplace", "fig14_cpu", "laplace", "Fig. 14: a Laplace task prior"),
+    Entry("setting_ridge", "ridge_cpu", None, "The CPU setting: the M = inf transformer against ridge"),
 ]
 ARTIFACTS = {
     None: "summary/sweep.png",

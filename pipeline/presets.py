@@ -95,46 +95,67 @@ PAPER_FIGURES["fig12"] = {"n_tasks": PAPER_M, "n_eval": 2**20}
 # so the eval sets are 2^14 sequences, not 2^20 (about 2 x 10^3 x 2^18 small solves per distribution).
 PAPER_FIGURES["fig14"] = {"n_tasks": PAPER_M, "task_prior": "laplace", "n_eval": 2**14}
 
-# The same figures on 2 CPU cores (`make figures`, README "Gallery"): D = 4, K = 8 and a 3/64/2 PT at batch
-# 64 for 5000 steps (31 steps/s at one thread), so that M* falls inside 2^1 ... 2^8. One base grid serves
-# Figs. 2, 4, 5, 10 and 12; Fig. 3 adds 10k steps, Fig. 7 two weight decays, two widths and two depths, and
-# Fig. 11 a second data seed, each reusing the base runs; Fig. 14 trains on Laplace tasks.
+# The same figures on 2 CPU cores (`make figures`, README "Gallery"; chosen by measurement: docs/cpu_setting.md).
+# D = 4, K = 8 at the paper's signal-to-noise D / sigma^2 = 32 (sigma^2 = 1/8), a 3/64/2 PT, 3 replicates of
+# every point. Two training lengths share every sweep that can: the base (batch 64, 10k steps, log-spaced
+# evaluations for Fig. 4) serves Figs. 2, 4, 5, 10, 12 and the wd = 0 half of Figs. 7 and 13; the short one
+# (5k steps) is Fig. 3's smaller data scale and the D = 4 / 64-wide / 3-deep points of Figs. 6 and 7. The
+# M = inf criterion (within 2% of ridge) has trainings of its own, 16x the base's sequences.
+NOISE_AT_32 = {n_dims: math.sqrt(n_dims / 32) for n_dims in (1, 2, 4, 8)}  # sigma of D / sigma^2 = 32
 FIGURES_CPU = {
-    "n_tasks": [2, 4, 8, 16, 32, 64, 256, math.inf],
+    "n_tasks": [2, 4, 8, 16, 32, 128, math.inf],
     "n_dims": 4,
     "n_points": 8,
+    "noise_scale": NOISE_AT_32[4],
     "batch_size": 64,
     "n_layer": 3,
     "n_embd": 64,
     "n_head": 2,
-    "warmup_steps": 1250,
-    "total_steps": 5000,
-    "eval_every": 100,
-    "checkpoint_every": 1000,
+    "warmup_steps": 2500,
+    "total_steps": 10000,
+    "eval_every": 500,
+    "eval_per_decade": 8,
+    "checkpoint_every": 2000,
     "n_eval": 1024,
     "threads": 1,
+    "replicates": 3,
     "model_name": "icl-figures",
 }
+SHORT_CPU = FIGURES_CPU | {"warmup_steps": 1250, "total_steps": 5000}
+EVERY_OTHER_M = [2, 8, 32, 128, math.inf]
 CPU_FIGURES = {
     "fig2_cpu": FIGURES_CPU,
+    # Fig. 3's two data scales (the paper's threshold rule: their Delta^True_PT,Ridge curves cross at M*).
     "fig3_cpu": FIGURES_CPU | {"total_steps": [5000, 10000]},
     "fig4_cpu": FIGURES_CPU,
     "fig5_cpu": FIGURES_CPU,
-    "fig7_wd_cpu": FIGURES_CPU | {"weight_decay": [0.0, 0.1, 1.0]},
-    # Fig. 7's middle and right panels (the paper's small PT): width and depth, every other M of the base grid,
-    # whose 3/64/2 transformer is one value of each.
-    "fig7_width_cpu": FIGURES_CPU | {"n_tasks": [2, 8, 32, 256, math.inf], "n_embd": [32, 64, 128]},
-    "fig7_depth_cpu": FIGURES_CPU | {"n_tasks": [2, 8, 32, 256, math.inf], "n_layer": [1, 2, 3]},
+    # Fig. 7 left and Fig. 13: the paper's total decay lr x wd x steps (1e-3 x {1e-4 ... 1e-1} x 500k = 0.05 ...
+    # 50) at its two ends, lr 1e-3 x wd x 10k steps: wd = 0.005 and 5, against none.
+    "fig7_wd_cpu": FIGURES_CPU | {"n_tasks": [4, 16, 128, math.inf], "weight_decay": [0.0, 0.005, 5.0]},
+    # Fig. 7's middle and right panels (the paper's small PT): width and depth, on the short trainings.
+    "fig7_width_cpu": SHORT_CPU | {"n_tasks": EVERY_OTHER_M, "n_embd": [16, 32, 64]},
+    "fig7_depth_cpu": SHORT_CPU | {"n_tasks": EVERY_OTHER_M, "n_layer": [1, 2, 3]},
     "fig10_cpu": FIGURES_CPU,
-    # Fig. 11 needs the barrier between two M = inf models as its reference: a second data seed, over
-    # every other M of the base grid (the base runs are the data_seed 101 half).
-    "fig11_cpu": FIGURES_CPU | {"n_tasks": [2, 8, 32, 256, math.inf], "data_seed": [101, 201]},
+    # Fig. 11 needs the barrier between two M = inf models as its reference: a second data seed (the base runs
+    # are the data_seed 101 half).
+    "fig11_cpu": FIGURES_CPU | {"n_tasks": [2, 16, math.inf], "data_seed": [101, 201]},
     "fig12_cpu": FIGURES_CPU,
-    # Fig. 6: D = 2, 3, 4 with K = 2D (D = 4 is the base grid), every other M.
-    "fig6_cpu": FIGURES_CPU
-    | {"n_tasks": [2, 8, 32, 256, math.inf], "n_dims": [2, 3, 4], "n_points": [4, 6, 8], "link": "n_dims,n_points"},
-    # Fig. 14: Laplace tasks over every other M of the base grid.
-    "fig14_cpu": FIGURES_CPU | {"n_tasks": [2, 8, 32, 256, math.inf], "task_prior": "laplace"},
+    # Fig. 6: D = 1, 2, 4 with K = 2D and D / sigma^2 = 32 (D = 4: Fig. 3's short trainings).
+    "fig6_cpu": SHORT_CPU
+    | {
+        "n_tasks": EVERY_OTHER_M,
+        "n_dims": [1, 2, 4],
+        "n_points": [2, 4, 8],
+        "noise_scale": [NOISE_AT_32[d] for d in (1, 2, 4)],
+        "link": "n_dims,n_points,noise_scale",
+    },
+    # Fig. 14: Laplace tasks.
+    "fig14_cpu": FIGURES_CPU | {"n_tasks": [8, 128, math.inf], "task_prior": "laplace"},
+    # The CPU setting's M = inf transformer against ridge (within 2%): batch 128 for 64k steps, 4 replicates
+    # (two rounds of two on 2 cores: the 4th costs no wall time over a 3rd).
+    "ridge_cpu": FIGURES_CPU
+    | {"n_tasks": math.inf, "batch_size": 128, "total_steps": 64000, "warmup_steps": 16000, "eval_every": 2000}
+    | {"eval_per_decade": 0, "checkpoint_every": 4000, "replicates": 4},
 }
 PRESETS |= PAPER_FIGURES | CPU_FIGURES
 

@@ -30,7 +30,7 @@ def stand_in_gallery(monkeypatch):
     stand_ins["fig7_wd_cpu"] |= {"weight_decay": [0.0, 0.1]}
     stand_ins["fig7_width_cpu"] |= {"n_embd": [16, 32]}
     stand_ins["fig7_depth_cpu"] |= {"n_layer": [1, 2]}
-    stand_ins["fig6_cpu"] |= {"n_dims": [2, 4], "n_points": [4, 8]}
+    stand_ins["fig6_cpu"] |= {"n_dims": [2, 4], "n_points": [4, 8], "noise_scale": [0.25, 0.5]}
     monkeypatch.setitem(analyze.PATHS, "pairs", (1, 4, "pairs"))
     for name, preset in stand_ins.items():
         monkeypatch.setitem(presets.PRESETS, name, preset)
@@ -74,7 +74,7 @@ def test_make_figures_runs_each_sweep_once_and_writes_every_figure(store, tmp_pa
     gallery = stand_in_gallery(monkeypatch)
     result = invoke(gallery.main, "--out", tmp_path)
     assert result.exit_code == 0, result.output
-    # fig2_cpu (also 4, 5, 10, 12), fig3, fig6, fig7_wd, fig7_width, fig7_depth, fig11, fig14
+    # fig2_cpu (also 4, 5, 10, 12, and ridge_cpu as a stand-in), fig3, fig6, fig7_wd, fig7 width, depth, fig11, 14
     assert result.output.count("sweep fig") == 8
     assert "reusing train-m4 " in result.output  # the larger grids reuse the base grid's trainings
     for entry in gallery.GALLERY:
@@ -91,7 +91,7 @@ def test_make_figures_runs_each_sweep_once_and_writes_every_figure(store, tmp_pa
         "fig11_lmc",
         "fig12_smoothing",
     ]
-    expected += ["fig13_weight_decay_loss", "fig14_laplace"]  # Fig. 13's claim from Fig. 7's sweep
+    expected += ["fig13_weight_decay_loss", "fig14_laplace", "setting_ridge"]  # Fig. 13's claim: Fig. 7's sweep
     assert [c["figure"] for c in claims] == expected
     assert all(c["analysis"] for c in claims if c["figure"] in ("fig4_transition_time", "fig11_lmc", "fig14_laplace"))
 

@@ -10,6 +10,7 @@ from pipeline.claims.quantities import (
     barrier_largest_against_smallest_m,
     decay_costs_true_loss,
     dmmse_bump_at_every_m,
+    inf_against_ridge,
     largest_m_against_inf,
     more_data_nearer_dmmse_at_smallest_m,
     more_data_nearer_ridge_at_largest_m,
@@ -167,6 +168,18 @@ CLAIMS = [
                 "at the largest M, Delta^True_PT,Laplace < Delta^True_PT,Ridge",
                 nearer_laplace_than_ridge,
                 table=LAPLACE,
+            ),
+        ),
+    ),
+    Claim(
+        "setting_ridge",
+        "The CPU setting trains far enough: on infinitely many tasks the transformer is within 2% of ridge, the "
+        "Bayes predictor of the Gaussian prior, on fresh tasks (issue 24; the paper's Fig. 2 at M = inf).",
+        (
+            Within(
+                "at M = inf, T_True loss/D within 2% of ridge's (the value: the relative difference)",
+                inf_against_ridge,
+                margin=0.02,
             ),
         ),
     ),

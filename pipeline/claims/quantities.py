@@ -45,6 +45,12 @@ def largest_m_against_inf(rows, _):
     return at(rows, "true/pt/loss_noiseless", max) / infinite["true/pt/loss_noiseless"] - 1
 
 
+def inf_against_ridge(rows, _):
+    """The M = inf transformer's T_True loss/D relative to ridge's on the same sequences, minus 1."""
+    [infinite] = [r for r in rows if r["log2_n_tasks"] == math.inf]
+    return infinite["true/pt/loss_noiseless"] / infinite["true/ridge/loss_noiseless"] - 1
+
+
 def _finite(table, **equal):
     """The rows of an analysis table at finite M whose columns equal `equal`."""
     return [r for r in table if math.isfinite(r["n_tasks"]) and all(r[k] == v for k, v in equal.items())]
