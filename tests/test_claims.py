@@ -155,6 +155,22 @@ def test_fig10_holds_when_the_largest_m_matches_m_inf_and_fails_when_it_is_worse
     assert CLAIMS["fig10_final_accuracy"].evaluate(rows, axes)["verdict"] == OPEN
 
 
+
+def test_the_setting_holds_when_m_inf_is_within_2_percent_of_ridge_and_fails_when_it_is_not():
+    def gap(relative):
+        def delta(m, **_):
+            return {"true/pt/loss_noiseless": 0.38 * (1 + relative), "true/ridge/loss_noiseless": 0.38}
+
+        return delta
+
+    rows, axes = sweep(gap(0.01), noise=0.0005)  # 1% above ridge, the noise a 0.13% spread: within 2%
+    result = CLAIMS["setting_ridge"].evaluate(rows, axes)
+    assert result["verdict"] == HOLDS and result["criteria"][0]["value"] == pytest.approx(0.01, abs=0.005)
+    rows, axes = sweep(gap(0.05), noise=0.0005)  # 5% above: the claim is false
+    assert CLAIMS["setting_ridge"].evaluate(rows, axes)["verdict"] == FAILS
+    rows, axes = sweep(gap(0.018), noise=0.004, seed=2)  # near the margin, a 1% spread: undecided
+    assert CLAIMS["setting_ridge"].evaluate(rows, axes)["verdict"] == OPEN
+
 def table(rows, columns, seed=0, noise=0.0):
     """An analysis table's rows for summary `rows`: `columns(m, rng)` gives one row's {column: value} list
     (one row per entry) for a training at M = m, each tagged with the training's run, as analyses tag theirs."""
