@@ -29,7 +29,7 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest -q
 
-# The suite under each of torch's CPU kernel sets (README "Reproducibility"): a test may not depend on one
+# The suite under each of torch's CPU kernel sets (docs/reliability.md, "Reproducibility"): a test may not depend on one
 # CPU's round-off. avx512 selects the AVX-512 kernels only on a CPU that has them.
 test-cpus: lint
 	$(BIN)/pytest -q

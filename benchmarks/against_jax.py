@@ -8,7 +8,7 @@ the same machine; each pair's ratio is printed, then the median and the range pe
 Each side is timed the same way: best of 3 after one warm-up call (the JAX compile time is left out, as
 ours, which has none in eager mode, would be). Ours is pipeline/evaluation.py transformer_predictions
 with its defaults, as a training or `predict` runs it: chunks of 2^17 activations, each thread computing
-its own chunks (README, Benchmarks). Both use torch's thread count (NPROC for the original).
+its own chunks (docs/benchmarks.md). Both use torch's thread count (NPROC for the original).
 """
 
 import os

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark (not in CI, not in `make bench`: it needs the original code and its own environment): the
 ORIGINAL JAX transformer evaluation of Raventos et al. 2023 (github.com/mansheej/icl-task-diversity) on
-CPU, to compare with benchmarks/evaluation.py run beside it (README, Benchmarks).
+CPU, to compare with benchmarks/evaluation.py run beside it (docs/benchmarks.md).
 
 Set-up, in a folder of its own (the original pins jax 0.4.8 / jaxlib 0.4.7; the oldest jaxlib on PyPI
 for Python 3.11 is 0.4.13): a checkout of the original at 7c35803e68c49f94ac2e618ce4e1bc14470b771b, a

@@ -1,4 +1,4 @@
-"""Take screenshots of the MLflow UI for the README (run overview, model-metric charts, runs table, chart view).
+"""Screenshots of the MLflow UI for docs/mlflow_ui.md (run overview, model-metric charts, runs table, chart view).
 
 Starts `mlflow server` (from this Python's bin dir) on a free port against an existing SQLite store, finds the run
 over REST, renders the page in headless Chromium (Linux; `apt-get install chromium`) driven over its DevTools pipe,

@@ -176,7 +176,7 @@ def check_pack(settings, device):
 
 def pack_size(settings, device, sharing=1, free=None):
     """Members per ensemble when the sweep's `pack` is left to choose, for TrainSettings like `settings`:
-    1 on a CPU (an ensemble there is no faster than its members one after another: README, benchmarks),
+    1 on a CPU (an ensemble there is no faster than its members one after another: docs/ensembles_and_gpus.md),
     and on CUDA as many as fit in the HEADROOM share of the device's `free` memory (default: this
     machine's), split between the `sharing` processes that train on it at once."""
     device = torch.device(device)

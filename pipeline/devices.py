@@ -41,7 +41,7 @@ def in_threads(compute, items, workers):
     the caller's thread count is restored after. Each core then works through whole items in its own
     caches, where torch's threads would split every operation of every item between the cores and meet
     at a barrier after each: for the many small operations of an evaluation chunk this is the faster way
-    (README, Benchmarks). `compute` must be thread-safe (an eager model is, a compiled one is not) and set
+    (docs/benchmarks.md). `compute` must be thread-safe (an eager model is, a compiled one is not) and set
     its own grad mode: torch's is per thread. An evaluation's predictions were measured equal bit for bit
     to those of two threads splitting each chunk (tests/test_evaluation.py, and the golden files at 1 and
     2 threads), though BLAS does not promise it."""

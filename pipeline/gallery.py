@@ -5,11 +5,11 @@ its figure (None: the sweep's own summary figure, Fig. 2). Presets with equal se
 run; every sweep reuses the FINISHED chains of earlier ones (pipeline/sweep/chain.py), so a rerun, or a
 run after an interrupted one, trains only what is missing. Each figure is downloaded from its run to
 `<out>/<name>.png`, and `<out>/findings.md` records, per figure, the runs it came from and what the
-analysis found (each figure's part is also `<name>.md`, so `--only` keeps the others'), so the README
-gallery can be checked against the run that made it. A figure with a claim in pipeline/claims/ gets its
-verdict, decided by code from the sweep's runs and the tables its analysis logged (Fig. 13's claim is
-decided on Fig. 7's sweep): `<out>/claims.json` (per figure: the claim, each criterion's number with its 95%
-interval and verdict, the claim's verdict) and a table atop findings.md.
+analysis found (each figure's part is also `<name>.md`, so `--only` keeps the others'), so the gallery
+(README, docs/gallery.md) can be checked against the run that made it. A figure with a claim in
+pipeline/claims/ gets its verdict, decided by code from the sweep's runs and the tables its analysis
+logged (Fig. 13's claim is decided on Fig. 7's sweep): `<out>/claims.json` (per figure: the claim, each
+criterion's number with its 95% interval and verdict, the claim's verdict) and a table atop findings.md.
 """
 
 import dataclasses

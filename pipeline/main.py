@@ -9,7 +9,6 @@ Every option overrides the preset (pipeline/presets.py); left out, the preset's 
 """
 
 import math
-import time
 
 import click
 import torch
@@ -24,7 +23,7 @@ from pipeline.sweep.chain import check, preparation, train_settings
 from pipeline.sweep.executors import make_executor, packs_of, run_chains
 from pipeline.sweep.figure import sweep_figure
 from pipeline.sweep.grid import grid, warmup_fraction
-from pipeline.tracking import as_text, tracked_run
+from pipeline.tracking import as_text, short_id, tracked_run
 
 
 def sweep(tracking, preset, overrides):
@@ -60,9 +59,8 @@ def _sweep(tracking, preset, settings, fraction, executor):
         for p, t in {preparation(p): (p, t) for p, t in zip(points, trained, strict=True)}.values()
     )
     check_work(work, f"this sweep of {len(points)} trainings", device, settings["max_work"][0])
-    name = f"sweep-{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    with shutdown.forwarding(), tracked_run(tracking, name, "main") as run:
-        run.client.update_run(run.id, name=f"{name}-{run.id[:6]}")  # distinct even within one second
+    with shutdown.forwarding(), tracked_run(tracking, f"{preset} sweep", "main") as run:
+        run.client.update_run(run.id, name=sweep_name(preset, points, run.id))
         # The resolved value of every option (MLproject declares only preset, so `mlflow run` has logged
         # just the options given, as given); settings.json holds the same.
         resolved = {k: v[0] if len(v) == 1 else ",".join(map(as_text, v)) for k, v in settings.items()}
@@ -104,18 +102,34 @@ def _sweep(tracking, preset, settings, fraction, executor):
             )
             for point, chain in zip(points, chains, strict=True)
         ]
-        _log_summary(run, preset, rows, axes, chains, summary.setting_text(settings))
+        reused = {i for chain in chains for i in chain.values() if _parent(client, i) != run.id}
+        if reused:  # runs of earlier sweeps, left under them: the description marks and links them
+            run.set_tag("reused_runs", f"{len(reused)} of {sum(map(len, chains))} (made by earlier sweeps)")
+        _log_summary(run, preset, rows, axes, chains, summary.setting_text(settings), reused)
     return run.id
 
 
-def _log_summary(run, preset, rows, axes, chains, setting):
+def _parent(client, run_id):
+    return client.get_run(run_id).data.tags.get("mlflow.parentRunId")
+
+
+def sweep_name(preset, points, run_id):
+    """What tells this sweep apart in the UI's runs list, first: `fig2_cpu [1f0c2a] M x weight_decay, 3 seeds`
+    (the run id's start, which its children's names carry too: pipeline/tracking.py)."""
+    axes = [axis for axis in points[0].axes if axis not in ("n_tasks", REPLICATE)]
+    seeds = len({point.values.get(REPLICATE, 0) for point in points})
+    return f"{preset} [{short_id(run_id)}] " + " x ".join(["M", *axes]) + (f", {seeds} seeds" if seeds > 1 else "")
+
+
+def _log_summary(run, preset, rows, axes, chains, setting, reused):
     """The summary of `rows` (one per training): thresholds over every replicate, the table of the trainings
     and, where a point has replicates, of their means with 95% intervals; the figure (captioned with the
     `setting`), the terminal table and the dashboard show the means."""
     found = summary.thresholds(rows, axes)
     means, shown = summary.aggregate(rows, axes), summary.point_axes(axes)
     scale = dashboard.log_curves_by_pool_size(run, means, shown)
-    run.set_description(dashboard.description(preset, rows, axes, found, scale, chains, run.tracking.experiment_id))
+    experiment = run.tracking.experiment_id
+    run.set_description(dashboard.description(preset, rows, axes, found, scale, chains, experiment, reused))
     for threshold in found:
         suffix = summary.group_key(threshold.group)
         run.set_tag(f"threshold{suffix}", threshold.finding)

@@ -15,7 +15,7 @@ PRESETS = {
     # The paper's grid M = 2^1 ... 2^20 and inf at its base setting, evaluated as the original code does
     # (2^20 sequences per distribution every 1000 steps): a GPU job.
     "paper": {"n_tasks": [2**i for i in range(1, 21)] + [math.inf], "n_eval": 2**20},
-    # The largest reproduction that runs end to end on 2 CPU cores in about 40 minutes (README:
+    # The largest reproduction that runs end to end on 2 CPU cores in about 40 minutes (docs/demo.md:
     # every deviation from the paper and why): the small transformer, batch 64, 12k steps with 25%
     # warm-up, one training per core side by side (executor auto), each at one thread on any machine,
     # so that its numbers are the README's everywhere.

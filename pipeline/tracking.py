@@ -111,8 +111,8 @@ def tracked_run(tracking, run_name, stage, parent=None, reopen=None):
     if reopen:
         run_id = reopen.info.run_id
         client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
-        if parent:  # resumed by a later sweep: it belongs under that one now
-            adopt(client, reopen, parent)
+        if parent:  # resumed by a later sweep: it stays under its own, and says that this one used it too
+            record_use(client, reopen, parent)
     elif parent is None and tracking.launched_run:
         run_id = tracking.launched_run
         client.update_run(run_id, name=run_name)
@@ -121,6 +121,8 @@ def tracked_run(tracking, run_name, stage, parent=None, reopen=None):
         # next entry point finds dead, never one that looks alive for ever.
         tags = resolve_tags({"mlflow.parentRunId": parent} if parent else {}) | {"stage": stage}
         tags["heartbeat"] = heartbeat()
+        if parent:  # which sweep (or run) it belongs to, in its name: train-m16 [1f0c2a]
+            run_name = f"{run_name} [{short_id(parent)}]"
         run_id = client.create_run(tracking.experiment_id, run_name=run_name, tags=tags).info.run_id
     run = Run(tracking, run_id)
     if reopen or parent is None and tracking.launched_run:
@@ -162,16 +164,19 @@ def reason(error):
     return f"{type(error).__name__}: {first_line(error)}"
 
 
-def adopt(client, run, parent):
-    """Nest `run` (an MLflow Run, as searched: its tags are read from it) under the sweep run `parent`,
-    which reuses or resumes it, so the newest sweep shows every run it is made of; its tag `sweeps` keeps
-    every sweep that used it, oldest first. (Two sweeps adopting one run at the same moment may each miss
-    the other in `sweeps`; the last one wins.)"""
+def record_use(client, run, sweep):
+    """Record that the sweep run `sweep` uses `run` (an MLflow Run, as searched: its tags are read from it),
+    reused or resumed: its tag `sweeps` lists every sweep that used it, oldest first. The run stays nested
+    under the sweep that made it, which keeps all its children; the new sweep links it in its description.
+    (Two sweeps recording one run at the same moment may each miss the other in `sweeps`; the last wins.)"""
     tags = run.data.tags
     earlier = (tags.get("sweeps") or tags.get("mlflow.parentRunId") or "").split(",")
-    run_id = run.info.run_id
-    client.set_tag(run_id, "sweeps", ",".join(dict.fromkeys(s for s in [*earlier, parent] if s)))
-    client.set_tag(run_id, "mlflow.parentRunId", parent)
+    client.set_tag(run.info.run_id, "sweeps", ",".join(dict.fromkeys(s for s in [*earlier, sweep] if s)))
+
+
+def short_id(run_id):
+    """The first 6 characters of a run id: how names and descriptions say which sweep a run belongs to."""
+    return run_id[:6]
 
 
 def heartbeat():

@@ -16,6 +16,11 @@ PROJECT = Path(__file__).resolve().parents[1]
 MODEL_NAME = "test-model"
 
 
+def stage_name(run):
+    """A child run's name without the id of the sweep it belongs to: "train-m4 [1f0c2a]" -> "train-m4"."""
+    return run.info.run_name.split(" [")[0]
+
+
 def invoke(command, *args):
     """Run a click entry point in-process, as its console command would (no exception swallowing)."""
     return CliRunner().invoke(command, [str(a) for a in args], catch_exceptions=False, standalone_mode=True)
@@ -62,7 +67,7 @@ def sweep(store):
     experiment = store.client.get_experiment_by_name("tests")
     parent = store.client.get_run(re.search(r"sweep run: runs:/(\w+)", result.output).group(1))
     children = store.client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
-    return SimpleNamespace(parent=parent, runs={r.info.run_name: r for r in children}, output=result.output)
+    return SimpleNamespace(parent=parent, runs={stage_name(r): r for r in children}, output=result.output)
 
 
 @pytest.fixture(scope="session")

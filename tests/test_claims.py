@@ -155,7 +155,6 @@ def test_fig10_holds_when_the_largest_m_matches_m_inf_and_fails_when_it_is_worse
     assert CLAIMS["fig10_final_accuracy"].evaluate(rows, axes)["verdict"] == OPEN
 
 
-
 def test_the_setting_holds_when_m_inf_is_within_2_percent_of_ridge_and_fails_when_it_is_not():
     def gap(relative):
         def delta(m, **_):
@@ -170,6 +169,7 @@ def test_the_setting_holds_when_m_inf_is_within_2_percent_of_ridge_and_fails_whe
     assert CLAIMS["setting_ridge"].evaluate(rows, axes)["verdict"] == FAILS
     rows, axes = sweep(gap(0.018), noise=0.004, seed=2)  # near the margin, a 1% spread: undecided
     assert CLAIMS["setting_ridge"].evaluate(rows, axes)["verdict"] == OPEN
+
 
 def table(rows, columns, seed=0, noise=0.0):
     """An analysis table's rows for summary `rows`: `columns(m, rng)` gives one row's {column: value} list

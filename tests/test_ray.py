@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import invoke
+from conftest import invoke, stage_name
 from mlflow.tracking import MlflowClient
 
 from pipeline import main
@@ -53,7 +53,7 @@ def train_runs(folder, status=None):
     if experiment is None:
         return {}
     where = "tags.stage = 'train'" + (f" and attributes.status = '{status}'" if status else "")
-    return {run.info.run_name: run for run in store.search_runs([experiment.experiment_id], where)}
+    return {stage_name(run): run for run in store.search_runs([experiment.experiment_id], where)}
 
 
 def histories(folder):
@@ -113,8 +113,8 @@ def test_a_ray_worker_killed_mid_training_is_retried_and_its_chain_resumes(tmp_p
     assert step < 1500
     os.kill(json.loads(victim.data.tags["heartbeat"])["pid"], signal.SIGKILL)
     output = finished(process)
-    name = victim.info.run_name
-    assert f"resuming {name} ({victim.info.run_id}) from its checkpoint of step" in output
+    name = stage_name(victim)
+    assert f"resuming {victim.info.run_name} ({victim.info.run_id}) from its checkpoint of step" in output
     after = train_runs(faulty)[name]
     assert after.info.run_id == victim.info.run_id and after.info.status == "FINISHED"
     assert "died" in after.data.tags  # marked dead by the retry, then continued in the same run

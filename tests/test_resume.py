@@ -127,9 +127,14 @@ def test_main_resumes_its_interrupted_chain(store):
     assert [r.info.status for r in trained] == ["FINISHED"]
     sweeps = runs(store, "params.model_name = 'resume-main' and tags.stage = 'main'")
     assert sorted(r.info.status for r in sweeps) == ["FAILED", "FINISHED"]  # the killed sweep is marked dead
-    # The rerun's run shows the whole chain: the reused pool and baselines runs and the resumed training.
-    rerun = next(r.info.run_id for r in sweeps if r.info.status == "FINISHED")
-    assert len(runs(store, f"tags.mlflow.parentRunId = '{rerun}'")) == 3
+    # The killed sweep keeps its chain (the pool and baselines runs, the training resumed in place); each run
+    # says that the rerun used it too, and the rerun's description links it.
+    rerun, killed_sweep = (next(r for r in sweeps if r.info.status == s) for s in ("FINISHED", "FAILED"))
+    chain = runs(store, f"tags.mlflow.parentRunId = '{killed_sweep.info.run_id}'")
+    assert len(chain) == 3 and runs(store, f"tags.mlflow.parentRunId = '{rerun.info.run_id}'") == []
+    for run in chain:
+        assert run.data.tags["sweeps"].split(",")[-1] == rerun.info.run_id
+        assert f"runs/{run.info.run_id})" in rerun.data.tags["mlflow.note.content"]
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import math
 import mlflow
 import pytest
 import torch
-from conftest import MODEL_NAME, invoke
+from conftest import MODEL_NAME, invoke, stage_name
 
 from pipeline import main
 from pipeline.presets import resolve
@@ -92,7 +92,7 @@ def test_two_data_scales_in_two_worker_processes(store):
     parent = store.client.search_runs([experiment.experiment_id], "params.batch_size = '16,32'")[0]
     children = runs_of_stage(store, "train", parent.info.run_id)
     assert sorted(r.data.params["batch_size"] for r in children) == ["16", "16", "32", "32"]
-    assert sorted(r.info.run_name for r in children) == [
+    assert sorted(stage_name(r) for r in children) == [
         "train-m32-B16",
         "train-m32-B32",
         "train-m8-B16",

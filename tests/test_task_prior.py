@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import invoke
+from conftest import invoke, stage_name
 from scipy import stats
 
 from pipeline import analyze
@@ -49,7 +49,7 @@ def test_a_laplace_sweep_scores_the_transformer_against_the_laplace_bayes_predic
     runs = store.client.search_runs(
         [store.client.get_experiment_by_name("tests").experiment_id], f"tags.mlflow.parentRunId = '{parent}'"
     )
-    by_name = {r.info.run_name: r for r in runs}
+    by_name = {stage_name(r): r for r in runs}
     assert by_name["pool-m4"].data.params["task_prior"] == "laplace"
     for name in ("baselines-m4", "baselines-minf"):
         metrics = by_name[name].data.metrics

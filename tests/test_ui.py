@@ -61,7 +61,7 @@ def rest(url, path, payload=None):
 
 def search(url, where):
     experiment = rest(url, "experiments/get-by-name", {"experiment_name": "tests"})["experiment"]
-    return rest(url, "runs/search", {"experiment_ids": [experiment["experiment_id"]], "filter": where})["runs"]
+    return rest(url, "runs/search", {"experiment_ids": [experiment["experiment_id"]], "filter": where}).get("runs", [])
 
 
 def values(run, field):
@@ -87,7 +87,9 @@ def test_the_sweep_run_is_a_dashboard(server, sweep):
     assert params["checkpoint_every"] == params["eval_every"] == "30"
     description = tags["mlflow.note.content"]
     assert "| M |" in description and "by_M/true/delta_pt_ridge" in description
-    assert re.match(r"sweep-smoke-\d{8}-\d{6}-\w{6}$", parent["info"]["run_name"])
+    short = parent["info"]["run_id"][:6]
+    assert parent["info"]["run_name"] == f"smoke [{short}] M"  # what tells it apart comes first
+    assert all(run.info.run_name.endswith(f" [{short}]") for run in sweep.runs.values())  # children name it
     for key in DELTAS:
         points = rest(server, "metrics/get-history", {"run_id": parent["info"]["run_id"], "metric_key": key})
         points = sorted((m["step"], m["value"]) for m in points["metrics"])
@@ -105,9 +107,13 @@ def test_a_rerun_shows_the_runs_it_reused(server, sweep):
     result = invoke(main.main, "--preset", "smoke", "--n_tasks", "4,inf", "--model_name", MODEL_NAME)
     assert result.exit_code == 0, result.output
     rerun = re.search(r"sweep run: runs:/(\w+)", result.output).group(1)
-    children = search(server, f"tags.mlflow.parentRunId = '{rerun}'")
+    assert search(server, f"tags.mlflow.parentRunId = '{rerun}'") == []  # it made nothing new
+    children = search(server, f"tags.mlflow.parentRunId = '{sweep.parent.info.run_id}'")
+    # The first sweep keeps its children; each says the rerun used it too, and the rerun links it.
     assert {run["info"]["run_id"] for run in children} == {run.info.run_id for run in sweep.runs.values()}
+    description = values(rest(server, "runs/get", {"run_id": rerun})["run"], "tags")["mlflow.note.content"]
     for run in children:
         assert values(run, "tags")["sweeps"].split(",")[-1] == rerun
+        assert f"runs/{run['info']['run_id']})" in description
     names = {run["info"]["run_name"] for run in search(server, "tags.stage = 'main'")}
     assert len(names) == len(search(server, "tags.stage = 'main'"))  # every sweep has its own name

@@ -9,8 +9,8 @@ dMMSE side by side).
 Reuse: before running a stage, a FINISHED run of the same stage in the experiment whose params equal
 the stage's settings (compared after typing each value with its option, so "1e-3" equals "0.001") and
 whose metrics are all finite is reused, so rerunning a sweep finishes only what is missing. A reused run
-moves under the sweep that reused it (its tag mlflow.parentRunId), so the newest sweep's run shows every
-run it is made of in the MLflow UI; its tag `sweeps` lists every sweep run that used it, oldest first.
+stays nested under the sweep that made it (so every sweep keeps its children in the MLflow UI); its tag
+`sweeps` lists every sweep run that used it, oldest first, and the reusing sweep's description links it.
 """
 
 import dataclasses
@@ -24,7 +24,7 @@ from pipeline.evaluate_baselines import evaluate_baselines
 from pipeline.generate_pool import POOL_ARTIFACT, generate_pool
 from pipeline.packed import train_packed
 from pipeline.settings import BaselinesSettings, TrainSettings, build, flat, same_params
-from pipeline.tracking import adopt
+from pipeline.tracking import record_use
 from pipeline.train import train
 from tasks import PoolSettings
 
@@ -82,12 +82,13 @@ def finished_run(tracking, stage, settings):
 
 
 def reused(tracking, stage, settings, *, parent):
-    """The id of a finished run of `stage` with `settings`, moved under `parent`; None when there is none."""
+    """The id of a finished run of `stage` with `settings`, its use by the sweep `parent` recorded; None when
+    there is none."""
     previous = finished_run(tracking, stage, settings)
     if previous is None:
         return None
     click.echo(f"reusing {previous.info.run_name} ({previous.info.run_id}): same params, FINISHED")
-    adopt(tracking.client(), previous, parent)
+    record_use(tracking.client(), previous, parent)
     return previous.info.run_id
 
 

@@ -8,7 +8,8 @@
   `log2_n_tasks` holds the same x-axis, so it can also be picked as a chart's x-axis.
 - The description (markdown on the run's Overview page): the summary table, the threshold and how to
   read the charts, and a link to every run of every chain.
-- The chains' runs are nested under this run, those reused from an earlier sweep too (pipeline/sweep/chain.py).
+- The chains' runs are nested under this run; those reused from an earlier sweep stay under that one, and
+  the table marks and links them (pipeline/sweep/chain.py).
 """
 
 import math
@@ -71,10 +72,11 @@ def log_curves_by_pool_size(run, rows, axes):
 TAG_LIMIT = 8000
 
 
-def description(preset, rows, axes, found, scale, chains, experiment_id):
+def description(preset, rows, axes, found, scale, chains, experiment_id, reused=()):
     """The sweep run's markdown description; `chains` ({stage: run id} per row) are linked, in `experiment_id`,
-    unless the table would then not fit in a tag (the paper's grid): the runs table nests them anyway."""
-    text = _description(preset, rows, axes, found, scale, _table(rows, axes, chains, experiment_id))
+    those `reused` from earlier sweeps (which keep them nested) marked, unless the table would then not fit in
+    a tag (the paper's grid): the runs table nests the sweep's own anyway."""
+    text = _description(preset, rows, axes, found, scale, _table(rows, axes, chains, experiment_id, reused))
     if len(text) > TAG_LIMIT:
         text = _description(preset, rows, axes, found, scale, _table(rows, axes, None, experiment_id))
     if len(text) > TAG_LIMIT:
@@ -108,7 +110,7 @@ def _for(group):
     return f" for {group_label(group)}" if group else ""
 
 
-def _table(rows, axes, chains, experiment_id):
+def _table(rows, axes, chains, experiment_id, reused=()):
     headers = ["M", *axes[1:], *(header for header, _ in TABLE), *(["runs"] if chains else [])]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for row, chain in zip(rows, chains or [None] * len(rows), strict=True):
@@ -118,8 +120,11 @@ def _table(rows, axes, chains, experiment_id):
             cells.append(" / ".join(_number(row[key]) for key in keys))
         if chain:
             runs = f"#/experiments/{experiment_id}/runs"
-            cells.append(" ".join(f"[{stage.split('_')[-1]}]({runs}/{run_id})" for stage, run_id in chain.items()))
+            links = (f"[{stage.split('_')[-1]}{'*' * (i in reused)}]({runs}/{i})" for stage, i in chain.items())
+            cells.append(" ".join(links))
         lines.append("| " + " | ".join(cells) + " |")
+    if chains and reused:
+        lines += ["", "\\* reused from an earlier sweep, under which it stays nested (its tag `sweeps` lists both)"]
     return "\n".join(lines)
 
 

@@ -200,13 +200,13 @@ def check_reachable(uri, address, remote_hosts, artifacts):
             f"MLFLOW_TRACKING_URI={uri!r} is a store on this machine, which {elsewhere} cannot write to: start "
             "`mlflow server --host 0.0.0.0 --port 5000 --backend-store-uri sqlite:///cluster.db "
             "--artifacts-destination ./cluster-artifacts` here and set MLFLOW_TRACKING_URI=http://<this "
-            "host>:5000 (README: Running on a cluster)"
+            "host>:5000 (docs/cluster.md)"
         )
     if artifacts and _is_local(artifacts):
         raise InputError(
             f"the experiment keeps its artifacts in {artifacts}, a folder on this machine, which {elsewhere} "
             "cannot write to: use an experiment created through the server (MLFLOW_EXPERIMENT_NAME=<new name>), "
-            "whose artifacts the server stores (README: Running on a cluster)"
+            "whose artifacts the server stores (docs/cluster.md)"
         )
 
 
