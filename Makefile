@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-cpus test-slow demo figures ui bench lint mlproject clean
+.PHONY: setup test test-cpus test-slow ui-shots demo figures ui serve bench lint mlproject clean
 
 # The store and the project's experiment too, with artifacts beside the store: `mlflow run
 # --experiment-name icl-task-diversity` then finds it rather than creating one that writes to ./mlruns.
@@ -38,6 +38,10 @@ test-cpus: lint
 test-slow: $(STAMP)
 	$(BIN)/pytest -q -m slow
 
+# The MLflow UI in headless Chromium (tests/test_ui_browser.py), its screenshots written to docs/ too.
+ui-shots: $(STAMP)
+	ICL_UI_SHOTS=$(CURDIR)/docs $(BIN)/pytest -q -m slow tests/test_ui_browser.py
+
 # The demo sweep (pipeline/presets.py "demo") into the embedded store: mlflow.db + mlartifacts/ here.
 demo: $(STAMP)
 	$(BIN)/python -m pipeline.main --preset demo
@@ -51,10 +55,21 @@ REPLICATES ?=
 figures: $(STAMP)
 	$(BIN)/python -m pipeline.gallery --seed_offset $(SEED_OFFSET) $(if $(REPLICATES),--replicates $(REPLICATES))
 
-# The MLflow UI on the embedded store (one worker: 2-core machines); it prints the experiment's address.
+# The MLflow UI on the embedded store (one worker: 2-core machines) on port UI_PORT, which the entry points'
+# "open the MLflow UI" lines name too (pipeline/store.py reads it from the environment).
+UI_PORT ?= 5000
+export UI_PORT
 ui: setup
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --backend-store-uri sqlite:///$(CURDIR)/mlflow.db \
-		--workers 1 --host 127.0.0.1 --port 5000
+		--workers 1 --host 127.0.0.1 --port $(UI_PORT)
+
+# Serve a registered model over HTTP (make serve MODEL=models:/icl-demo@m64 [SERVE_PORT=5001]): the scoring
+# server runs uvicorn from the venv, so the venv's bin goes on PATH (no activation needed).
+SERVE_PORT ?= 5001
+serve: setup
+	@test -n "$(MODEL)" || { echo "make serve needs MODEL=models:/<name>@<alias> (e.g. models:/icl-demo@m64)"; exit 2; }
+	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db} PATH=$(CURDIR)/$(BIN):$$PATH \
+		$(BIN)/mlflow models serve -m "$(MODEL)" --env-manager local --host 127.0.0.1 --port $(SERVE_PORT)
 
 # MLproject is generated from the click options (pipeline/settings.py); tests check it is current.
 mlproject: $(STAMP)

@@ -110,7 +110,9 @@ def analyze(tracking, kind, sweep_uri, *, above=None, paths=None, held_out=HELD_
             run.log_table(table, path)
         for path, figure in result.figures.items():
             run.log_figure(figure, path)
-        lines = [f"**{kind}** of sweep {run.link(sweep_uri)}: {KINDS[kind]}.", "", *result.findings, ""]
+            run.log_chart(figure, path.rsplit("/", 1)[-1].removesuffix(".png"))  # among the run's charts too
+        figures = [run.image(path, kind) for path in result.figures]  # on its Overview, full size
+        lines = [*figures, "", f"**{kind}** of sweep {run.link(sweep_uri)}: {KINDS[kind]}.", "", *result.findings, ""]
         lines += ["Runs read:", *(f"- {run.link(f'runs:/{run_id}')}" for run_id in result.runs)]
         run.set_description("\n".join(lines))
         for line in result.findings:

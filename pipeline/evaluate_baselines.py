@@ -69,14 +69,9 @@ def evaluate_baselines(tracking, settings, *, parent=None, label=None):
                 f"smoothed dMMSE: s = {smoothing:.4g} (loss/D {tuned:.4f} on {settings.smoothed_held_out} held-out "
                 f"sequences), chosen in {time.perf_counter() - start:.1f} s"
             )
-        preds, curves = {}, {}
+        preds, curves, start = {}, {}, time.perf_counter()
         for dist, eval_set in eval_sets.items():
-            start = time.perf_counter()
             preds[dist] = estimator_predictions(pool, eval_set, evaluation.noise_scale, smoothing=smoothing)
-            click.echo(
-                f"{dist}: estimators on {len(eval_set.xs)} sequences, M={pool.n_tasks}: "
-                f"{time.perf_counter() - start:.1f} s"
-            )
             if transformer is not None:
                 preds[dist]["pt"] = transformer_predictions(transformer, eval_set, device="cpu")
             curves |= score(dist, eval_set, preds[dist])
@@ -87,6 +82,17 @@ def evaluate_baselines(tracking, settings, *, parent=None, label=None):
             save_eval_sets(folder, eval_sets, preds, evaluation, pool)
             run.log_artifacts(folder, "eval")
         run.log_figure(per_position_figure(curves, list(eval_sets), f"M = {pool.n_tasks}"), "figures/per_position.png")
+        seconds = time.perf_counter() - start
+        sizes = "/".join(str(len(e.xs)) for e in eval_sets.values())
+        if parent is not None:  # in a sweep: one line per point
+            ridge, dmmse = (curves.get(f"true/{name}/loss_noiseless") for name in ("ridge", "dmmse"))
+            found = f"ridge {ridge.mean():.4f}" + (f", dMMSE {dmmse.mean():.4f}" if dmmse is not None else "")
+            click.echo(
+                f"[{name.removeprefix('baselines-')}] baselines on {sizes} sequences in {seconds:.1f} s: "
+                f"T_True loss/D {found}"
+            )
+            return run.id
+        click.echo(f"estimators on {sizes} sequences ({', '.join(eval_sets)}), M={pool.n_tasks}: {seconds:.1f} s")
         for key in sorted(k for k in curves if "delta" in k or "loss_noiseless" in k):
             click.echo(f"  {key:32s} {curves[key].mean():.4f}")
     click.echo(f"baselines: runs:/{run.id}  (train reuses its eval sets and predictions: -P baselines=runs:/{run.id})")

@@ -29,9 +29,9 @@ from pipeline.claims import CLAIMS
 from pipeline.cli import EntryCommand, entry_point
 from pipeline.main import sweep
 from pipeline.presets import CPU_FIGURES, resolve
-from pipeline.settings import flat, same_params
+from pipeline.settings import build, flat, same_params
 from pipeline.store import PROJECT_DIR
-from pipeline.sweep.chain import train_settings
+from pipeline.sweep.chain import GENERATE_POOL, LINKS, train_settings
 from pipeline.sweep.grid import grid, warmup_fraction
 from pipeline.tracking import as_text
 from pipeline.types import InputError
@@ -166,13 +166,23 @@ def remaining(tracking, entries, overrides):
             if not wanted["threads"]:  # 0: whatever count the sweep's executor gives it
                 del wanted["threads"]
             wanted["n_tasks"] = point.values["n_tasks"]  # a train run's param, from its pool
-            key = tuple(sorted((k, as_text(v)) for k, v in wanted.items()))
+            pool = flat(build(GENERATE_POOL.settings, point.values | LINKS))  # what else tells pools apart
+            key = tuple(
+                sorted((k, as_text(v)) for k, v in (wanted | {f"pool/{k}": v for k, v in pool.items()}).items())
+            )
             if key in seen:
                 continue
             seen.add(key)
-            if not any(same_params(params, wanted) for params in done.get(as_text(point.values["n_tasks"]), [])):
+            candidates = done.get(as_text(point.values["n_tasks"]), [])
+            if not any(same_params(params, wanted) and _same_pool(params, pool) for params in candidates):
                 count, work = count + 1, work + training_flops(settings)
     return count, work
+
+
+def _same_pool(params, pool):
+    """Whether a train run's params (which carry its pool's task_prior, task_scale and n_tasks) match `pool`'s
+    settings on those (a Laplace pool's training is another training than a Gaussian one's)."""
+    return all(as_text(params.get(k)) == as_text(pool[k]) for k in ("task_prior", "task_scale") if k in params)
 
 
 def _read_claims(path):

@@ -34,8 +34,9 @@ def generate_pool(tracking, settings, *, parent=None):
         run.set_tag("pool_sha256", pool.digest)
         log_pool_size(run, pool.n_tasks)
         run.log_dataset(pool_dataset(pool), context="pool")
-        click.echo(f"pool: runs:/{run.id}/{POOL_ARTIFACT}  (sha256 {pool.digest[:12]}...)")
-        click.echo(f"next: evaluate_baselines and train with -P pool=runs:/{run.id}/{POOL_ARTIFACT}")
+        if parent is None:  # alone: what it made and what comes next (a sweep says it once per point)
+            click.echo(f"pool: runs:/{run.id}/{POOL_ARTIFACT}  (sha256 {pool.digest[:12]}...)")
+            click.echo(f"next: evaluate_baselines and train with -P pool=runs:/{run.id}/{POOL_ARTIFACT}")
     return run.id
 
 

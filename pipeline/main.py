@@ -23,7 +23,7 @@ from pipeline.sweep.chain import check, preparation, train_settings
 from pipeline.sweep.executors import make_executor, packs_of, run_chains
 from pipeline.sweep.figure import sweep_figure
 from pipeline.sweep.grid import grid, warmup_fraction
-from pipeline.tracking import as_text, short_id, tracked_run
+from pipeline.tracking import Run, as_text, first_line, short_id, tracked_run
 
 
 def sweep(tracking, preset, overrides):
@@ -87,26 +87,63 @@ def _sweep(tracking, preset, settings, fraction, executor):
             f"({', '.join(p.label for p in points)}), executor {executor.name}, {executor.workers} at a time"
             + (f", packed up to {pack} per ensemble" if pack > 1 else "")
         )
-        chains = run_chains(executor, tracking, points, run.id, packs)
-        client = tracking.client()
-        # Points that differ only in training settings share one baselines run: fetch each once.
-        baselines = {chain["evaluate_baselines"] for chain in chains}
-        baselines = {run_id: client.get_run(run_id).data.metrics for run_id in baselines}
-        rows = [
-            summary.summary_row(
-                point.values,
-                axes,
-                baselines[chain["evaluate_baselines"]],
-                client.get_run(chain["train"]).data.metrics,
-                runs=chain,
-            )
-            for point, chain in zip(points, chains, strict=True)
-        ]
+        setting, client = summary.setting_text(settings), tracking.client()
+
+        def chart(done):  # the summary figure so far, among the run's charts: a step per finished point
+            try:
+                rows = summary_rows(client, [points[i] for i in sorted(done)], [done[i] for i in sorted(done)], axes)
+                means, shown = summary.aggregate(rows, axes), summary.point_axes(axes)
+                figure = sweep_figure(means, shown, summary.thresholds(rows, axes), setting)
+                # Step k: after k points; step 0, where the UI's slider starts, the newest (MLflow shows the
+                # latest image of a step).
+                for step in (len(done), 0):
+                    run.log_chart(figure, "summary", step)
+            except Exception as error:  # a picture of the progress must not end a sweep of hours
+                click.echo(f"(the summary chart after {len(done)} point(s) was not drawn: {first_line(error)})")
+
+        chains = run_chains(executor, tracking, points, run.id, packs, on_chains=chart)
+        rows = summary_rows(client, points, chains, axes)
+        for point, chain in zip(points, chains, strict=True):
+            log_numeric_axes(run.tracking, chain["train"], point)
         reused = {i for chain in chains for i in chain.values() if _parent(client, i) != run.id}
         if reused:  # runs of earlier sweeps, left under them: the description marks and links them
             run.set_tag("reused_runs", f"{len(reused)} of {sum(map(len, chains))} (made by earlier sweeps)")
-        _log_summary(run, preset, rows, axes, chains, summary.setting_text(settings), reused)
+        _log_summary(run, preset, rows, axes, chains, setting, reused)
     return run.id
+
+
+def summary_rows(client, points, chains, axes):
+    """The summary's row of each of `points` from its chain's runs (pipeline/sweep/summary.py)."""
+    # Points that differ only in training settings share one baselines run: fetch each once.
+    baselines = {chain["evaluate_baselines"] for chain in chains}
+    baselines = {run_id: client.get_run(run_id).data.metrics for run_id in baselines}
+    return [
+        summary.summary_row(
+            point.values,
+            axes,
+            baselines[chain["evaluate_baselines"]],
+            client.get_run(chain["train"]).data.metrics,
+            runs=chain,
+        )
+        for point, chain in zip(points, chains, strict=True)
+    ]
+
+
+def log_numeric_axes(tracking, train_run, point):
+    """Mirror the point's numeric sweep axes (all but M, which log2_n_tasks mirrors, and the replicate) as
+    metrics of its train run, `weight_decay` and, where positive, `log10_weight_decay`, so that the UI's
+    charts and compare page can put runs on a numeric axis (params are text: 16 sorts before 2)."""
+    numeric = {
+        axis: value
+        for axis, value in point.values.items()
+        if axis in point.axes
+        and axis not in ("n_tasks", REPLICATE)
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+    }
+    metrics = dict(numeric) | {f"log10_{axis}": math.log10(v) for axis, v in numeric.items() if v > 0}
+    present = tracking.client().get_run(train_run).data.metrics
+    Run(tracking, train_run).log_metrics({key: v for key, v in metrics.items() if key not in present})
 
 
 def _parent(client, run_id):
@@ -129,7 +166,8 @@ def _log_summary(run, preset, rows, axes, chains, setting, reused):
     means, shown = summary.aggregate(rows, axes), summary.point_axes(axes)
     scale = dashboard.log_curves_by_pool_size(run, means, shown)
     experiment = run.tracking.experiment_id
-    run.set_description(dashboard.description(preset, rows, axes, found, scale, chains, experiment, reused))
+    figure = run.image("summary/sweep.png", "the summary figure")
+    run.set_description(dashboard.description(preset, rows, axes, found, scale, chains, experiment, reused, figure))
     for threshold in found:
         suffix = summary.group_key(threshold.group)
         run.set_tag(f"threshold{suffix}", threshold.finding)

@@ -6,7 +6,11 @@ how close it ended to each estimator); each pool size has an alias, m<M> or minf
 trained on it, so `models:/<name>@m1024` reloads in any fresh process.
 """
 
+import contextlib
+import io
+import logging
 import re
+import sys
 import tempfile
 from pathlib import Path
 
@@ -25,8 +29,8 @@ from pipeline.tracking import as_text, local_copy
 from pipeline.types import InputError
 
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
-# Settings that say nothing about the model itself are not tagged on its versions.
-UNTAGGED = ("pool", "baselines", "device", "model_name")
+# Settings that say nothing about the model itself are left out of its version's description.
+UNDESCRIBED = ("pool", "baselines", "device", "model_name")
 
 
 def signature():
@@ -51,7 +55,10 @@ MODEL_DESCRIPTION = (
     "GPT-2 style transformers pretrained for in-context linear regression on a pool of M tasks "
     "(Raventós et al. 2023). Alias m<M> (minf: a fresh task per sequence) points at the newest version "
     "trained on that pool size. Input: xs float32 (B, K, D), ys float32 (B, K); output: the prediction of "
-    "each y_k from x_1, y_1, ..., x_k."
+    "each y_k from x_1, y_1, ..., x_k. Reload one in Python: "
+    "`mlflow.pyfunc.load_model('models:/<name>@m<M>').predict({'xs': xs, 'ys': ys})`, or as the torch module: "
+    "`pipeline.registry.load_registered('models:/<name>@m<M>')`. Each version's tags say M, D, K, the sweep and "
+    "run that made it; its description lists every setting."
 )
 
 
@@ -66,7 +73,7 @@ def log_and_register(run, model, settings, pool, label, final, name="model"):
     with tempfile.TemporaryDirectory() as folder:
         config_path, weights_path = save_model_files(model, folder)
         # Model.log with an explicit run id: no fluent active run is needed (trainings may share a process).
-        with shutdown.atomic():  # MLflow's own store writes: a signal waits for them (pipeline/shutdown.py)
+        with shutdown.atomic(), quiet():  # MLflow's store writes: a signal waits for them (pipeline/shutdown.py)
             info = Model.log(
                 artifact_path=None,
                 name=name,
@@ -83,19 +90,18 @@ def log_and_register(run, model, settings, pool, label, final, name="model"):
                     "numpy",
                 ],
             )
-    tags = {key: value for key, value in flat(settings).items() if key not in UNTAGGED}
-    tags |= {"n_tasks": pool.n_tasks, "pool_seed": pool.seed, "pool_sha256": pool.digest, "run_id": run.id}
-    tags |= {tag: final[key] for tag, key in FINAL_TAGS.items() if key in final}
+    tags = version_tags(run, settings, pool, final)
     model_name = settings.model_name
     _drop_unfinished(run, model_name)
     registered = None
     try:
-        with shutdown.atomic():
+        with shutdown.atomic(), quiet():
             registered = mlflow.register_model(
                 info.model_uri, model_name, tags={k: as_text(v) for k, v in tags.items()}
             )
         run.client.update_registered_model(model_name, MODEL_DESCRIPTION)
-        run.client.update_model_version(model_name, registered.version, version_description(settings, pool, final))
+        description = version_description(settings, pool, final, run.id)
+        run.client.update_model_version(model_name, registered.version, description)
         run.client.set_registered_model_alias(model_name, alias(label), registered.version)
         run.completed = True  # an interrupt from here on ends the run FINISHED: its model is in place
     except BaseException:  # an error or an interrupt: no version of a run that did not finish
@@ -106,6 +112,27 @@ def log_and_register(run, model, settings, pool, label, final, name="model"):
     return registered.version
 
 
+CHATTER = ("Successfully registered model", "Registered model", "Created version")
+
+
+@contextlib.contextmanager
+def quiet():
+    """MLflow's chatter while logging and registering a model ("Validating input example...", "Successfully
+    registered model...", "Created version..."; printed to stderr or logged at INFO) left out: the training
+    says what it registered in one line of its own. Warnings and errors still show."""
+    logger, printed = logging.getLogger("mlflow"), io.StringIO()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        with contextlib.redirect_stderr(printed):
+            yield
+    finally:
+        logger.setLevel(level)
+        for line in printed.getvalue().splitlines():  # what else went to stderr (a warning) goes on there
+            if not line.startswith(CHATTER):
+                print(line, file=sys.stderr)
+
+
 def _drop_unfinished(run, model_name):
     """Delete the versions an earlier attempt of `run` registered (a run killed during its registration,
     now resumed into it): a finished run has exactly one version."""
@@ -113,8 +140,20 @@ def _drop_unfinished(run, model_name):
         run.client.delete_model_version(model_name, version.version)
 
 
-def version_description(settings, pool, final):
-    """What one version was trained on, and how close it ended to each estimator."""
+def version_tags(run, settings, pool, final):
+    """The version's tags: what one filters versions on (MLflow's registry shows every tag in the versions
+    table, so at most 8): M, D, K, the sweep and run that made it, the sanity gate it passed (a model
+    that fails it is never registered) and its final Deltas on fresh tasks. Every setting is in the
+    description (version_description)."""
+    sweep = run.client.get_run(run.id).data.tags.get("mlflow.parentRunId", "")
+    tags = {"n_tasks": pool.n_tasks, "n_dims": settings.arch.n_dims, "n_points": settings.arch.n_points}
+    tags |= {"sweep": sweep, "run_id": run.id, "sanity": "passed"}
+    return tags | {tag: final[key] for tag, key in FINAL_TAGS.items() if key in final}
+
+
+def version_description(settings, pool, final, run_id=""):
+    """What one version was trained on, how close it ended to each estimator, and every setting of its
+    training (the tags hold only what one filters on: version_tags)."""
     arch, optim = settings.arch, settings.optim
     text = (
         f"Trained on M = {as_text(pool.n_tasks)} tasks (D = {arch.n_dims}, K = {arch.n_points}, pool sha256 "
@@ -122,7 +161,10 @@ def version_description(settings, pool, final):
         f"{settings.data.batch_size}, lr {optim.lr}, weight decay {optim.weight_decay}."
     )
     numbers = [f"{name} {final[key]:.4f}" for name, key in FINAL_TAGS.items() if key in final]
-    return text + (" Final Delta on fresh tasks (T_True): " + ", ".join(numbers) + "." if numbers else "")
+    text += " Final Delta on fresh tasks (T_True): " + ", ".join(numbers) + "." if numbers else ""
+    every = {key: value for key, value in flat(settings).items() if key not in UNDESCRIBED}
+    every |= {"pool_seed": pool.seed, "pool_sha256": pool.digest, "run_id": run_id}
+    return text + "\n\nSettings: " + ", ".join(f"{key}={as_text(value)}" for key, value in every.items() if value != "")
 
 
 def load_registered(uri, device="cpu"):

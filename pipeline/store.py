@@ -128,9 +128,16 @@ def _experiment_id(client, uri, launched):
     )
 
 
-def ui_url(tracking, port=5000):
-    """The page of the experiment's runs in the MLflow UI served on `port` (or by the tracking server)."""
-    base = f"http://127.0.0.1:{port}" if tracking.uri.startswith("sqlite:///") else tracking.uri.rstrip("/")
+def ui_port():
+    """The port `make ui` serves the embedded store on: UI_PORT from the environment (the Makefile's), or 5000."""
+    return int(os.environ.get("UI_PORT") or 5000)
+
+
+def ui_url(tracking, port=None):
+    """The page of the experiment's runs in the MLflow UI served on `port` (default: ui_port) or, for a
+    tracking server, by that server."""
+    local = f"http://127.0.0.1:{port or ui_port()}"
+    base = local if tracking.uri.startswith("sqlite:///") else tracking.uri.rstrip("/")
     # The query parameter opens the UI in its model-training workflow (Runs, Models in the sidebar); without
     # it MLflow 3.17 opens the GenAI one, whatever the experiment's kind tag says (mlflow issue #24498).
     return f"{base}/#/experiments/{tracking.experiment_id}/runs?workflowType=machine_learning"
@@ -139,8 +146,9 @@ def ui_url(tracking, port=5000):
 def ui_command(tracking):
     """How to see `tracking`'s runs in the MLflow UI: serve a local store (one worker: 2-core machines)."""
     if tracking.uri.startswith("sqlite:///"):
-        server = f"mlflow server --backend-store-uri {tracking.uri} --workers 1 --port 5000"
-        return f"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false {server} (or make ui), then open {ui_url(tracking)}"
+        server = f"mlflow server --backend-store-uri {tracking.uri} --workers 1 --port {ui_port()}"
+        make = "make ui" + (f" UI_PORT={ui_port()}" if ui_port() != 5000 else "")
+        return f"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false {server} (or {make}), then open {ui_url(tracking)}"
     return f"open {ui_url(tracking)}"
 
 

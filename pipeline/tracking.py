@@ -6,6 +6,7 @@ Where runs go (the store and experiment) is pipeline/store.py.
 """
 
 import contextlib
+import io
 import json
 import os
 import shutil
@@ -13,10 +14,12 @@ import socket
 import tempfile
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 import click
 import mlflow
+import PIL.Image
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus
 from mlflow.tracking.context.registry import resolve_tags
 
@@ -62,6 +65,11 @@ class Run:
         """The run's description: the UI renders it as markdown on the run's Overview page."""
         self.client.set_tag(self.id, "mlflow.note.content", markdown)
 
+    def image(self, path, caption):
+        """Markdown that shows this run's artifact `path` (a PNG) in a description: the UI renders it on the
+        run's Overview page, full size (a link relative to the UI, which serves artifacts at get-artifact)."""
+        return f"![{caption}](get-artifact?path={urllib.parse.quote(path, safe='')}&run_uuid={self.id})"
+
     def link(self, uri):
         """Markdown for `uri` in a description: a `runs:/<id>/...` URI links to that run's page in the UI."""
         if not uri.startswith("runs:/"):
@@ -86,6 +94,14 @@ class Run:
 
     def log_figure(self, figure, artifact_file):
         self.client.log_figure(self.id, figure, artifact_file)
+
+    def log_chart(self, figure, key, step=0):
+        """`figure` (matplotlib) as an image of key `key` at `step`: the run's Model metrics tab shows it among
+        its charts, with a slider over the steps (MLflow's time-stepped images)."""
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=80)
+        buffer.seek(0)
+        self.client.log_image(self.id, PIL.Image.open(buffer), key=key, step=step)
 
     def log_dataset(self, dataset, context):
         """Log an `mlflow.data` dataset as an input of this run."""

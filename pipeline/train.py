@@ -170,7 +170,8 @@ class Training:
         figure = per_position_figure(curves, list(evaluation), f"M = {self.pool.n_tasks}")
         run.log_figure(figure, "figures/per_position.png")
         name = settings.model_name
-        click.echo(f"{self.prefix}registering the model as {name} (alias {alias(self.label)}) ...")
+        if not self.prefix:  # alone; in a sweep, the line below says it all
+            click.echo(f"registering the model as {name} (alias {alias(self.label)}) ...")
         final = {key: float(curve.mean()) for key, curve in curves.items()}
         version = log_and_register(run, self.model, settings, self.pool, self.label, final)
         click.echo(f"{self.prefix}registered models:/{name}/{version}; reload it as models:/{name}@{alias(self.label)}")
@@ -204,9 +205,9 @@ def opened(tracking, settings, device, *, parent=None, label=None, resume="auto"
         start, logged = _restore(run, state, model, optimizer)
         n_params = sum(p.numel() for p in model.parameters())
         run.log_params({"n_params": n_params})
-        click.echo(f"training {n_params:,} parameters on {device} for {total} steps, M={pool.n_tasks}")
-        record = params | {"n_tasks": pool.n_tasks, "task_scale": pool.task_scale, "pool_sha256": pool.digest}
         prefix = f"[{label}] " if parent else ""
+        click.echo(f"{prefix}training {n_params:,} parameters on {device} for {total} steps, M={pool.n_tasks}")
+        record = params | {"n_tasks": pool.n_tasks, "task_scale": pool.task_scale, "pool_sha256": pool.digest}
         progress = Progress(total, prefix, start.step if start else 0)
         hooks = [progress, TrackingHook(run, logged), CheckpointUpload(run, checkpoint)]
         with contextlib.closing(progress):

@@ -4,6 +4,7 @@ Real processes, killed for real: `kill -9` and SIGTERM on `python -m pipeline.tr
 the same command again."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -127,14 +128,16 @@ def test_main_resumes_its_interrupted_chain(store):
     assert [r.info.status for r in trained] == ["FINISHED"]
     sweeps = runs(store, "params.model_name = 'resume-main' and tags.stage = 'main'")
     assert sorted(r.info.status for r in sweeps) == ["FAILED", "FINISHED"]  # the killed sweep is marked dead
-    # The killed sweep keeps its chain (the pool and baselines runs, the training resumed in place); each run
-    # says that the rerun used it too, and the rerun's description links it.
+    # The training resumed in place stays under the killed sweep (as the reused pool and baselines runs stay
+    # under the sweeps that made them); each says that the rerun used it too, and the rerun's description
+    # links all three.
     rerun, killed_sweep = (next(r for r in sweeps if r.info.status == s) for s in ("FINISHED", "FAILED"))
-    chain = runs(store, f"tags.mlflow.parentRunId = '{killed_sweep.info.run_id}'")
-    assert len(chain) == 3 and runs(store, f"tags.mlflow.parentRunId = '{rerun.info.run_id}'") == []
-    for run in chain:
-        assert run.data.tags["sweeps"].split(",")[-1] == rerun.info.run_id
-        assert f"runs/{run.info.run_id})" in rerun.data.tags["mlflow.note.content"]
+    assert trained[0].data.tags["mlflow.parentRunId"] == killed_sweep.info.run_id
+    assert runs(store, f"tags.mlflow.parentRunId = '{rerun.info.run_id}'") == []
+    linked = re.findall(r"runs/(\w{32})\)", rerun.data.tags["mlflow.note.content"])
+    assert len(linked) == 3 and trained[0].info.run_id in linked
+    for run_id in linked:
+        assert store.client.get_run(run_id).data.tags["sweeps"].split(",")[-1] == rerun.info.run_id
 
 
 @pytest.mark.parametrize(

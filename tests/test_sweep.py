@@ -79,6 +79,17 @@ def test_weight_decay_axis_gives_a_row_per_point_a_curve_and_a_threshold_per_val
     assert [float(r.data.params["weight_decay"]) for r in trained] == [0, 0, 1e-3, 1e-3]
     assert [r.data.params["n_tasks"] for r in trained] == ["4", "inf", "4", "inf"]
     assert all(r.info.status == "FINISHED" for r in trained)
+    # The axis as numbers on each train run (the UI's charts need a metric; params are text).
+    assert [r.data.metrics["weight_decay"] for r in trained] == [0, 0, 1e-3, 1e-3]
+    assert [r.data.metrics.get("log10_weight_decay") for r in trained] == [None, None, -3.0, -3.0]
+    # Each point's numbers as scalars named by the point, beside the by_M histories.
+    metrics = store.client.get_run(parent.info.run_id).data.metrics
+    assert metrics["m4-weight_decay_0.001/true/delta_pt_ridge"] == pytest.approx(
+        float(rows[2]["true/delta_pt_ridge"]), rel=1e-4
+    )
+    # Not a terminal: a few lines per point, not one per evaluation and stage (MLflow's chatter left out).
+    assert len(result.stdout.splitlines()) < 40, result.stdout
+    assert "Add type hints" not in result.output and "Created version" not in result.output
 
 
 def test_two_data_scales_in_two_worker_processes(store):

@@ -6,7 +6,10 @@
   `delta_pt_ridge` ... as on the train runs, `loss_pt`, `loss_dmmse`, `loss_ridge` for their
   `<predictor>/loss_noiseless`, so that each distribution's charts form one section of the tab.
   `log2_n_tasks` holds the same x-axis, so it can also be picked as a chart's x-axis.
-- The description (markdown on the run's Overview page): the summary table, the threshold and how to
+- Metrics `<point>/<dist>/<name>` (m256/true/delta_pt_ridge) hold the same numbers as scalars named by
+  their grid point, so the Overview's metrics table says which M (and other axes) each value belongs to.
+- The description (markdown on the run's Overview page): the summary figure (full size, from the run's
+  artifact), the summary table, the threshold and how to
   read the charts, and a link to every run of every chain.
 - The chains' runs are nested under this run; those reused from an earlier sweep stay under that one, and
   the table marks and links them (pipeline/sweep/chain.py).
@@ -15,7 +18,7 @@
 import math
 import re
 
-from pipeline.cli import INF_LOG2_N_TASKS, log2_n_tasks
+from pipeline.cli import INF_LOG2_N_TASKS, log2_n_tasks, pool_label
 from pipeline.sweep.summary import DELTAS, LOSSES, curve_label, group_label
 
 PREFIX = "by_M"
@@ -55,14 +58,22 @@ def dashboard_key(key):
     return f"{PREFIX}/{parts[0]}/loss_{parts[1]}" if len(parts) == 3 else f"{PREFIX}/{key}"
 
 
+def point_prefix(row, axes):
+    """m256, minf, m256-B512-weight_decay_0.001: the grid point a per-point scalar belongs to."""
+    return pool_label(math.inf if row["n_tasks"] == "inf" else row["n_tasks"]) + metric_suffix(row, axes).replace(
+        "/", "-"
+    )
+
+
 def log_curves_by_pool_size(run, rows, axes):
-    """The summary's losses and Deltas as histories over M (see the module docstring); returns the scale of
-    the steps (chart_scale)."""
+    """The summary's losses and Deltas as histories over M (see the module docstring), and each as a scalar
+    named by its point (`m256/true/delta_pt_ridge`: the Overview's metrics table says which M each value is
+    of, and the Model metrics tab has a section per point); returns the scale of the steps (chart_scale)."""
     scale = chart_scale(rows)
     for row in rows:
-        suffix = metric_suffix(row, axes)
-        metrics = {f"{dashboard_key(key)}{suffix}": row[key] for key in LOSSES + DELTAS if math.isfinite(row[key])}
-        run.log_metrics(metrics, round(scale * chart_x(row)))
+        suffix, finite = metric_suffix(row, axes), [key for key in LOSSES + DELTAS if math.isfinite(row[key])]
+        run.log_metrics({f"{dashboard_key(key)}{suffix}": row[key] for key in finite}, round(scale * chart_x(row)))
+        run.log_metrics({f"{point_prefix(row, axes)}/{key}": row[key] for key in finite})
     for x in sorted({chart_x(row) for row in rows}):  # the x-axis itself, once per pool size
         run.log_metrics({"log2_n_tasks": x}, round(scale * x))
     return scale
@@ -72,13 +83,15 @@ def log_curves_by_pool_size(run, rows, axes):
 TAG_LIMIT = 8000
 
 
-def description(preset, rows, axes, found, scale, chains, experiment_id, reused=()):
-    """The sweep run's markdown description; `chains` ({stage: run id} per row) are linked, in `experiment_id`,
-    those `reused` from earlier sweeps (which keep them nested) marked, unless the table would then not fit in
-    a tag (the paper's grid): the runs table nests the sweep's own anyway."""
-    text = _description(preset, rows, axes, found, scale, _table(rows, axes, chains, experiment_id, reused))
+def description(preset, rows, axes, found, scale, chains, experiment_id, reused=(), figure=""):
+    """The sweep run's markdown description, below the markdown `figure` (the summary figure, shown full size);
+    `chains` ({stage: run id} per row) are linked, in `experiment_id`, those `reused` from earlier sweeps
+    (which keep them nested) marked, unless the table would then not fit in a tag (the paper's grid): the
+    runs table nests the sweep's own anyway."""
+    head = figure + "\n\n" if figure else ""
+    text = head + _description(preset, rows, axes, found, scale, _table(rows, axes, chains, experiment_id, reused))
     if len(text) > TAG_LIMIT:
-        text = _description(preset, rows, axes, found, scale, _table(rows, axes, None, experiment_id))
+        text = head + _description(preset, rows, axes, found, scale, _table(rows, axes, None, experiment_id))
     if len(text) > TAG_LIMIT:
         cut = "\n\n(table cut here: `summary/summary.csv` has every row)"
         text = text[: TAG_LIMIT - len(cut)].rsplit("\n", 1)[0] + cut

@@ -33,10 +33,11 @@ from pipeline.tracking import first_line
 from pipeline.types import InputError
 
 
-def run_chains(executor, tracking, points, parent, packs):
+def run_chains(executor, tracking, points, parent, packs, on_chains=None):
     """{stage: run id} per point: each distinct pool and baselines prepared once, then the trainings, one
     job per pack of point indices (`packs_of`: a pack of several trains as one ensemble). A chain that
-    fails does not stop the others; once all are done, the failures are raised together (`failed`)."""
+    fails does not stop the others; once all are done, the failures are raised together (`failed`).
+    `on_chains({point index: chain})` is called with the chains finished so far as each pack's are in."""
     distinct = {}
     for point in points:
         distinct.setdefault(preparation(point), point)
@@ -50,11 +51,17 @@ def run_chains(executor, tracking, points, parent, packs):
     packs = [indices for indices in packs if indices]
     jobs = [([points[i] for i in indices], [prepared[preparation(points[i])] for i in indices]) for indices in packs]
     chains = {}
-    for indices, done in zip(packs, executor.map(finish, tracking, jobs, parent), strict=True):
+
+    def collect(k, done):
+        nonlocal failures, chains
         if isinstance(done, BaseException):
-            failures |= dict.fromkeys(indices, done)
+            failures |= dict.fromkeys(packs[k], done)
         else:
-            chains |= dict(zip(indices, done, strict=True))
+            chains |= dict(zip(packs[k], done, strict=True))
+            if on_chains is not None:
+                on_chains(dict(chains))
+
+    executor.map(finish, tracking, jobs, parent, on_done=collect)
     if failures:
         raise failed(points, failures)
     return [chains[i] for i in range(len(points))]
@@ -90,6 +97,12 @@ def packs_of(settings, pack):
     return sorted(packs, key=lambda indices: indices[0])
 
 
+def _report(on_done, index, outcome):
+    """Call `on_done(index, outcome)` (if given) as each job's outcome is collected, in the jobs' order."""
+    if on_done is not None:
+        on_done(index, outcome)
+
+
 class Executor:
     """What the executors share: a context for their workers (none by default) and the pack size left
     to choose (bounds.pack_size, the device shared by `workers` processes)."""
@@ -117,7 +130,7 @@ class InlineExecutor(Executor):
     def threads(self):
         return machine_cores()
 
-    def map(self, function, tracking, jobs, parent):
+    def map(self, function, tracking, jobs, parent, on_done=None):
         outcomes = []
         for job in jobs:
             try:
@@ -126,6 +139,7 @@ class InlineExecutor(Executor):
                 raise
             except Exception as error:
                 outcomes.append(error)
+            _report(on_done, len(outcomes) - 1, outcomes[-1])
         return outcomes
 
 
@@ -148,7 +162,7 @@ class ProcessExecutor(Executor):
     def threads(self):
         return max(1, machine_cores() // self.workers)
 
-    def map(self, function, tracking, jobs, parent):
+    def map(self, function, tracking, jobs, parent, on_done=None):
         futures = self._submitted(function, tracking, jobs, parent)
         outcomes = []
         # While the workers run, a signal goes on to them (main: shutdown.forwarding): they checkpoint, end
@@ -160,6 +174,7 @@ class ProcessExecutor(Executor):
                 if isinstance(error, TrainingInterrupted):
                     raise error
                 outcomes.append(future.result() if error is None else error)
+                _report(on_done, len(outcomes) - 1, outcomes[-1])
         shutdown.check()
         return outcomes
 

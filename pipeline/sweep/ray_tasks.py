@@ -115,7 +115,7 @@ class RayExecutor:
         artifacts = tracking.client().get_experiment(tracking.experiment_id).artifact_location
         check_reachable(tracking.uri, self.address, self.remote_hosts(), artifacts)
 
-    def map(self, function, tracking, jobs, parent):
+    def map(self, function, tracking, jobs, parent, on_done=None):
         refs = [
             _job.options(**self.needs(function, job), name=f"{function.__name__}").remote(
                 function, tracking, job, parent
@@ -123,7 +123,12 @@ class RayExecutor:
             for job in jobs
         ]
         try:
-            return [_outcome(ref) for ref in refs]
+            outcomes = []
+            for ref in refs:
+                outcomes.append(_outcome(ref))
+                if on_done is not None:
+                    on_done(len(outcomes) - 1, outcomes[-1])
+            return outcomes
         except KeyboardInterrupt:  # the sweep was asked to stop: each running training checkpoints first
             for ref in refs:
                 ray.cancel(ref)  # a KeyboardInterrupt in the task: handled as SIGINT (pipeline/shutdown.py)
