@@ -66,8 +66,7 @@ class Run:
         self.client.set_tag(self.id, "mlflow.note.content", markdown)
 
     def image(self, path, caption):
-        """Markdown that shows this run's artifact `path` (a PNG) in a description: the UI renders it on the
-        run's Overview page, full size (a link relative to the UI, which serves artifacts at get-artifact)."""
+        """Markdown that shows this run's artifact `path` (a PNG) full size in a description (Overview page)."""
         return f"![{caption}](get-artifact?path={urllib.parse.quote(path, safe='')}&run_uuid={self.id})"
 
     def link(self, uri):
@@ -96,8 +95,7 @@ class Run:
         self.client.log_figure(self.id, figure, artifact_file)
 
     def log_chart(self, figure, key, step=0):
-        """`figure` (matplotlib) as an image of key `key` at `step`: the run's Model metrics tab shows it among
-        its charts, with a slider over the steps (MLflow's time-stepped images)."""
+        """`figure` (matplotlib) as image `key` at `step`: a chart of Model metrics, with a slider over steps."""
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=80)
         buffer.seek(0)
@@ -191,8 +189,7 @@ def record_use(client, run, sweep):
 
 
 def short_id(run_id):
-    """The first 6 characters of a run id: how names and descriptions say which sweep a run belongs to."""
-    return run_id[:6]
+    return run_id[:6]  # how names and descriptions say which sweep a run belongs to
 
 
 def heartbeat():
