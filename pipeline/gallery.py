@@ -26,6 +26,7 @@ from pipeline.analysis.sweep_runs import open_sweep, read_table
 from pipeline.analyze import analyze
 from pipeline.bounds import training_flops
 from pipeline.claims import CLAIMS
+from pipeline.claims.report import claims_table, readme_verdicts
 from pipeline.cli import EntryCommand, entry_point
 from pipeline.main import sweep
 from pipeline.presets import CPU_FIGURES, resolve
@@ -139,6 +140,8 @@ def make_gallery(tracking, names, out, seed_offset=0, replicates=None):
     ordered = _no_nan([verdicts[name] for name in CLAIMS if name in verdicts])
     _write(out / "claims.json", json.dumps({"claims": ordered}, indent=1).encode())
     _write(out / "findings.md", "\n".join(header + claims_table(ordered) + notes).encode())
+    if out == PROJECT_DIR / "docs" / "figures" and (readme := PROJECT_DIR / "README.md").exists():
+        _write(readme, readme_verdicts(readme.read_text(), ordered).encode())  # the gallery's verdicts
     click.echo(f"figures: {len(made)} in {out} ({total:.1f} min); what each found: {out / 'findings.md'}")
     return made
 
@@ -199,34 +202,6 @@ def _no_nan(value):
     if isinstance(value, list):
         return [_no_nan(item) for item in value]
     return None if isinstance(value, float) and math.isnan(value) else value
-
-
-def claims_table(claims):
-    """findings.md's table of the claims' verdicts (pipeline/claims/), one row per criterion."""
-    if not claims:
-        return []
-    lines = ["## Claims and verdicts", "", "| figure | claim | criterion | measured (95% interval) | verdict |"]
-    lines.append("|---|---|---|---|---|")
-    for claim in claims:
-        for i, criterion in enumerate(claim["criteria"]):
-            head = [claim["figure"], claim["claim"]] if i == 0 else ["", ""]
-            verdict = criterion["verdict"] + (f" (claim: {claim['verdict']}, {claim['made']})" if i == 0 else "")
-            lines.append("| " + " | ".join([*head, criterion["criterion"], _measured(criterion), verdict]) + " |")
-    return [*lines, ""]
-
-
-def _measured(criterion):
-    """A criterion's number with its interval, in words."""
-    if "finding" in criterion:
-        return criterion["finding"]
-    if "first" in criterion:
-        return f"{criterion['first']['finding']}; against {criterion['second']['finding']}"
-    value, low, high = (criterion[k] for k in ("value", "low", "high"))
-    if value is None:
-        return f"not measured (a value missing) over {criterion['replicates']} replicate(s)"
-    interval = f" ({low:.3g} to {high:.3g})" if low is not None else " (no interval)"
-    margin = f", margin +-{criterion['margin']:g}" if "margin" in criterion else ""
-    return f"{value:.3g}{interval} over {criterion['replicates']} replicate(s){margin}"
 
 
 def _write(path, data):

@@ -206,3 +206,19 @@ def test_smoothed_dmmse_refuses_a_seed_that_is_the_eval_sets(store, sweep):
     assert result.exit_code == 1
     message = "Error: smoothed_seed=105 is also eval_task_seed: the held-out sequences would be the eval set's"
     assert message in result.output
+
+
+def test_the_readme_quotes_the_verdicts_between_its_markers():
+    """make figures rewrites the README's verdicts block (pipeline/claims/report.py), one row per claim, and
+    leaves everything around it, and a README without the markers, as they were."""
+    from pipeline.claims.report import BEGIN, END, readme_verdicts
+
+    criterion = {"criterion": "c", "value": -0.02, "low": -0.03, "high": -0.01, "replicates": 3, "verdict": "holds"}
+    claims = [{"figure": "fig2_sweep", "claim": "dMMSE below, ridge above", "criteria": [criterion]}]
+    claims[0] |= {"verdict": "holds", "made": "2026-12-06 01:00"}
+    text = f"# Title\n\nbefore\n{BEGIN}\nold table\n{END}\nafter\n"
+    new = readme_verdicts(text, claims)
+    assert new.startswith("# Title\n\nbefore\n") and new.endswith(f"{END}\nafter\n") and "old table" not in new
+    assert "| fig2_sweep | dMMSE below, ridge above | **holds** | -0.02 (-0.03 to -0.01) over 3 replicate(s) |" in new
+    assert readme_verdicts(new, claims) == new  # written again, the same
+    assert readme_verdicts("no markers", claims) == "no markers"
