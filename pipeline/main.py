@@ -9,9 +9,11 @@ Every option overrides the preset (pipeline/presets.py); left out, the preset's 
 """
 
 import math
+import time
 
 import click
 import torch
+from tqdm import tqdm
 
 from pipeline import shutdown
 from pipeline.bounds import check_pack, check_steps, check_work, estimator_flops, training_flops, work_limit
@@ -24,6 +26,9 @@ from pipeline.sweep.executors import make_executor, packs_of, run_chains
 from pipeline.sweep.figure import sweep_figure
 from pipeline.sweep.grid import grid, warmup_fraction
 from pipeline.tracking import Run, as_text, first_line, short_id, tracked_run
+
+# The sweep's progress, one line per finished point (reused ones included, so the ETA settles as it goes).
+SWEEP_LINE = "{n}/{total} points done ({elapsed} elapsed, ETA {remaining})"
 
 
 def sweep(tracking, preset, overrides):
@@ -87,9 +92,11 @@ def _sweep(tracking, preset, settings, fraction, executor):
             f"({', '.join(p.label for p in points)}), executor {executor.name}, {executor.workers} at a time"
             + (f", packed up to {pack} per ensemble" if pack > 1 else "")
         )
-        setting, client = summary.setting_text(settings), tracking.client()
+        setting, client, started = summary.setting_text(settings), tracking.client(), time.monotonic()
 
         def chart(done):  # the summary figure so far, among the run's charts: a step per finished point
+            meter = tqdm.format_meter(len(done), len(points), time.monotonic() - started, bar_format=SWEEP_LINE)
+            click.echo(f"[sweep {short_id(run.id)}] {meter}")
             try:
                 rows = summary_rows(client, [points[i] for i in sorted(done)], [done[i] for i in sorted(done)], axes)
                 means, shown = summary.aggregate(rows, axes), summary.point_axes(axes)
