@@ -103,8 +103,7 @@ def _sweep(tracking, preset, settings, fraction, executor):
                 figure = sweep_figure(means, shown, summary.thresholds(rows, axes), setting)
                 # Step k: after k points; step 0, where the UI's slider starts, the newest (MLflow shows the
                 # latest image of a step).
-                for step in (len(done), 0):
-                    run.log_chart(figure, "summary", step)
+                run.log_chart(figure, "summary", (len(done), 0))
             except Exception as error:  # a picture of the progress must not end a sweep of hours
                 click.echo(f"(the summary chart after {len(done)} point(s) was not drawn: {first_line(error)})")
 

@@ -94,12 +94,12 @@ class Run:
     def log_figure(self, figure, artifact_file):
         self.client.log_figure(self.id, figure, artifact_file)
 
-    def log_chart(self, figure, key, step=0):
-        """`figure` (matplotlib) as image `key` at `step`: a chart of Model metrics, with a slider over steps."""
+    def log_chart(self, figure, key, steps=(0,)):
+        """`figure` (matplotlib, drawn once) as image `key` at each of `steps`: a Model metrics chart (slider)."""
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=80)
-        buffer.seek(0)
-        self.client.log_image(self.id, PIL.Image.open(buffer), key=key, step=step)
+        for step in steps:
+            self.client.log_image(self.id, PIL.Image.open(io.BytesIO(buffer.getvalue())), key=key, step=step)
 
     def log_dataset(self, dataset, context):
         """Log an `mlflow.data` dataset as an input of this run."""

@@ -35,6 +35,10 @@ def test_summary_on_the_parent_run(store, sweep):
     run_id = sweep.parent.info.run_id
     paths = {a.path for a in store.client.list_artifacts(run_id, "summary")}
     assert paths == {"summary/summary.csv", "summary/summary.json", "summary/sweep.png"}
+    # The figure as an image chart, drawn after each finished point (step k) and as the newest (step 0).
+    images = {a.path.split("+timestamp")[0] for a in store.client.list_artifacts(run_id, "images")}
+    assert images == {"images/summary+step+0", "images/summary+step+1", "images/summary+step+2"}
+    assert "was not drawn" not in sweep.output
     rows = summary_rows(run_id)
     assert list(rows[0]) == columns(("n_tasks",)) and [r["n_tasks"] for r in rows] == ["4", "inf"]
     for row in rows:
