@@ -132,7 +132,7 @@ CPU_FIGURES = {
     "fig5_cpu": FIGURES_CPU,
     # Fig. 7 left and Fig. 13: the paper's total decay lr x wd x steps (1e-3 x {1e-4 ... 1e-1} x 500k = 0.05 ...
     # 50) at its two ends, lr 1e-3 x wd x 10k steps: wd = 0.005 and 5, against none.
-    "fig7_wd_cpu": FIGURES_CPU | {"n_tasks": [4, 16, 128, math.inf], "weight_decay": [0.0, 0.005, 5.0]},
+    "fig7_wd_cpu": FIGURES_CPU | {"n_tasks": [4, 16, math.inf], "weight_decay": [0.0, 0.005, 5.0]},
     # Fig. 7's middle and right panels (the paper's small PT): width and depth, on the short trainings.
     "fig7_width_cpu": SHORT_CPU | {"n_tasks": EVERY_OTHER_M, "n_embd": [16, 32, 64]},
     "fig7_depth_cpu": SHORT_CPU | {"n_tasks": EVERY_OTHER_M, "n_layer": [1, 2, 3]},
