@@ -20,6 +20,7 @@ from pipeline.analysis.sweep_runs import open_sweep
 from pipeline.analysis.thresholds import thresholds
 from pipeline.analysis.transition import transition_time
 from pipeline.cli import EntryCommand, entry_point
+from pipeline.sweep.dashboard import metric_key
 from pipeline.tracking import tracked_run
 from pipeline.types import Unset
 
@@ -104,8 +105,8 @@ def analyze(tracking, kind, sweep_uri, *, above=None, paths=None, held_out=HELD_
     with tracked_run(tracking, f"analyze-{kind}", "analyze", parent) as run:
         run.set_tag("mlflow.parentRunId", sweep.run_id)
         run.log_params({"kind": kind, "sweep": sweep_uri} | options)
-        if result.metrics:
-            run.log_metrics(result.metrics)
+        if result.metrics:  # named by their curves (replicate=0, weight_decay=0.1): in MLflow's characters
+            run.log_metrics({metric_key(key): value for key, value in result.metrics.items()})
         for path, table in result.tables.items():
             run.log_table(table, path)
         for path, figure in result.figures.items():

@@ -101,3 +101,16 @@ def test_a_sweep_with_replicates_trains_each_and_reports_their_means(store):
     assert pair[0] != pair[1]  # two trainings, not one twice
     assert four["true/delta_pt_ridge:low"] < four["true/delta_pt_ridge"] < four["true/delta_pt_ridge:high"]
     assert "over 2 replicates" in run.data.tags["threshold"] or "no threshold" in run.data.tags["threshold"]
+
+
+def test_analysis_metrics_named_by_replicated_curves_are_names_mlflow_takes():
+    """An analysis of a sweep with replicates names its metrics by curve (alpha/pretrain/replicate=0): logged
+    through metric_key, each is a name MLflow's own check accepts (the gallery's Fig. 4 once died on "=")."""
+    from mlflow.utils.validation import _validate_metric_name
+
+    from pipeline.sweep.dashboard import metric_key
+
+    for name in ("alpha/pretrain/replicate=0", "alpha/true/B512, weight_decay=0.001", "fit_points/true/D=4 K=8"):
+        _validate_metric_name(metric_key(name))
+        assert metric_key(name).split("/")[0] == name.split("/")[0]
+    assert metric_key("alpha/pretrain/replicate=0") == "alpha/pretrain/replicate_0"

@@ -46,10 +46,15 @@ def chart_x(row):
     return log2_n_tasks(math.inf if row["n_tasks"] == "inf" else row["n_tasks"])
 
 
+def metric_key(text):
+    """`text` as an MLflow metric name: characters it refuses ("=", ",", ...) as "_"."""
+    return re.sub(r"[^\w.\- /]", "_", text)
+
+
 def metric_suffix(row, axes):
     """'' for a sweep over M alone, else /B512-weight_decay_0.001 (MLflow's allowed characters only)."""
     label = curve_label(row, axes).replace(", ", "-")
-    return "/" + re.sub(r"[^\w.\- /]", "_", label) if label else ""
+    return "/" + metric_key(label) if label else ""
 
 
 def dashboard_key(key):
