@@ -93,12 +93,18 @@ def _sweep(tracking, preset, settings, fraction, executor):
             + (f", packed up to {pack} per ensemble" if pack > 1 else "")
         )
         setting, client, started = summary.setting_text(settings), tracking.client(), time.monotonic()
+        fetched = {}  # each run of the sweep read from the store once (a finished run does not change)
+
+        def fetch(run_id):
+            if run_id not in fetched:
+                fetched[run_id] = client.get_run(run_id)
+            return fetched[run_id]
 
         def chart(done):  # the summary figure so far, among the run's charts: a step per finished point
             meter = tqdm.format_meter(len(done), len(points), time.monotonic() - started, bar_format=SWEEP_LINE)
             click.echo(f"[sweep {short_id(run.id)}] {meter}")
             try:
-                rows = summary_rows(client, [points[i] for i in sorted(done)], [done[i] for i in sorted(done)], axes)
+                rows = summary_rows(fetch, [points[i] for i in sorted(done)], [done[i] for i in sorted(done)], axes)
                 means, shown = summary.aggregate(rows, axes), summary.point_axes(axes)
                 figure = sweep_figure(means, shown, summary.thresholds(rows, axes), setting)
                 # Step k: after k points; step 0, where the UI's slider starts, the newest (MLflow shows the
@@ -108,37 +114,36 @@ def _sweep(tracking, preset, settings, fraction, executor):
                 click.echo(f"(the summary chart after {len(done)} point(s) was not drawn: {first_line(error)})")
 
         chains = run_chains(executor, tracking, points, run.id, packs, on_chains=chart)
-        rows = summary_rows(client, points, chains, axes)
+        rows = summary_rows(fetch, points, chains, axes)
         for point, chain in zip(points, chains, strict=True):
-            log_numeric_axes(run.tracking, chain["train"], point)
-        reused = {i for chain in chains for i in chain.values() if _parent(client, i) != run.id}
+            log_numeric_axes(Run(tracking, chain["train"]), fetch(chain["train"]).data.metrics, point)
+        made_by = {i: fetch(i).data.tags.get("mlflow.parentRunId") for chain in chains for i in chain.values()}
+        reused = {i for i, parent in made_by.items() if parent != run.id}
         if reused:  # runs of earlier sweeps, left under them: the description marks and links them
             run.set_tag("reused_runs", f"{len(reused)} of {sum(map(len, chains))} (made by earlier sweeps)")
         _log_summary(run, preset, rows, axes, chains, setting, reused)
     return run.id
 
 
-def summary_rows(client, points, chains, axes):
-    """The summary's row of each of `points` from its chain's runs (pipeline/sweep/summary.py)."""
-    # Points that differ only in training settings share one baselines run: fetch each once.
-    baselines = {chain["evaluate_baselines"] for chain in chains}
-    baselines = {run_id: client.get_run(run_id).data.metrics for run_id in baselines}
+def summary_rows(fetch, points, chains, axes):
+    """The summary's row of each of `points` from its chain's runs, read by `fetch(run id)` (sweep/summary.py)."""
     return [
         summary.summary_row(
             point.values,
             axes,
-            baselines[chain["evaluate_baselines"]],
-            client.get_run(chain["train"]).data.metrics,
+            fetch(chain["evaluate_baselines"]).data.metrics,
+            fetch(chain["train"]).data.metrics,
             runs=chain,
         )
         for point, chain in zip(points, chains, strict=True)
     ]
 
 
-def log_numeric_axes(tracking, train_run, point):
+def log_numeric_axes(train_run, present, point):
     """Mirror the point's numeric sweep axes (all but M, which log2_n_tasks mirrors, and the replicate) as
-    metrics of its train run, `weight_decay` and, where positive, `log10_weight_decay`, so that the UI's
-    charts and compare page can put runs on a numeric axis (params are text: 16 sorts before 2)."""
+    metrics of its `train_run` (a tracking.Run; `present`: its metrics), `weight_decay` and, where positive,
+    `log10_weight_decay`, so that the UI's charts and compare page can put runs on a numeric axis (params
+    are text: 16 sorts before 2)."""
     numeric = {
         axis: value
         for axis, value in point.values.items()
@@ -148,12 +153,7 @@ def log_numeric_axes(tracking, train_run, point):
         and not isinstance(value, bool)
     }
     metrics = dict(numeric) | {f"log10_{axis}": math.log10(v) for axis, v in numeric.items() if v > 0}
-    present = tracking.client().get_run(train_run).data.metrics
-    Run(tracking, train_run).log_metrics({key: v for key, v in metrics.items() if key not in present})
-
-
-def _parent(client, run_id):
-    return client.get_run(run_id).data.tags.get("mlflow.parentRunId")
+    train_run.log_metrics({key: v for key, v in metrics.items() if key not in present})
 
 
 def sweep_name(preset, points, run_id):

@@ -146,8 +146,9 @@ def ui_url(tracking, port=None):
 def ui_command(tracking):
     """How to see `tracking`'s runs in the MLflow UI: serve a local store (one worker: 2-core machines)."""
     if tracking.uri.startswith("sqlite:///"):
-        server = f"mlflow server --backend-store-uri {tracking.uri} --workers 1 --port {ui_port()}"
-        make = "make ui" + (f" UI_PORT={ui_port()}" if ui_port() != 5000 else "")
+        port = ui_port()
+        server = f"mlflow server --backend-store-uri {tracking.uri} --workers 1 --port {port}"
+        make = "make ui" + (f" UI_PORT={port}" if port != 5000 else "")
         return f"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false {server} (or {make}), then open {ui_url(tracking)}"
     return f"open {ui_url(tracking)}"
 

@@ -97,7 +97,7 @@ def packs_of(settings, pack):
     return sorted(packs, key=lambda indices: indices[0])
 
 
-def _report(on_done, index, outcome):
+def report(on_done, index, outcome):
     """Call `on_done(index, outcome)` (if given) as each job's outcome is collected, in the jobs' order."""
     if on_done is not None:
         on_done(index, outcome)
@@ -139,7 +139,7 @@ class InlineExecutor(Executor):
                 raise
             except Exception as error:
                 outcomes.append(error)
-            _report(on_done, len(outcomes) - 1, outcomes[-1])
+            report(on_done, len(outcomes) - 1, outcomes[-1])
         return outcomes
 
 
@@ -174,7 +174,7 @@ class ProcessExecutor(Executor):
                 if isinstance(error, TrainingInterrupted):
                     raise error
                 outcomes.append(future.result() if error is None else error)
-                _report(on_done, len(outcomes) - 1, outcomes[-1])
+                report(on_done, len(outcomes) - 1, outcomes[-1])
         shutdown.check()
         return outcomes
 

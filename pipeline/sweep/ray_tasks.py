@@ -25,6 +25,7 @@ from pipeline.bounds import GIB, eval_bytes, pack_size, pool_bytes, training_byt
 from pipeline.resume import mark_dead_runs
 from pipeline.settings import machine_cores
 from pipeline.sweep.chain import finish, prepare, train_settings
+from pipeline.sweep.executors import report
 from pipeline.tracking import TASK_ENV
 from pipeline.types import InputError
 
@@ -126,8 +127,7 @@ class RayExecutor:
             outcomes = []
             for ref in refs:
                 outcomes.append(_outcome(ref))
-                if on_done is not None:
-                    on_done(len(outcomes) - 1, outcomes[-1])
+                report(on_done, len(outcomes) - 1, outcomes[-1])
             return outcomes
         except KeyboardInterrupt:  # the sweep was asked to stop: each running training checkpoints first
             for ref in refs:
