@@ -7,6 +7,7 @@ import getpass
 import os
 import tempfile
 
+import pytest
 import torch
 
 from models.training import compiled
@@ -14,9 +15,18 @@ from models.training import compiled
 SHARED = os.path.join(tempfile.gettempdir(), f"torchinductor_{getpass.getuser()}")
 
 
+@pytest.fixture(autouse=True)
+def environment(monkeypatch):
+    """Both variables restored after each test, set or not before it: `compiled` sets the cache folder
+    itself, and monkeypatch restores only what it recorded (a delenv of an unset variable records nothing,
+    which left later tests compiling into the avx2 folder on this CPU's kernels: an abort)."""
+    for key in ("ATEN_CPU_CAPABILITY", "TORCHINDUCTOR_CACHE_DIR"):
+        monkeypatch.setenv(key, "recorded")
+        monkeypatch.delenv(key)
+
+
 def test_each_capability_compiles_into_a_cache_folder_of_its_own(monkeypatch):
     monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
-    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
     compiled(torch.nn.Linear(2, 2))  # compiles at its first call only
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == SHARED + "_avx2"
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", SHARED)  # as importing inductor leaves it
