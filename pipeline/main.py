@@ -8,12 +8,11 @@ per group (pipeline/sweep/summary.py).
 Every option overrides the preset (pipeline/presets.py); left out, the preset's value is used.
 """
 
+import contextlib
 import math
-import time
 
 import click
 import torch
-from tqdm import tqdm
 
 from pipeline import shutdown
 from pipeline.bounds import check_pack, check_steps, check_work, estimator_flops, training_flops, work_limit
@@ -25,10 +24,8 @@ from pipeline.sweep.chain import check, preparation, train_settings
 from pipeline.sweep.executors import make_executor, packs_of, run_chains
 from pipeline.sweep.figure import sweep_figure
 from pipeline.sweep.grid import grid, warmup_fraction
+from pipeline.sweep.progress import SweepProgress
 from pipeline.tracking import Run, as_text, first_line, short_id, tracked_run
-
-# The sweep's progress, one line per finished point (reused ones included, so the ETA settles as it goes).
-SWEEP_LINE = "{n}/{total} points done ({elapsed} elapsed, ETA {remaining})"
 
 
 def sweep(tracking, preset, overrides):
@@ -92,7 +89,8 @@ def _sweep(tracking, preset, settings, fraction, executor):
             f"({', '.join(p.label for p in points)}), executor {executor.name}, {executor.workers} at a time"
             + (f", packed up to {pack} per ensemble" if pack > 1 else "")
         )
-        setting, client, started = summary.setting_text(settings), tracking.client(), time.monotonic()
+        setting, client = summary.setting_text(settings), tracking.client()
+        progress = SweepProgress(len(points), f"[sweep {short_id(run.id)}]")
         fetched = {}  # each run of the sweep read from the store once (a finished run does not change)
 
         def fetch(run_id):
@@ -101,8 +99,7 @@ def _sweep(tracking, preset, settings, fraction, executor):
             return fetched[run_id]
 
         def chart(done):  # the summary figure so far, among the run's charts: a step per finished point
-            meter = tqdm.format_meter(len(done), len(points), time.monotonic() - started, bar_format=SWEEP_LINE)
-            click.echo(f"[sweep {short_id(run.id)}] {meter}")
+            progress.update(len(done))
             try:
                 rows = summary_rows(fetch, [points[i] for i in sorted(done)], [done[i] for i in sorted(done)], axes)
                 means, shown = summary.aggregate(rows, axes), summary.point_axes(axes)
@@ -111,9 +108,10 @@ def _sweep(tracking, preset, settings, fraction, executor):
                 # latest image of a step).
                 run.log_chart(figure, "summary", (len(done), 0))
             except Exception as error:  # a picture of the progress must not end a sweep of hours
-                click.echo(f"(the summary chart after {len(done)} point(s) was not drawn: {first_line(error)})")
+                progress.say(f"(the summary chart after {len(done)} point(s) was not drawn: {first_line(error)})")
 
-        chains = run_chains(executor, tracking, points, run.id, packs, on_chains=chart)
+        with contextlib.closing(progress):
+            chains = run_chains(executor, tracking, points, run.id, packs, on_chains=chart)
         rows = summary_rows(fetch, points, chains, axes)
         for point, chain in zip(points, chains, strict=True):
             log_numeric_axes(Run(tracking, chain["train"]), fetch(chain["train"]).data.metrics, point)

@@ -1,4 +1,5 @@
-"""Progress reports: the training's display (models/progress.py) and dMMSE's callback (baselines/dmmse.py)."""
+"""Progress reports: the training's display (models/progress.py), the sweep's (pipeline/sweep/progress.py) and
+dMMSE's callback (baselines/dmmse.py)."""
 
 import io
 import sys
@@ -11,6 +12,7 @@ import baselines.dmmse
 import baselines.prefix
 from baselines import dmmse_predictions
 from models.progress import Progress
+from pipeline.sweep.progress import SweepProgress
 
 CURVES = {"true/pt/loss_noiseless": np.array([0.4, 0.42]), "true/delta_pt_ridge": np.array([0.1, 0.1])}
 
@@ -81,3 +83,23 @@ def test_a_terminal_gets_a_bar_closed_even_after_a_partial_run(monkeypatch):
     out = terminal.getvalue()
     assert "50/100" in out and "loss=0.2500" in out and "true/pt" not in out
     assert out.endswith("\n")
+
+
+def test_a_sweep_prints_a_line_per_point_to_a_pipe_and_draws_one_bar_on_a_terminal(capsys, monkeypatch):
+    monkeypatch.setattr(time, "monotonic", lambda: 50.0)
+    progress = SweepProgress(4, "[sweep 1f0c2a]")
+    monkeypatch.setattr(time, "monotonic", lambda: 110.0)  # one point a minute: three minutes to go
+    progress.update(1)
+    progress.say("a message")
+    progress.close()
+    assert capsys.readouterr().out == "[sweep 1f0c2a] 1/4 points done (01:00 elapsed, ETA 03:00)\na message\n"
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    progress = SweepProgress(4, "[sweep 1f0c2a]")
+    for done in (1, 3, 4):
+        progress.update(done)
+    progress.say("a message")  # above the bar, which goes on
+    progress.close()
+    progress.close()
+    out = terminal.getvalue()
+    assert "4/4" in out and "point" in out and "a message\n" in out and "points done" not in out
