@@ -1,4 +1,5 @@
-"""Screenshots of the MLflow UI for docs/mlflow_ui.md (run overview, model-metric charts, runs table, chart view).
+"""Screenshots of the MLflow UI for docs/mlflow_ui.md (run overview, model-metric charts, runs table, chart view,
+and the comparison recipe: a sweep's trainings as a scatter of true/delta_pt_ridge against log2_n_tasks).
 
 Starts `mlflow server` (from this Python's bin dir) on a free port against an existing SQLite store, finds the run
 over REST, renders the page in headless Chromium (Linux; `apt-get install chromium`) driven over its DevTools pipe,
@@ -23,11 +24,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 HOST = "mlflow-ui"  # mapped to 127.0.0.1 inside Chromium; not "localhost", so the MLflow Assistant panel stays shut
 VIEWS = {"overview": "/runs/{}", "model-metrics": "/runs/{}/model-metrics", "runs": "/runs", "charts": "/runs"}
+VIEWS["compare"] = "/runs"  # the chart view, filtered to the sweep's trainings, after compare()'s clicks
 BUSY_JS = """[document.readyState, performance.getEntriesByType('resource').length, document.all.length,
   [...document.querySelectorAll('[class*=spin-spinning], [class*=skeleton]')].filter(e => {
   const r = e.getBoundingClientRect(); return r.width > 0 && r.bottom > 0 && r.top < innerHeight; }).length].join()"""
@@ -35,6 +38,16 @@ SEARCH_JS = """(() => { const box = document.querySelector('input[placeholder^="
   Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set.call(box, %s);
   box.dispatchEvent(new Event('input', {bubbles: true})); })()"""
 QUIET = {"start_new_session": True, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+# The visible innermost element whose whole text is %s (the last one: a dropdown's, not the field's), scrolled into view.
+LEAF_JS = """(t => { const e = [...document.querySelectorAll('body *')].filter(e => e.textContent.trim() === t
+  && ![...e.children].some(c => c.textContent.trim() === t) && e.tagName !== 'INPUT'
+  && e.getBoundingClientRect().width > 0).pop();
+  if (!e) return null; e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect();
+  return [r.x + Math.min(10, r.width / 2), r.y + r.height / 2]; })(%s)"""
+# The centres of the runs table's expand toggles (a parent run's, next to its name), lowest first.
+TOGGLES_JS = """[...document.querySelectorAll('[role=row] button[data-component-id*=runnamecellrenderer]')]
+  .map(b => { const r = b.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })
+  .sort((a, b) => b[1] - a[1])"""
 
 
 def api(base, path, body):
@@ -111,9 +124,63 @@ class Chrome:
                 return
         print(f"warning: page still busy after {timeout} s, taking the screenshot anyway", file=sys.stderr)
 
+    def click(self, x, y):
+        """A mouse click at (x, y) of the viewport, as a person's (React sees pointer events)."""
+        for kind in ("mousePressed", "mouseReleased"):
+            self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+        time.sleep(1.5)
+
+    def click_on(self, selector, index=0, text=""):
+        """Click the `index`-th element that matches the CSS `selector` (and whose text contains `text`)."""
+        found = self.js(f"""(e => {{ if (!e) return null; e.scrollIntoView({{block: 'center'}});
+          const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})(
+          [...document.querySelectorAll({json.dumps(selector)})].filter(e => e.innerText.includes(
+          {json.dumps(text)})).at({index}))""")
+        if found is None:
+            raise RuntimeError(f"nothing on the page matches {selector!r} with {text!r}")
+        self.click(*found)
+
+    def click_text(self, text):
+        """Click the visible element whose whole text is `text` (a button, a menu item, a dropdown option)."""
+        if (found := self.js(LEAF_JS % json.dumps(text))) is None:
+            raise RuntimeError(f"nothing on the page reads {text!r}")
+        self.click(*found)
+
     def close(self):
         stop(self.proc)
         shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def recipe_filter(sweep_id):
+    """The runs table's filter of docs/mlflow_ui.md's recipe: the trainings a sweep used (made or reused)."""
+    return f"tags.stage = 'train' and tags.sweeps LIKE '%{sweep_id[:6]}%'"
+
+
+def compare(chrome, url, x, y):
+    """The comparison recipe of docs/mlflow_ui.md, clicked as a person would on the chart view at `url` (runs
+    filtered to a sweep's trainings): expand every sweep row (parents start collapsed, and only the runs in
+    the table are drawn), show all runs (10 by default), add a scatter chart of metric `y` against `x`, open
+    it full size. Returns the number of points it draws."""
+    chrome.open(url)
+    for toggle in chrome.js(TOGGLES_JS):  # from the lowest up: opening one moves the rows below it
+        chrome.click(*toggle)
+    chrome.click_on('button[aria-label="Toggle visibility of runs"]')
+    chrome.click_text("Show all runs")
+    chrome.click_on("button", text="Add chart")
+    chrome.click_text("Scatter chart")
+    for field, metric in enumerate((x, y)):  # the dialog's X and Y axis fields: type, then pick the option
+        chrome.click_on("[role=dialog] input[role=combobox]", field)
+        chrome.call("Input.insertText", text=metric)
+        time.sleep(1.5)
+        chrome.click_text(metric)
+    chrome.click_on("[role=dialog] button", text="Add chart")
+    chrome.js(SEARCH_JS % json.dumps(x))  # the charts of `x` alone (the others are drawn only when scrolled to)
+    time.sleep(3)
+    chrome.js(f"""[...document.querySelectorAll('[data-testid=experiment-view-compare-runs-card]')].find(c =>
+      c.innerText.includes({json.dumps(f"{x} vs. {y}")})).setAttribute('data-recipe', 'scatter')""")
+    chrome.click_on("[data-recipe=scatter] button[data-component-id=fullscreen_button_chartcard]")
+    chrome.js("document.head.insertAdjacentHTML('beforeend', '<style>.modebar-container{display:none}</style>')")
+    return chrome.js("document.querySelectorAll('[role=dialog] .scatterlayer .point').length")
 
 
 def screenshot(args, exe, base, ui, server, log):
@@ -130,13 +197,17 @@ def screenshot(args, exe, base, ui, server, log):
         raise SystemExit(f"no run matches {flt}")
     exp, run_id, run_name = (runs[0]["info"][k] for k in ("experiment_id", "run_id", "run_name"))
     url = f"{ui}/#/experiments/{exp}{VIEWS[args.view].format(run_id)}?workflowType=machine_learning"
-    url += "&compareRunsMode=CHART" if args.view == "charts" else ""
+    url += "&compareRunsMode=CHART" if args.view in ("charts", "compare") else ""
+    url += f"&searchFilter={urllib.parse.quote(recipe_filter(run_id))}" if args.view == "compare" else ""
     chrome = Chrome(exe, *map(int, args.size.lower().split("x")))
     try:
-        chrome.open(f"{ui}/health", quiet=0.5)  # same origin as the UI: seed the runs table state before the app starts
-        key = json.dumps(f'MLflowLocalStorage-1.1-ExperimentPage-["{exp}"]-ReactComponentState')
-        chrome.js(f"localStorage.setItem({key}, {json.dumps(json.dumps({'runsExpanded': {run_id: True}}))})")
-        chrome.open(url)
+        if args.view == "compare":  # the runs table as a person finds it: every sweep collapsed
+            print(f"the recipe's scatter draws {compare(chrome, url, 'log2_n_tasks', 'true/delta_pt_ridge')} points")
+        else:
+            chrome.open(f"{ui}/health", quiet=0.5)  # the UI's origin: seed the runs table state before the app starts
+            key = json.dumps(f'MLflowLocalStorage-1.1-ExperimentPage-["{exp}"]-ReactComponentState')
+            chrome.js(f"localStorage.setItem({key}, {json.dumps(json.dumps({'runsExpanded': {run_id: True}}))})")
+            chrome.open(url)
         chrome.js("document.head.insertAdjacentHTML('beforeend', '<style>.modebar-container{display:none}</style>')")
         if args.search:  # type into the chart search box as a user would (React listens for input events)
             chrome.js(SEARCH_JS % json.dumps(args.search))

@@ -3,7 +3,7 @@ docs/ui_screenshot.py) on `mlflow server` over the smoke sweep's store. The swee
 summary figure full size in its description, and its Model metrics tab among its charts; two sweeps of the
 same preset and axes differ in their names' first 20 characters; the children's names carry their sweep's
 id. Screenshots of the pages go to the test's folder, and to the folder ICL_UI_SHOTS names (`make ui-shots`
-writes docs/'s). Slow (about a minute): make test-slow.
+writes docs/'s). End-to-end (about a minute): make test-all.
 """
 
 import base64
@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from conftest import MODEL_NAME, invoke
 
 from pipeline import main
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 SCRIPT = Path(__file__).resolve().parent.parent / "docs" / "ui_screenshot.py"
 
 
@@ -135,3 +136,21 @@ def test_sweeps_and_children_are_told_apart_by_name(ui, tmp_path):
     for name in names:
         assert name in text, (name, text[:3000])
     assert f"train-m4 [{first['run_id'][:6]}]" in text, text[:3000]  # a child names the sweep it belongs to
+
+
+def test_the_comparison_recipe_draws_every_training_of_the_sweep(ui, tmp_path):
+    """docs/mlflow_ui.md's recipe, clicked through (docs/ui_screenshot.py's compare): the chart view filtered to
+    the sweep's trainings, every sweep row expanded, all runs shown, a scatter of true/delta_pt_ridge against
+    log2_n_tasks: one point per training, M = inf included (at 22)."""
+    shots, shown, base, (first, _) = ui
+    run = run_info(base, first)
+    query = {"experiment_ids": [run["experiment_id"]], "filter": shots.recipe_filter(first), "max_results": 100}
+    trainings = shots.api(base, "runs/search", query)["runs"]
+    url = f"{shown}/#/experiments/{run['experiment_id']}/runs?workflowType=machine_learning&compareRunsMode=CHART"
+    url += f"&searchFilter={urllib.parse.quote(shots.recipe_filter(first))}"
+    with chromium(shots) as chrome:
+        points = shots.compare(chrome, url, "log2_n_tasks", "true/delta_pt_ridge")
+        Path(tmp_path, "ui_compare.png").write_bytes(
+            base64.b64decode(chrome.call("Page.captureScreenshot", format="png")["data"])
+        )
+    assert len(trainings) == 2 and points == len(trainings), (points, [t["info"]["run_name"] for t in trainings])
