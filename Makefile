@@ -1,4 +1,5 @@
-# One command each: `make test` (set up + ruff + pytest), `make demo` (set up + the demo sweep), `make figures`
+# One command each: `make test` (set up + ruff + the fast tier of pytest), `make test-all` (and the end-to-end
+# tier: what CI runs), `make demo` (set up + the demo sweep), `make figures`
 # (set up + the paper's figures at CPU scale),
 # `make ui` (the MLflow UI on this folder's store), `make bench` (benchmarks, not in CI). Each creates .venv
 # in the project root when it is missing.
@@ -7,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-cpus test-slow ui-shots demo figures ui serve bench lint mlproject clean
+.PHONY: setup test test-all test-cpus test-slow ui-shots demo figures ui serve bench lint mlproject clean
 
 # The store and the project's experiment too, with artifacts beside the store: `mlflow run
 # --experiment-name icl-task-diversity` then finds it rather than creating one that writes to ./mlruns.
@@ -26,13 +27,17 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Two tiers (tests/conftest.py): `make test` is every module's logic, a few minutes; `make test-all` adds the
+# end-to-end tests (trainings through the entry points, mlflow run, servers, Ray, torchrun) and is what CI runs.
 test: lint
+	$(BIN)/pytest -q -m 'not slow and not e2e'
+
+test-all: lint
 	$(BIN)/pytest -q
 
 # The suite under each of torch's CPU kernel sets (docs/reliability.md, "Reproducibility"): a test may not depend on one
 # CPU's round-off. avx512 selects the AVX-512 kernels only on a CPU that has them.
 test-cpus: lint
-	$(BIN)/pytest -q
 	for cap in default avx2 avx512; do echo "ATEN_CPU_CAPABILITY=$$cap"; ATEN_CPU_CAPABILITY=$$cap $(BIN)/pytest -q || exit 1; done
 
 test-slow: $(STAMP)
@@ -40,7 +45,7 @@ test-slow: $(STAMP)
 
 # The MLflow UI in headless Chromium (tests/test_ui_browser.py), its screenshots written to docs/ too.
 ui-shots: $(STAMP)
-	ICL_UI_SHOTS=$(CURDIR)/docs $(BIN)/pytest -q -m slow tests/test_ui_browser.py
+	ICL_UI_SHOTS=$(CURDIR)/docs $(BIN)/pytest -q tests/test_ui_browser.py
 
 # The demo sweep (pipeline/presets.py "demo") into the embedded store: mlflow.db + mlartifacts/ here.
 demo: $(STAMP)

@@ -14,6 +14,17 @@ from mlflow.tracking import MlflowClient
 
 PROJECT = Path(__file__).resolve().parents[1]
 MODEL_NAME = "test-model"
+# Tests in two tiers: `make test` runs the logic of every module; `make test-all` (CI) adds the end-to-end tier,
+# marked e2e: trainings through the entry points, `mlflow run`, servers, torchrun and Ray. A test that reads one
+# of these sweeps is end-to-end without saying so; the others are marked by their module or themselves.
+SWEEPS = {"sweep", "laplace_sweep", "dims_sweep", "grid_sweep", "analyses"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's -m selection reads the marks
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SWEEPS & set(item.fixturenames):
+            item.add_marker(pytest.mark.e2e)
 
 
 def stage_name(run):

@@ -142,6 +142,7 @@ MLFLOW_RUNS = {
 IN_CI = ("final_accuracy", "interpolation")
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "kind", [kind if kind in IN_CI else pytest.param(kind, marks=pytest.mark.slow) for kind in MLFLOW_RUNS]
 )

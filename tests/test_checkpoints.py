@@ -22,6 +22,8 @@ from pipeline.resume import mark_dead_runs
 from pipeline.store import setup_tracking
 from pipeline.tracking import REASON_TAG, STALE_S, process_start
 
+pytestmark = pytest.mark.e2e  # trainings through the entry points: make test-all
+
 
 @pytest.fixture(scope="module")
 def pool(store):

@@ -20,6 +20,8 @@ from mlflow.tracking import MlflowClient
 
 from models import load_checkpoint
 
+pytestmark = pytest.mark.e2e  # trainings through the entry points: make test-all
+
 TORCHRUN = [str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node=2"]
 SMOKE = (
     *("--n_dims", 4, "--n_points", 8, "--batch_size", 32, "--n_layer", 1, "--n_embd", 32, "--n_head", 2),

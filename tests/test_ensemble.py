@@ -204,6 +204,7 @@ def assert_same_reports(resumed, full, after):
     assert [e[2] for e in resumed] == pytest.approx([e[2] for e in full], rel=1e-10)
 
 
+@pytest.mark.e2e  # minutes (inductor's compile; trainings resumed from checkpoints): make test-all
 def test_an_ensembles_checkpoints_are_single_trainings_that_resume_alone_or_packed(tmp_path):
     """Stopped at step 20 (between logs: the running loss sums are in the checkpoints too), each member's
     checkpoint resumes by the single loop, and all three resume as an ensemble again; both end where the
@@ -274,6 +275,7 @@ def test_bad_shapes_and_lengths_are_refused():
         train_ensemble(ensemble, None, [OPTIMS[0], short], batches=None, evaluate=None, eval_every=1, hooks=[])
 
 
+@pytest.mark.e2e  # minutes (inductor's compile; trainings resumed from checkpoints): make test-all
 def test_the_compiled_step_equals_the_eager_one_to_round_off_alone_and_packed():
     """torch.compile (inductor) of the training step, single and ensemble: measured after 60 steps, weights
     within 3.6e-4 of the eager training (as packing moves them) and the evaluation within 2e-7."""

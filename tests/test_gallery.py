@@ -37,6 +37,7 @@ def stand_in_gallery(monkeypatch):
     return gallery
 
 
+@pytest.mark.e2e
 def test_make_figures_shares_a_sweep_between_equal_presets_and_keeps_earlier_findings(store, tmp_path, monkeypatch):
     """In CI: three figures of the base grid (one sweep run), then one more with --only; findings.md keeps
     the first three's findings."""
@@ -161,6 +162,7 @@ def test_linked_axes_vary_together_and_a_dimension_sweep_is_analysed(store, dims
     assert "n_dims=2, n_points=4:" in output
 
 
+@pytest.mark.e2e
 def test_smoothed_dmmse_is_scored_by_evaluate_baselines_and_read_back_by_train_and_the_analysis(store):
     """smoothed_held_out > 0: evaluate_baselines chooses s on held-out fresh-task sequences (smoothed_seed)
     and logs smoothed dMMSE beside dMMSE; the train run reusing it scores the transformer against it, and

@@ -13,6 +13,8 @@ from pipeline.packed import train_packed
 from pipeline.settings import DEFAULTS, TrainSettings, build
 from pipeline.types import InputError
 
+pytestmark = pytest.mark.e2e  # trainings through the entry points: make test-all
+
 # Five pool sizes of the smoke preset. Not M = 2: 60 steps there are chaotic enough that float32
 # round-off grows to 1e-3 of the final loss (measured: the same training at 1 and 2 threads ends at
 # pretrain/pt/loss_noiseless 1.0753 and 1.0743; packed, 1.0767), where at these M packed and alone agree

@@ -14,6 +14,8 @@ from pipeline import evaluate_baselines, generate_pool, main, predict, train
 from pipeline.registry import load_registered
 from tasks import load_pool
 
+pytestmark = pytest.mark.e2e  # trainings through the entry points: make test-all
+
 
 def test_sweep_leaves_a_finished_parent_with_finished_children(sweep):
     assert sweep.parent.info.status == "FINISHED"

@@ -21,6 +21,8 @@ from pipeline.sweep import executors
 from pipeline.sweep.ray_tasks import check_reachable
 from pipeline.types import InputError
 
+pytestmark = pytest.mark.e2e  # trainings through the entry points: make test-all
+
 ONE_THREAD = ("--threads", 1)  # fixed per training, so that every executor computes the same numbers
 # Long enough to kill a training between its first checkpoint (step 250) and its end (1500 steps: ~10 s).
 LONG = ("--n_tasks", "4,inf", "--total_steps", 1500, "--warmup_steps", 750, "--eval_every", 250, *ONE_THREAD)

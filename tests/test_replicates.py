@@ -83,6 +83,7 @@ def test_the_threshold_over_replicates_has_an_interval_around_the_crossing_of_th
     )
 
 
+@pytest.mark.e2e
 def test_a_sweep_with_replicates_trains_each_and_reports_their_means(store):
     args = ("--preset", "smoke", "--n_tasks", "4,inf", "--replicates", 2, "--model_name", "replicated")
     result = invoke(main.main, *args)

@@ -20,6 +20,8 @@ from pipeline.registry import load_registered
 from pipeline.store import Retrying
 from pipeline.tracking import REASON_TAG
 
+pytestmark = pytest.mark.e2e  # trainings through the entry points: make test-all
+
 TRAIN = (
     *("--n_dims", 4, "--n_points", 8, "--batch_size", 16, "--n_layer", 1, "--n_embd", 32, "--lr", "3e-3"),
     *("--warmup_steps", 50, "--total_steps", 800, "--eval_every", 100, "--n_eval", 64, "--threads", 1),

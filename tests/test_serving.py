@@ -19,6 +19,8 @@ import models
 from models import ModelConfig, build_model, save_model_files
 from pipeline.registry import PYFUNC_FILE, signature
 
+pytestmark = pytest.mark.e2e  # trainings through the entry points: make test-all
+
 CONFIG = ModelConfig(n_dims=8, n_points=16, n_layer=1, n_embd=16, n_head=2)
 
 

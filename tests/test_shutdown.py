@@ -19,6 +19,8 @@ from models import DamagedCheckpoint, TrainingInterrupted
 from pipeline import generate_pool, main, shutdown, train
 from pipeline.tracking import REASON_TAG
 
+pytestmark = pytest.mark.e2e  # trainings through the entry points: make test-all
+
 SWEEP = ("--preset", "smoke", "--n_tasks", "4,16,inf", "--total_steps", 800, "--warmup_steps", 50)
 # Its own pools (pool_seed): the session's sweep fixture and the tests that rerun it reuse theirs.
 SWEEP = (*SWEEP, "--eval_every", 100, "--executor", "process", "--workers", 2, "--pool_seed", 21)

@@ -61,6 +61,7 @@ def test_rerunning_a_sweep_reuses_its_finished_children(store, sweep):
     assert len(runs_of_stage(store, "train")) == trained + 1
 
 
+@pytest.mark.e2e
 def test_weight_decay_axis_gives_a_row_per_point_a_curve_and_a_threshold_per_value(store):
     args = ("--preset", "smoke", "--n_tasks", "4,inf", "--weight_decay", "0,1e-3", "--model_name", MODEL_NAME)
     result = invoke(main.main, *args)
@@ -96,6 +97,7 @@ def test_weight_decay_axis_gives_a_row_per_point_a_curve_and_a_threshold_per_val
     assert "Add type hints" not in result.output and "Created version" not in result.output
 
 
+@pytest.mark.e2e
 def test_two_data_scales_in_two_worker_processes(store):
     result = invoke(
         main.main,

@@ -17,6 +17,8 @@ from conftest import MODEL_NAME, invoke
 
 from pipeline import main
 
+pytestmark = pytest.mark.e2e  # trainings through the entry points: make test-all
+
 DELTAS = [f"by_M/{dist}/delta_pt_{b}" for dist in ("pretrain", "true") for b in ("dmmse", "ridge")]
 
 
