@@ -17,7 +17,7 @@ from conftest import invoke, stage_name
 from mlflow.tracking import MlflowClient
 
 from pipeline import main
-from pipeline.sweep import executors
+from pipeline.sweep import executors, ray_tasks
 from pipeline.sweep.ray_tasks import check_reachable
 from pipeline.types import InputError
 
@@ -172,6 +172,14 @@ def test_ray_options_are_refused_where_they_do_not_apply():
         executors.make_executor("ray", 2, "cpu", 4)
     with pytest.raises(InputError, match=r"ray_address='auto' needs executor=ray"):
         executors.make_executor("process", None, "cpu", 4, "auto")
+
+
+def test_a_ray_client_address_without_ray_client_installed_is_one_line(monkeypatch):
+    found = ray_tasks.importlib.util.find_spec
+    monkeypatch.setattr(ray_tasks.importlib.util, "find_spec", lambda name: None if name == "grpc" else found(name))
+    executor = executors.make_executor("ray", None, "cpu", 4, "ray://head:10001")
+    with pytest.raises(InputError, match=r"^ray_address='ray://head:10001' needs Ray Client, .*'ray\[client\]'$"):
+        executor.__enter__()
 
 
 def test_a_job_no_node_can_take_is_refused_before_any_run(tmp_path):

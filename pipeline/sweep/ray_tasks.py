@@ -11,6 +11,7 @@ that raises (bad settings, a divergence) is not retried: it fails alone and the 
 """
 
 import functools
+import importlib.util
 import os
 import socket
 from urllib.parse import urlparse
@@ -48,6 +49,10 @@ class RayExecutor:
         self.address, self.option = address, device
 
     def __enter__(self):
+        if self.address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
+            raise InputError(
+                f"ray_address={self.address!r} needs Ray Client, which is not installed: pip install 'ray[client]'"
+            )
         if self.address:
             ray.init(address=self.address, configure_logging=False)
         else:
