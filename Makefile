@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-all test-cpus test-slow ui-shots demo figures ui serve bench lint mlproject clean
+.PHONY: setup test test-all test-cpus test-slow ui-shots demo figures ui serve bench lint mlproject clean cluster-demo
 
 # The store and the project's experiment too, with artifacts beside the store: `mlflow run
 # --experiment-name icl-task-diversity` then finds it rather than creating one that writes to ./mlruns.
@@ -75,6 +75,11 @@ serve: setup
 	@test -n "$(MODEL)" || { echo "make serve needs MODEL=models:/<name>@<alias> (e.g. models:/icl-demo@m64)"; exit 2; }
 	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db} PATH=$(CURDIR)/$(BIN):$$PATH \
 		$(BIN)/mlflow models serve -m "$(MODEL)" --env-manager local --host 127.0.0.1 --port $(SERVE_PORT)
+
+# A two-node Ray cluster and an MLflow server on this machine, the smoke sweep through `auto` and `ray://`, where
+# each training ran, then everything stopped (pipeline/cluster_demo.py; docs/cluster.md): a cluster set-up checked.
+cluster-demo: $(STAMP)
+	$(BIN)/python -m pipeline.cluster_demo
 
 # MLproject is generated from the click options (pipeline/settings.py); tests check it is current.
 mlproject: $(STAMP)

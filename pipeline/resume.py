@@ -5,7 +5,7 @@ resumed.
   alternately; the tag `checkpoint` ("<slot path>@<step>") is set only once an upload is complete, so a
   kill during an upload leaves the tagged checkpoint intact. Each carries the digest of its contents
   (models/checkpoint.py); a resume that finds the tagged one damaged says so and takes the other slot's.
-- Every run's tag `heartbeat` ({"host", "pid", "time", "limit"}, and "task" under executor=ray;
+- Every run's tag `heartbeat` ({"host", "pid", "time", "limit"}, and "task", "node" under executor=ray;
   pipeline/tracking.py) is refreshed while it runs. A RUNNING run whose heartbeat is older than its limit,
   whose process is gone (same host, no such pid) or whose Ray task runs again (its earlier attempt died)
   is dead: the next entry point on the store, or that retry, marks it FAILED with the tag `died`.

@@ -30,9 +30,9 @@ from pipeline.types import InputError
 HEARTBEAT_S = 30  # seconds between heartbeats of a run in progress
 STALE_S = 600  # a heartbeat older than this means the run's process is gone (even if its pid is in use)
 REASON_TAG = "end_reason"  # why a run ended FAILED or KILLED, in one line (the UI's run page shows tags)
-# Set by an executor (ray) to the id of the task a process runs; in the heartbeat of the runs it opens, so
-# that a retry of the task knows the runs its dead attempt left RUNNING, on any host.
-TASK_ENV = "ICL_EXECUTOR_TASK"
+# Set by an executor (ray) to the id of the task a process runs, and the address of its node; in the heartbeat
+# of the runs it opens, so that a retry of the task knows the runs its dead attempt left RUNNING, on any host.
+TASK_ENV, NODE_ENV = "ICL_EXECUTOR_TASK", "ICL_EXECUTOR_NODE"
 
 
 class Run:
@@ -197,8 +197,7 @@ def heartbeat():
     started = process_start(os.getpid())
     if started is not None:
         beat["started"] = started
-    if os.environ.get(TASK_ENV):
-        beat["task"] = os.environ[TASK_ENV]
+    beat |= {key: os.environ[name] for key, name in (("task", TASK_ENV), ("node", NODE_ENV)) if os.environ.get(name)}
     return json.dumps(beat)
 
 

@@ -27,7 +27,7 @@ from pipeline.resume import mark_dead_runs
 from pipeline.settings import machine_cores
 from pipeline.sweep.chain import finish, prepare, train_settings
 from pipeline.sweep.executors import report
-from pipeline.tracking import TASK_ENV
+from pipeline.tracking import NODE_ENV, TASK_ENV
 from pipeline.types import InputError
 
 RETRIES = 3  # attempts after a worker dies, per task
@@ -181,11 +181,14 @@ def _job(function, tracking, job, parent):
     tracking.activate()
     task = ray.get_runtime_context().get_task_id()
     mark_dead_runs(tracking, task=task)
-    os.environ[TASK_ENV] = task  # in the heartbeats of the runs this attempt opens
+    os.environ[TASK_ENV] = task  # in the heartbeats of the runs this attempt opens, with its node's address
+    node = ray.get_runtime_context().get_node_id()  # its address as the cluster knows it (not this host's)
+    os.environ[NODE_ENV] = next((n["NodeManagerAddress"] for n in ray.nodes() if n["NodeID"] == node), node)
     try:
         return function(tracking, *job, parent=parent)
     finally:
         os.environ.pop(TASK_ENV, None)
+        os.environ.pop(NODE_ENV, None)
 
 
 @ray.remote
