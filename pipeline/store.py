@@ -14,11 +14,11 @@ import contextlib
 import dataclasses
 import fcntl
 import os
-import time
 from pathlib import Path
 
 import click
 import mlflow
+import tenacity
 from mlflow.tracking import MlflowClient
 
 from pipeline import shutdown
@@ -50,11 +50,12 @@ class Tracking:
 
 
 class Retrying:
-    """An MlflowClient whose calls are retried, with growing pauses, when the store reports a transient
-    failure (a SQLite file locked by another process's write, a server that is briefly unavailable)."""
+    """An MlflowClient whose calls are retried, with exponential backoff (tenacity), when the store reports a
+    transient failure: a server briefly unavailable or rate-limiting (MLflow's error codes), or a SQLite file
+    locked by another process's write (which MLflow reports only in the text of its error)."""
 
-    TRANSIENT = ("database is locked", "TEMPORARILY_UNAVAILABLE", "RESOURCE_EXHAUSTED")
-    PAUSES = (0.2, 0.5, 1.0, 2.0, 4.0)
+    WAIT = tenacity.wait_exponential(multiplier=0.2, max=4)  # 0.2, 0.4, 0.8, ... s, at most 4 s
+    ATTEMPTS = 6
 
     def __init__(self, client):
         self.client = client
@@ -63,19 +64,24 @@ class Retrying:
         method = getattr(self.client, name)
         if not callable(method):
             return method
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(transient),
+            wait=self.WAIT,
+            stop=tenacity.stop_after_attempt(self.ATTEMPTS),
+            reraise=True,
+        )
 
         def call(*args, **kwargs):
             with shutdown.atomic():  # a signal waits for the call: an interrupted SQLite write locks the store
-                for pause in self.PAUSES:
-                    try:
-                        return method(*args, **kwargs)
-                    except Exception as error:
-                        if not any(text in str(error) for text in self.TRANSIENT):
-                            raise
-                        time.sleep(pause)
-                return method(*args, **kwargs)
+                return retrying(method, *args, **kwargs)
 
         return call
+
+
+def transient(error):
+    """Whether a store's `error` may pass if the call is made again."""
+    code = getattr(error, "error_code", None)
+    return code in ("TEMPORARILY_UNAVAILABLE", "RESOURCE_EXHAUSTED") or "database is locked" in str(error)
 
 
 def setup_tracking():

@@ -1,10 +1,15 @@
-"""Errors: a user's bad value is one line naming the option; anything else is a bug and keeps its traceback."""
+"""Errors: a user's bad value is one line naming the option; anything else is a bug and keeps its traceback; a
+store's transient failure is retried (pipeline/store.py), any other is not."""
 
 import numpy as np
 import pytest
+import tenacity
 from click.testing import CliRunner
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
 
 from pipeline import generate_pool
+from pipeline.store import Retrying
 
 
 def test_a_bad_value_is_one_line_naming_the_option(store):
@@ -42,3 +47,35 @@ def test_bad_prompts_files_are_one_line(sweep, tmp_path):
         result = CliRunner().invoke(predict.main, ["--model", f"models:/{MODEL_NAME}@m4", "--prompts", str(path)])
         [line] = result.output.strip().splitlines()
         assert result.exit_code == 1 and line.startswith("Error: prompts=") and message in line, result.output
+
+
+def test_transient_store_errors_are_retried_and_others_are_not(monkeypatch):
+    monkeypatch.setattr(Retrying, "WAIT", tenacity.wait_none())
+    calls = []
+
+    class Store:
+        def write(self):
+            calls.append(1)
+            if len(calls) == 1:
+                raise RuntimeError("(sqlite3.OperationalError) database is locked")
+            if len(calls) == 2:
+                raise MlflowException("try later", error_code=TEMPORARILY_UNAVAILABLE)
+            return "written"
+
+        def always_locked(self):
+            calls.append(1)
+            raise RuntimeError("(sqlite3.OperationalError) database is locked")
+
+        def broken(self):
+            calls.append(1)
+            raise ValueError("a bug")
+
+    assert Retrying(Store()).write() == "written" and len(calls) == 3
+    calls.clear()
+    with pytest.raises(ValueError, match="a bug"):
+        Retrying(Store()).broken()
+    assert len(calls) == 1
+    calls.clear()
+    with pytest.raises(RuntimeError, match="database is locked"):  # given up after its attempts, as it was
+        Retrying(Store()).always_locked()
+    assert len(calls) == Retrying.ATTEMPTS

@@ -17,7 +17,6 @@ from mlflow.tracking import MlflowClient
 
 from pipeline import generate_pool, main, train
 from pipeline.registry import load_registered
-from pipeline.store import Retrying
 from pipeline.tracking import REASON_TAG
 
 pytestmark = pytest.mark.e2e  # trainings through the entry points: make test-all
@@ -218,28 +217,6 @@ def test_huge_or_impossible_values_fail_in_one_line_before_any_run(store, comman
     [line] = result.output.strip().splitlines()
     assert line.startswith("Error: ") and message in line, line
     assert len(runs(store, "")) == before
-
-
-def test_transient_store_errors_are_retried_and_others_are_not(monkeypatch):
-    monkeypatch.setattr(Retrying, "PAUSES", (0, 0, 0))
-    calls = []
-
-    class Store:
-        def write(self):
-            calls.append(1)
-            if len(calls) < 3:
-                raise RuntimeError("(sqlite3.OperationalError) database is locked")
-            return "written"
-
-        def broken(self):
-            calls.append(1)
-            raise ValueError("a bug")
-
-    assert Retrying(Store()).write() == "written" and len(calls) == 3
-    calls.clear()
-    with pytest.raises(ValueError, match="a bug"):
-        Retrying(Store()).broken()
-    assert len(calls) == 1
 
 
 def test_a_training_in_a_process_sweep_equals_the_same_training_alone(store):
