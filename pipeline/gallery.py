@@ -127,12 +127,19 @@ def make_gallery(tracking, names, out, seed_offset=0, replicates=None):
             if tables:
                 verdicts[claim.figure]["analysis"] = run_id
             click.echo(f"claim of {claim.figure}: {verdicts[claim.figure]['verdict']}")
-    total = (time.monotonic() - start) / 60
+        _write_findings(out, verdicts, len(made), (time.monotonic() - start) / 60, seed_offset)  # a stop keeps it
+    click.echo(f"figures: {len(made)} in {out}; what each found: {out / 'findings.md'}")
+    return made
+
+
+def _write_findings(out, verdicts, made, minutes, seed_offset):
+    """claims.json, findings.md (the claims' table, then each figure's findings) and the README's verdicts,
+    as they stand after `made` figures of this run: written after each figure."""
     header = [
         "# Findings of the runs that made these figures",
         "",
         f"Written by `make figures` (pipeline/gallery.py); its last run, on {time.strftime('%Y-%m-%d %H:%M')}, "
-        f"made {len(made)} figure(s) in {total:.1f} min (runs reused from earlier sweeps take no time)"
+        f"made {made} figure(s) in {minutes:.1f} min (runs reused from earlier sweeps take no time)"
         + (f", every seed shifted by {seed_offset}." if seed_offset else "."),
         "",
     ]
@@ -142,8 +149,6 @@ def make_gallery(tracking, names, out, seed_offset=0, replicates=None):
     _write(out / "findings.md", "\n".join(header + claims_table(ordered) + notes).encode())
     if out == PROJECT_DIR / "docs" / "figures" and (readme := PROJECT_DIR / "README.md").exists():
         _write(readme, readme_verdicts(readme.read_text(), ordered).encode())  # the gallery's verdicts
-    click.echo(f"figures: {len(made)} in {out} ({total:.1f} min); what each found: {out / 'findings.md'}")
-    return made
 
 
 def remaining(tracking, entries, overrides):

@@ -66,6 +66,17 @@ def test_make_figures_shares_a_sweep_between_equal_presets_and_keeps_earlier_fin
     assert [c["replicates"] for c in claims["fig2_sweep"]["criteria"]] == [1, 1]
     assert claims["fig2_sweep"]["criteria"][0]["low"] is None
     assert "## Claims and verdicts" in findings and "| fig2_sweep | Below the threshold" in findings
+    # A run stopped by a failure (or Ctrl-C) at Fig. 4 keeps what it found before: written after each figure.
+    (tmp_path / "claims.json").unlink()
+
+    def fails(*_):
+        raise RuntimeError("stopped at Fig. 4's analysis")
+
+    monkeypatch.setattr(gallery, "analyze", fails)
+    with pytest.raises(RuntimeError, match="stopped at Fig. 4"):
+        invoke(gallery.main, "--out", tmp_path, "--only", "fig2_sweep,fig4_transition_time")
+    claims = json.loads((tmp_path / "claims.json").read_text())["claims"]
+    assert [c["figure"] for c in claims] == ["fig2_sweep"]
 
 
 @pytest.mark.slow
