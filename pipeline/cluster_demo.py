@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -59,13 +60,14 @@ def local_cluster(folder, cpus_per_node=1):
         _wait(lambda: _healthy(port), "the MLflow server")
         ray = bin_path("ray")
         common = ["--num-cpus", str(cpus_per_node), "--disable-usage-stats"]
-        _run([ray, "start", "--head", "--node-ip-address", HEAD, "--port", str(GCS_PORT)], env, common)
+        head = ["--head", "--node-ip-address", HEAD, "--port", str(GCS_PORT), "--include-dashboard=false"]
+        _run([ray, "start", *head], env, common)
         _run([ray, "start", "--address", f"{HEAD}:{GCS_PORT}", "--node-ip-address", NODE], env, common)
         yield env | {"MLFLOW_TRACKING_URI": f"http://{HEAD}:{port}", "MLFLOW_EXPERIMENT_NAME": "cluster-demo"}
-    finally:
+    finally:  # `ray stop` stops every Ray process of this machine: hence the refusal above if one runs
         subprocess.run([bin_path("ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, 15)
+            os.killpg(server.pid, signal.SIGTERM)
         server.wait(30)
 
 
