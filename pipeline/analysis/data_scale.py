@@ -84,6 +84,6 @@ def _figure(sweep, table):
         ticks(ax)
         ax.grid(alpha=0.3)
     panels[0].legend(fontsize=7)
-    fig.suptitle("Data scale: more steps against a bigger batch")
+    fig.suptitle("Data scale: more steps against a bigger batch\n" + sweep.setting)
     fig.tight_layout()
     return fig

@@ -98,6 +98,6 @@ def _figure(sweep, table, curves):
     delta_ax.legend(fontsize=7)
     for ax in (curve_ax, threshold_ax, delta_ax):
         ax.grid(alpha=0.3)
-    fig.suptitle("Task dimension: the threshold and the Deltas against D")
+    fig.suptitle("Task dimension: the threshold and the Deltas against D\n" + sweep.setting)
     fig.tight_layout()
     return fig

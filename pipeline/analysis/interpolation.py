@@ -86,7 +86,7 @@ def interpolation(client, sweep, *, pairs, alphas, sequences, seed):
     if not panels:
         raise InputError("interpolation needs a sweep with a finite M >= 2 (paths run between pool tasks)")
     return Analysis(
-        figures={"interpolation/interpolation.png": _figure(panels, grid)},
+        figures={"interpolation/interpolation.png": _figure(panels, grid, sweep.setting)},
         tables={"interpolation/interpolation.json": table},
         metrics=metrics,
         findings=findings,
@@ -94,7 +94,7 @@ def interpolation(client, sweep, *, pairs, alphas, sequences, seed):
     )
 
 
-def _figure(panels, grid):
+def _figure(panels, grid, setting):
     columns = min(4, len(panels))  # rows of four panels: seven M in one row would be unreadable
     rows = -(-len(panels) // columns)
     fig = Figure(figsize=(4.5 * columns, 3.8 * rows))
@@ -109,6 +109,6 @@ def _figure(panels, grid):
         ax.set_title(f"M = 2^{math.log2(m):g}" + (f" ({curve})" if curve else ""))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle("Along paths between two pool tasks (Eq. 5), averaged over random pairs")
+    fig.suptitle("Along paths between two pool tasks (Eq. 5), averaged over random pairs\n" + setting)
     fig.tight_layout()
     return fig

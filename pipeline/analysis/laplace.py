@@ -77,6 +77,6 @@ def _figure(sweep, table):
         ticks(ax)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle("A Laplace task prior: which Bayes predictor does the transformer approach?")
+    fig.suptitle("A Laplace task prior: which Bayes predictor does the transformer approach?\n" + sweep.setting)
     fig.tight_layout()
     return fig

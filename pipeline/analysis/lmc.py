@@ -159,6 +159,6 @@ def _figure(sweep, table, curves, ts):
     true_ax.legend(fontsize=7)
     for ax in (bar_ax, true_ax, pool_ax):
         ax.grid(alpha=0.3)
-    fig.suptitle("Linear mode connectivity: training loss on the straight line between the weights")
+    fig.suptitle("Linear mode connectivity: training loss on the straight line between the weights\n" + sweep.setting)
     fig.tight_layout()
     return fig

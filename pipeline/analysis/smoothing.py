@@ -108,6 +108,6 @@ def _figure(sweep, table):
         ticks(ax)
         ax.grid(alpha=0.3)
     loss_ax.legend(fontsize=7)
-    fig.suptitle("Smoothed dMMSE: the pool blurred into a Gaussian mixture, with the best s")
+    fig.suptitle("Smoothed dMMSE: the pool blurred into a Gaussian mixture, with the best s\n" + sweep.setting)
     fig.tight_layout()
     return fig

@@ -7,7 +7,7 @@ import math
 import tempfile
 from pathlib import Path
 
-from pipeline.sweep.summary import LOSSES, group_key
+from pipeline.sweep.summary import LOSSES, group_key, setting_text
 from pipeline.types import InputError
 
 SUMMARY = "summary/summary.json"
@@ -26,6 +26,16 @@ class Sweep:
     def curve(self, row):
         """The row's values on every axis but M (one curve per value): '' when M is the only axis."""
         return ", ".join(f"{axis}={row[axis]}" for axis in self.axes[1:])
+
+    @property
+    def setting(self):
+        """The sweep's setting in one line, printed on its analyses' figures (summary.setting_text); '' for a
+        sweep without all of them (a test's stand-in, or one logged before an option existed)."""
+        values = {name: str(value).split(",") for name, value in self.params.items()}
+        try:
+            return setting_text(values | {"noise_scale": [float(v) for v in values["noise_scale"]]})
+        except KeyError:
+            return ""
 
     def metric_key(self, row):
         """m<M> and, with other axes, their values as MLflow allows in a key: m4/weight_decay_0.1."""

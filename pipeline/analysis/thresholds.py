@@ -9,7 +9,8 @@ from matplotlib.figure import Figure
 
 from pipeline.analysis.sweep_runs import Analysis
 from pipeline.figures import m_axis
-from pipeline.sweep.summary import group_axes, group_key, group_label, groups, scale_label
+from pipeline.presets import REPLICATE
+from pipeline.sweep.summary import aggregate, group_axes, group_key, group_label, groups, scale_label
 from pipeline.types import InputError
 
 CURVES = {
@@ -25,7 +26,8 @@ def thresholds(client, sweep):
     axes = group_axes(sweep.axes)
     if not axes:
         raise InputError("thresholds needs a sweep over an axis besides n_tasks and the data scale (e.g. weight_decay)")
-    table = {"group": [], **{axis: [] for axis in axes}, "threshold_log2_n_tasks": [], "finding": []}
+    table = {"group": [], **{axis: [] for axis in axes}, "threshold_log2_n_tasks": [], "low": [], "high": []}
+    table["finding"] = []
     metrics, findings, rows_by_group = {}, [], {}
     for group, rows in groups(sweep.rows, sweep.axes):
         suffix = group_key(group)
@@ -36,6 +38,8 @@ def thresholds(client, sweep):
         for axis, value in group:
             table[axis].append(value)
         table["threshold_log2_n_tasks"].append(log2_m)
+        for end in ("low", "high"):  # the sweep's 95% interval (nan where it has none)
+            table[end].append(sweep.metrics.get(f"threshold_log2_n_tasks_{end}{suffix}", math.nan))
         finding = f"M* ~ 2^{log2_m:.2f}" if math.isfinite(log2_m) else "no threshold inside the grid"
         table["finding"].append(finding)
         findings.append(f"- {label}: {finding}")
@@ -53,39 +57,60 @@ def thresholds(client, sweep):
 
 
 def _figure(sweep, table, rows_by_group, axes):
+    """Three panels of a curve per group (and data scale) against M: the mean over replicates with its 95%
+    interval as error bars; the fourth: M* per value of the first axis with the sweep's interval."""
     x_of, ticks = m_axis(r["log2_n_tasks"] for r in sweep.rows)
-    fig = Figure(figsize=(18, 4.2))
+    fig = Figure(figsize=(18, 4.6))
     panels = fig.subplots(1, 4)
+    shown = [axis for axis in sweep.axes if axis != REPLICATE]
     for ax, (key, title) in zip(panels[:3], CURVES.items(), strict=True):
         for c, (label, rows) in enumerate(rows_by_group.items()):
             scales = list(dict.fromkeys(scale_label(r, sweep.axes) for r in rows))
             for s, scale in enumerate(scales):
-                points = sorted(
-                    (x_of(r["log2_n_tasks"]), r[key])
-                    for r in rows
-                    if scale_label(r, sweep.axes) == scale and r[key] == r[key]
+                means = aggregate([r for r in rows if scale_label(r, sweep.axes) == scale], sweep.axes)
+                points = sorted((x_of(m["log2_n_tasks"]), m[key], m[f"{key}:low"], m[f"{key}:high"]) for m in means)
+                points = [p for p in points if math.isfinite(p[1])]
+                if not points:
+                    continue
+                xs, ys, lows, highs = (list(column) for column in zip(*points, strict=True))
+                dodge = 0.08 * (c - (len(rows_by_group) - 1) / 2)  # curves that coincide stay apart
+                xs = [x + dodge for x in xs]
+                bars = [[y - lo if math.isfinite(lo) else 0 for y, lo in zip(ys, lows, strict=True)]]
+                bars += [[hi - y if math.isfinite(hi) else 0 for y, hi in zip(ys, highs, strict=True)]]
+                ax.errorbar(
+                    xs,
+                    ys,
+                    yerr=bars,
+                    color=f"C{c % 10}",
+                    ls=("-", "--", ":")[s % 3],
+                    marker="o",
+                    capsize=3,
+                    label=label + (f" {scale}" if scale else ""),
                 )
-                if points:
-                    name = label + (f" {scale}" if scale else "")
-                    ax.plot(
-                        *zip(*points, strict=True),
-                        color=f"C{c % 10}",
-                        ls=("-", "--", ":")[s % 3],
-                        marker="o",
-                        label=name,
-                    )
         ax.set(yscale="log", title=title, xlabel="log2 M")
         ticks(ax)
         ax.grid(alpha=0.3)
-    panels[0].legend(fontsize=7)
-    ax = panels[3]
-    axis = axes[0]
-    points = [(v, t) for v, t in zip(table[axis], table["threshold_log2_n_tasks"], strict=True) if math.isfinite(t)]
-    if points:
-        ax.plot(*zip(*sorted(points), strict=True), marker="o", color="black")
-    numeric = all(isinstance(v, int | float) and v > 0 for v in table[axis])
-    ax.set(xscale="log" if numeric else "linear", xlabel=axis, ylabel="log2 M*", title=f"threshold against {axis}")
-    ax.grid(alpha=0.3)
-    fig.suptitle("What moves the threshold")
+    panels[0].legend(fontsize=7, title=f"mean over replicates, 95% interval ({', '.join(shown[1:])})", title_fontsize=7)
+    _threshold_panel(panels[3], table, axes[0])
+    fig.suptitle("What moves the threshold\n" + sweep.setting)
     fig.tight_layout()
     return fig
+
+
+def _threshold_panel(ax, table, axis):
+    """M* per value of `axis` with the sweep's interval; a numeric axis on a log scale, its 0
+    (no weight decay) drawn on a linear stretch left of the smallest positive value."""
+    values = table[axis]
+    for value, log2_m, low, high in zip(
+        values, *(table[k] for k in ("threshold_log2_n_tasks", "low", "high")), strict=True
+    ):
+        if math.isfinite(log2_m):
+            bar = [[log2_m - low if math.isfinite(low) else 0], [high - log2_m if math.isfinite(high) else 0]]
+            ax.errorbar([value], [log2_m], yerr=bar, marker="o", color="black", capsize=4)
+    numeric = all(isinstance(v, int | float) and v >= 0 for v in values)
+    positive = sorted(v for v in values if isinstance(v, int | float) and v > 0)
+    if numeric and positive:
+        ax.set_xscale("symlog", linthresh=positive[0]) if 0 in values else ax.set_xscale("log")
+        ax.set_xticks(values, [f"{v:g}" for v in values])
+    ax.set(xlabel=axis, ylabel="log2 M* (95% interval where the redraws agree)", title=f"threshold against {axis}")
+    ax.grid(alpha=0.3)

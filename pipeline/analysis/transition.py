@@ -59,7 +59,7 @@ def transition_time(client, sweep):
                 "the paper: alpha ~ 0.47)"
             )
     return Analysis(
-        figures={"transition_time/transition_time.png": _figure(histories, table, fits)},
+        figures={"transition_time/transition_time.png": _figure(histories, table, fits, sweep.setting)},
         tables={"transition_time/t_star.json": table},
         metrics=metrics,
         findings=findings,
@@ -67,7 +67,7 @@ def transition_time(client, sweep):
     )
 
 
-def _figure(histories, table, fits):
+def _figure(histories, table, fits, setting):
     """Left, centre: Delta_PT,Ridge against step per M (log-log), T_Pretrain and T_True; right: t* against M."""
     fig = Figure(figsize=(16, 4.8))
     panels = fig.subplots(1, 3)
@@ -113,6 +113,8 @@ def _figure(histories, table, fits):
     ax.set_title(r"t* = argmin over steps of $\Delta_{PT,Ridge}$")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6)
-    fig.suptitle("Transition time: the transformer approaches ridge, then (below the threshold) memorises its pool")
+    fig.suptitle(
+        "Transition time: the transformer approaches ridge, then (below the threshold) memorises its pool\n" + setting
+    )
     fig.tight_layout()
     return fig
