@@ -18,6 +18,7 @@ from pipeline.cli import open_pool
 from pipeline.evaluation import transformer_predictions
 from pipeline.figures import STYLE
 from pipeline.generate_pool import POOL_ARTIFACT
+from pipeline.presets import REPLICATE
 from pipeline.registry import load_registered
 from pipeline.types import InputError
 from tasks import EvalSet, path_sequences
@@ -63,7 +64,8 @@ def interpolation(client, sweep, *, pairs, alphas, sequences, seed):
             for name, p in preds.items()
         }
         curve, m = sweep.curve(row), row["n_tasks"]
-        panels[curve, m] = losses
+        shown = ", ".join(f"{axis}={row[axis]}" for axis in sweep.axes[1:] if axis != REPLICATE)
+        panels.setdefault((shown, m), []).append(losses)  # one panel per point, its replicates together
         runs += [row["train_run"], row["generate_pool_run"]]
         for a, alpha in enumerate(grid):
             table["curve"].append(curve)
@@ -95,6 +97,9 @@ def interpolation(client, sweep, *, pairs, alphas, sequences, seed):
 
 
 def _figure(panels, grid, setting):
+    """A panel per grid point: each predictor's loss/D along the path, the mean over the point's replicates
+    (bold) and each replicate's curve (thin: replicates differ in their pools, so their levels differ more
+    than the predictors on one pool do, and a band over them would hide that comparison)."""
     columns = min(4, len(panels))  # rows of four panels: seven M in one row would be unreadable
     rows = -(-len(panels) // columns)
     fig = Figure(figsize=(4.5 * columns, 3.8 * rows))
@@ -102,13 +107,17 @@ def _figure(panels, grid, setting):
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
     ordered = sorted(panels.items(), key=lambda item: item[0][1])
-    for ax, ((curve, m), losses) in zip(axes, ordered, strict=False):
+    for ax, ((curve, m), members) in zip(axes, ordered, strict=False):
         for name, (label, color) in STYLE.items():
-            ax.plot(grid, losses[name], marker="o", ms=3, color=color, label=label)
+            runs = np.array([losses[name] for losses in members])
+            ax.plot(grid, runs.mean(axis=0), marker="o", ms=3, lw=2, color=color, label=label)
+            if len(members) > 1:  # each replicate's own pool: the comparison that counts is within one
+                ax.plot(grid, runs.T, color=color, lw=0.8, alpha=0.35)
         ax.set(xlabel="alpha (0: w_j, 1: w_i)", ylabel="loss / D (vs x.w)", yscale="log")
-        ax.set_title(f"M = 2^{math.log2(m):g}" + (f" ({curve})" if curve else ""))
+        replicates = f", {len(members)} replicates" if len(members) > 1 else ""
+        ax.set_title(f"M = 2^{math.log2(m):g}" + (f" ({curve})" if curve else "") + replicates)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+    axes[0].legend(fontsize=7, title="mean (bold), each replicate (thin)", title_fontsize=7)
     fig.suptitle("Along paths between two pool tasks (Eq. 5), averaged over random pairs\n" + setting)
     fig.tight_layout()
     return fig
