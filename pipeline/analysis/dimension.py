@@ -3,16 +3,19 @@ for K = 2D and with the model's size), and at the largest finite M of each D, De
 Delta^True_dMMSE,Ridge against D. The paper's claims: M* grows about linearly with D (2^14, 2^15, 2^16 at
 D = 8, 16, 32), while at M = 2^20 the first Delta stays flat in D and the second grows.
 
-Everything is read from the sweep: its threshold estimate per group and its summary rows.
+Everything is read from the sweep's summary rows; the threshold per group is estimated from them as the sweep
+estimates it (pipeline/sweep/summary.py), not looked up by a metric key that spells float values.
 """
 
 import math
 
 from matplotlib.figure import Figure
 
+from pipeline.analysis.plots import error_bars, mean_curve
 from pipeline.analysis.sweep_runs import Analysis
 from pipeline.figures import m_axis
-from pipeline.sweep.summary import data_seen, group_key, group_label, groups, scale_label
+from pipeline.stats import t_interval
+from pipeline.sweep.summary import data_seen, group_key, group_label, groups, scale_label, thresholds
 from pipeline.types import InputError
 
 DELTAS = {
@@ -27,8 +30,10 @@ def dimension(client, sweep):
     replicates, if any)."""
     if "n_dims" not in sweep.axes:
         raise InputError("dimension needs a sweep over n_dims (e.g. n_dims=4,8 n_points=8,16 link=n_dims,n_points)")
-    table = {"group": [], "n_dims": [], "threshold_log2_n_tasks": [], "largest_n_tasks": [], **{k: [] for k in DELTAS}}
+    table = {"group": [], "n_dims": [], "threshold_log2_n_tasks": [], "low": [], "high": [], "largest_n_tasks": []}
+    table |= {f"{k}{part}": [] for k in DELTAS for part in ("", ":low", ":high")}
     metrics, findings, curves = {}, [], {}
+    found = {t.group: t for t in thresholds(sweep.rows, sweep.axes)}  # as the sweep estimates them
     for group, rows in groups(sweep.rows, sweep.axes):
         suffix, label = group_key(group), group_label(group)
         finite = [r for r in rows if math.isfinite(r["n_tasks"])]
@@ -39,14 +44,18 @@ def dimension(client, sweep):
         m = max(r["n_tasks"] for r in largest)
         replicates = [r for r in largest if r["n_tasks"] == m]  # one row, or one per replicate: their mean
         top = {"n_dims": replicates[0]["n_dims"], "n_tasks": m}
-        top |= {key: sum(r[key] for r in replicates) / len(replicates) for key in DELTAS}
-        log2_m = sweep.metrics.get(f"threshold_log2_n_tasks{suffix}", math.nan)
+        for key in DELTAS:  # the mean over replicates with its 95% interval
+            top[key], top[f"{key}:low"], top[f"{key}:high"] = t_interval([r[key] for r in replicates])
+        log2_m = found[group].log2_m
         table["group"].append(label)
         table["n_dims"].append(top["n_dims"])
         table["threshold_log2_n_tasks"].append(log2_m)
+        table["low"].append(found[group].low)  # the 95% interval of M* (nan where the sweep has none)
+        table["high"].append(found[group].high)
         table["largest_n_tasks"].append(top["n_tasks"])
         for key in DELTAS:
-            table[key].append(top[key])
+            for part in ("", ":low", ":high"):
+                table[f"{key}{part}"].append(top[f"{key}{part}"])
             metrics[f"{key.replace('true/', '')}_at_largest_m{suffix}"] = top[key]
         metrics[f"threshold_log2_n_tasks{suffix}"] = log2_m
         curves[label] = rows
@@ -67,35 +76,42 @@ def dimension(client, sweep):
 
 
 def _figure(sweep, table, curves):
+    """Delta^True_PT,Ridge against M per D (means over replicates with their 95% intervals), M* against D
+    with the sweep's interval, and the two Deltas at each D's largest finite M."""
     x_of, ticks = m_axis(r["log2_n_tasks"] for r in sweep.rows)
-    fig = Figure(figsize=(16, 4.2))
+    fig = Figure(figsize=(16, 4.6))
     curve_ax, threshold_ax, delta_ax = fig.subplots(1, 3)
     for c, (label, rows) in enumerate(curves.items()):
         scales = list(dict.fromkeys(scale_label(r, sweep.axes) for r in sorted(rows, key=data_seen)))
         for s, scale in enumerate(scales):
-            points = sorted(
-                (x_of(r["log2_n_tasks"]), r["true/delta_pt_ridge"]) for r in rows if scale_label(r, sweep.axes) == scale
+            chosen = [r for r in rows if scale_label(r, sweep.axes) == scale]
+            style = {
+                "color": f"C{c % 10}",
+                "ls": ("-", "--", ":")[s % 3],
+                "label": label + (f" {scale}" if scale else ""),
+            }
+            mean_curve(
+                curve_ax, chosen, sweep.axes, "true/delta_pt_ridge", x_of, 0.08 * (c - (len(curves) - 1) / 2), **style
             )
-            name = label + (f" {scale}" if scale else "")
-            curve_ax.plot(
-                *zip(*points, strict=True), marker="o", color=f"C{c % 10}", ls=("-", "--", ":")[s % 3], label=name
-            )
-    curve_ax.set(yscale="log", xlabel="log2 M", title=r"$\Delta^{True}_{PT,Ridge}$ per D")
+    curve_ax.set(yscale="log", xlabel="log2 M", title=r"$\Delta^{True}_{PT,Ridge}$ per D (mean, 95% interval)")
     ticks(curve_ax)
     curve_ax.legend(fontsize=6)
-    points = sorted((d, t) for d, t in zip(table["n_dims"], table["threshold_log2_n_tasks"], strict=True) if t == t)
+    dims = table["n_dims"]
+    points = [
+        p for p in zip(dims, table["threshold_log2_n_tasks"], table["low"], table["high"], strict=True) if p[1] == p[1]
+    ]
     if points:
-        threshold_ax.plot(*zip(*points, strict=True), marker="o", color="black")
-    threshold_ax.set(xlabel="D", ylabel="log2 M*", title="threshold against D")
+        xs, ys, lows, highs = zip(*points, strict=True)
+        threshold_ax.errorbar(xs, ys, yerr=error_bars(ys, lows, highs), marker="o", color="black", capsize=4)
+    threshold_ax.set(xlabel="D", ylabel="log2 M* (95% interval)", title="threshold against D", xscale="log")
     for (key, label), color in zip(DELTAS.items(), ("C0", "C1"), strict=True):
-        delta_ax.plot(
-            *zip(*sorted(zip(table["n_dims"], table[key], strict=True)), strict=True),
-            marker="o",
-            color=color,
-            label=label,
-        )
-    delta_ax.set(yscale="log", xlabel="D", title="at the largest finite M of each D")
+        ys, lows, highs = (table[f"{key}{part}"] for part in ("", ":low", ":high"))
+        delta_ax.errorbar(dims, ys, yerr=error_bars(ys, lows, highs), marker="o", capsize=3, color=color, label=label)
+    delta_ax.set(yscale="log", xscale="log", xlabel="D", title="at the largest finite M of each D (mean, 95% interval)")
     delta_ax.legend(fontsize=7)
+    for ax in (threshold_ax, delta_ax):
+        ax.minorticks_off()
+        ax.set_xticks(dims, [f"{d:g}" for d in dims])
     for ax in (curve_ax, threshold_ax, delta_ax):
         ax.grid(alpha=0.3)
     fig.suptitle("Task dimension: the threshold and the Deltas against D\n" + sweep.setting)

@@ -7,12 +7,15 @@ import math
 
 from matplotlib.figure import Figure
 
+from pipeline.analysis.plots import error_bars, mean_curve
 from pipeline.analysis.sweep_runs import Analysis
 from pipeline.figures import m_axis
 from pipeline.presets import REPLICATE
-from pipeline.sweep.summary import aggregate, group_axes, group_key, group_label, groups, scale_label
+from pipeline.sweep import summary
+from pipeline.sweep.summary import group_axes, group_key, group_label, groups, scale_label
 from pipeline.types import InputError
 
+THRESHOLD = ("threshold_log2_n_tasks", "low", "high")  # M* and its interval, columns of the table
 CURVES = {
     "true/delta_pt_ridge": r"T_True: $\Delta_{PT,Ridge}$",
     "true/pt/loss_noiseless": "T_True: loss / D of the transformer",
@@ -22,24 +25,25 @@ CURVES = {
 
 def thresholds(client, sweep):
     """The Analysis of `sweep`, which has an axis besides M and the data scale: per group (a value of those
-    axes) the sweep's threshold estimate (its metric threshold_log2_n_tasks/<group>) and its curves."""
+    axes) the threshold estimated from the sweep's rows as the sweep estimates it, and its curves."""
     axes = group_axes(sweep.axes)
     if not axes:
         raise InputError("thresholds needs a sweep over an axis besides n_tasks and the data scale (e.g. weight_decay)")
     table = {"group": [], **{axis: [] for axis in axes}, "threshold_log2_n_tasks": [], "low": [], "high": []}
     table["finding"] = []
     metrics, findings, rows_by_group = {}, [], {}
+    found = {t.group: t for t in summary.thresholds(sweep.rows, sweep.axes)}  # as the sweep estimates them
     for group, rows in groups(sweep.rows, sweep.axes):
         suffix = group_key(group)
-        log2_m = sweep.metrics.get(f"threshold_log2_n_tasks{suffix}", math.nan)
+        log2_m = found[group].log2_m
         label = group_label(group)
         rows_by_group[label] = rows
         table["group"].append(label)
         for axis, value in group:
             table[axis].append(value)
         table["threshold_log2_n_tasks"].append(log2_m)
-        for end in ("low", "high"):  # the sweep's 95% interval (nan where it has none)
-            table[end].append(sweep.metrics.get(f"threshold_log2_n_tasks_{end}{suffix}", math.nan))
+        table["low"].append(found[group].low)  # the 95% interval (nan where the sweep has none)
+        table["high"].append(found[group].high)
         finding = f"M* ~ 2^{log2_m:.2f}" if math.isfinite(log2_m) else "no threshold inside the grid"
         table["finding"].append(finding)
         findings.append(f"- {label}: {finding}")
@@ -67,25 +71,11 @@ def _figure(sweep, table, rows_by_group, axes):
         for c, (label, rows) in enumerate(rows_by_group.items()):
             scales = list(dict.fromkeys(scale_label(r, sweep.axes) for r in rows))
             for s, scale in enumerate(scales):
-                means = aggregate([r for r in rows if scale_label(r, sweep.axes) == scale], sweep.axes)
-                points = sorted((x_of(m["log2_n_tasks"]), m[key], m[f"{key}:low"], m[f"{key}:high"]) for m in means)
-                points = [p for p in points if math.isfinite(p[1])]
-                if not points:
-                    continue
-                xs, ys, lows, highs = (list(column) for column in zip(*points, strict=True))
                 dodge = 0.08 * (c - (len(rows_by_group) - 1) / 2)  # curves that coincide stay apart
-                xs = [x + dodge for x in xs]
-                bars = [[y - lo if math.isfinite(lo) else 0 for y, lo in zip(ys, lows, strict=True)]]
-                bars += [[hi - y if math.isfinite(hi) else 0 for y, hi in zip(ys, highs, strict=True)]]
-                ax.errorbar(
-                    xs,
-                    ys,
-                    yerr=bars,
-                    color=f"C{c % 10}",
-                    ls=("-", "--", ":")[s % 3],
-                    marker="o",
-                    capsize=3,
-                    label=label + (f" {scale}" if scale else ""),
+                chosen = [r for r in rows if scale_label(r, sweep.axes) == scale]
+                name = label + (f" {scale}" if scale else "")
+                mean_curve(
+                    ax, chosen, sweep.axes, key, x_of, dodge, color=f"C{c % 10}", ls=("-", "--", ":")[s % 3], label=name
                 )
         ax.set(yscale="log", title=title, xlabel="log2 M")
         ticks(ax)
@@ -101,16 +91,15 @@ def _threshold_panel(ax, table, axis):
     """M* per value of `axis` with the sweep's interval; a numeric axis on a log scale, its 0
     (no weight decay) drawn on a linear stretch left of the smallest positive value."""
     values = table[axis]
-    for value, log2_m, low, high in zip(
-        values, *(table[k] for k in ("threshold_log2_n_tasks", "low", "high")), strict=True
-    ):
-        if math.isfinite(log2_m):
-            bar = [[log2_m - low if math.isfinite(low) else 0], [high - log2_m if math.isfinite(high) else 0]]
-            ax.errorbar([value], [log2_m], yerr=bar, marker="o", color="black", capsize=4)
+    points = [(v, m, lo, hi) for v, m, lo, hi in zip(values, *(table[k] for k in THRESHOLD), strict=True) if m == m]
+    if points:
+        xs, ys, lows, highs = zip(*points, strict=True)
+        ax.errorbar(xs, ys, yerr=error_bars(ys, lows, highs), marker="o", color="black", capsize=4)
     numeric = all(isinstance(v, int | float) and v >= 0 for v in values)
     positive = sorted(v for v in values if isinstance(v, int | float) and v > 0)
     if numeric and positive:
         ax.set_xscale("symlog", linthresh=positive[0]) if 0 in values else ax.set_xscale("log")
+        ax.minorticks_off()
         ax.set_xticks(values, [f"{v:g}" for v in values])
     ax.set(xlabel=axis, ylabel="log2 M* (95% interval where the redraws agree)", title=f"threshold against {axis}")
     ax.grid(alpha=0.3)

@@ -1,0 +1,25 @@
+"""Drawing shared by the analyses' figures: a summary number against M as the mean over replicates with its
+95% interval (pipeline/sweep/summary.py aggregate), and a value with an interval that may be one-sided."""
+
+import math
+
+from pipeline.sweep.summary import aggregate
+
+
+def mean_curve(ax, rows, axes, key, x_of, dodge=0.0, **style):
+    """`key` of `rows` (one group and data scale, any replicates) against M: the mean per M with its interval
+    as error bars (none with one replicate), shifted right by `dodge` so that coinciding curves stay apart.
+    Draws nothing where no M has a value."""
+    means = sorted(aggregate(rows, axes), key=lambda m: m["log2_n_tasks"])
+    points = [(x_of(m["log2_n_tasks"]) + dodge, m[key], m[f"{key}:low"], m[f"{key}:high"]) for m in means]
+    points = [p for p in points if math.isfinite(p[1])]
+    if points:
+        xs, ys, lows, highs = zip(*points, strict=True)
+        ax.errorbar(xs, ys, yerr=error_bars(ys, lows, highs), marker="o", capsize=3, **style)
+
+
+def error_bars(values, lows, highs):
+    """matplotlib's yerr for `values` with intervals (`lows`, `highs`), 0 where an end is not finite."""
+    below = [v - lo if math.isfinite(lo) else 0 for v, lo in zip(values, lows, strict=True)]
+    above = [hi - v if math.isfinite(hi) else 0 for v, hi in zip(values, highs, strict=True)]
+    return [below, above]
