@@ -7,8 +7,10 @@ import math
 
 from matplotlib.figure import Figure
 
+from pipeline.analysis.plots import mean_curve
 from pipeline.analysis.sweep_runs import Analysis
 from pipeline.figures import PANELS, TITLES, m_axis
+from pipeline.sweep import summary
 from pipeline.sweep.grid import DATA_SCALE
 from pipeline.sweep.summary import data_seen, first_sign_change, group_key, group_label, groups, scale_label
 from pipeline.types import InputError
@@ -65,25 +67,33 @@ def _curve(rows, axes, scale):
 
 
 def _figure(sweep, table):
+    """A panel per Delta: a curve per group and data scale, the mean over replicates with its 95% interval;
+    on T_True's Delta_PT,Ridge the sweep's threshold (the crossing of the smallest and largest scales) with
+    its interval as a band."""
     x_of, ticks = m_axis(table["log2_n_tasks"])
-    fig = Figure(figsize=(16, 4.2))
+    fig = Figure(figsize=(16, 4.6))
     panels = fig.subplots(1, 4, sharex=True)
-    series = list(dict.fromkeys(zip(table["group"], table["scale"], strict=True)))
+    series = [
+        (group, scale, [r for r in rows if scale_label(r, sweep.axes) == scale])
+        for group, rows in groups(sweep.rows, sweep.axes)
+        for scale in dict.fromkeys(scale_label(r, sweep.axes) for r in sorted(rows, key=data_seen))
+    ]
     for ax, key in zip(panels, PANEL_KEYS, strict=True):
-        for c, (group, scale) in enumerate(series):
-            points = sorted(
-                (x_of(x), table[key][i])
-                for i, x in enumerate(table["log2_n_tasks"])
-                if (table["group"][i], table["scale"][i]) == (group, scale) and table[key][i] == table[key][i]
-            )
-            if points:
-                name = scale + (f" ({group})" if group else "")
-                ax.plot(*zip(*points, strict=True), marker="os^vDP"[c % 6], color=f"C{c % 10}", label=name)
+        for c, (group, scale, rows) in enumerate(series):
+            name = scale + (f" ({group_label(group)})" if group else "")
+            dodge = 0.08 * (c - (len(series) - 1) / 2)  # the scales' points side by side at each M
+            mean_curve(ax, rows, sweep.axes, key, x_of, dodge, marker="os^vDP"[c % 6], color=f"C{c % 10}", label=name)
         dist, kind = key.split("/")
         ax.set(yscale="log", title=f"{TITLES[dist]}: {PANELS[kind]}", xlabel="log2 M")
         ticks(ax)
         ax.grid(alpha=0.3)
-    panels[0].legend(fontsize=7)
+    for found in summary.thresholds(sweep.rows, sweep.axes):  # the paper's rule: where the scales' curves cross
+        if math.isfinite(found.log2_m):
+            panels[3].axvline(found.log2_m, color="black", ls=":", lw=1, label="M* (crossing)")
+            if math.isfinite(found.low) and math.isfinite(found.high):
+                panels[3].axvspan(found.low, found.high, color="black", alpha=0.08, lw=0)
+    panels[0].legend(fontsize=7, title="mean, 95% interval", title_fontsize=7)
+    panels[3].legend(fontsize=7)
     fig.suptitle("Data scale: more steps against a bigger batch\n" + sweep.setting)
     fig.tight_layout()
     return fig

@@ -15,7 +15,7 @@ def mean_curve(ax, rows, axes, key, x_of, dodge=0.0, **style):
     points = [p for p in points if math.isfinite(p[1])]
     if points:
         xs, ys, lows, highs = zip(*points, strict=True)
-        ax.errorbar(xs, ys, yerr=error_bars(ys, lows, highs), marker="o", capsize=3, **style)
+        ax.errorbar(xs, ys, yerr=error_bars(ys, lows, highs), capsize=3, **({"marker": "o"} | style))
 
 
 def error_bars(values, lows, highs):
