@@ -38,7 +38,8 @@ SEARCH_JS = """(() => { const box = document.querySelector('input[placeholder^="
   Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set.call(box, %s);
   box.dispatchEvent(new Event('input', {bubbles: true})); })()"""
 QUIET = {"start_new_session": True, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-# The visible innermost element whose whole text is %s (the last one: a dropdown's, not the field's), scrolled into view.
+# The visible innermost element whose whole text is %s (the last one: a dropdown's, not the field's), scrolled
+# into view.
 LEAF_JS = """(t => { const e = [...document.querySelectorAll('body *')].filter(e => e.textContent.trim() === t
   && ![...e.children].some(c => c.textContent.trim() === t) && e.tagName !== 'INPUT'
   && e.getBoundingClientRect().width > 0).pop();
