@@ -46,7 +46,9 @@ def local_cluster(folder, cpus_per_node=1):
     if _listening(GCS_PORT) or _listening(CLIENT_PORT):
         raise click.ClickException(f"ports {GCS_PORT} or {CLIENT_PORT} are taken: is a Ray cluster running here?")
     port = free_port()
-    env = os.environ | {"RAY_AUTH_MODE": "token", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    # Not a launcher's run or experiment (an id of another store): the sweep opens its own, on the server.
+    inherited = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID")}
+    env = inherited | {"RAY_AUTH_MODE": "token", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     server = subprocess.Popen(
         [bin_path("mlflow"), "server", "--host", HEAD, "--port", str(port), "--workers", "1"]
         + ["--allowed-hosts", f"{HEAD}:{port},localhost:{port}", "--backend-store-uri", f"sqlite:///{folder}/db"]

@@ -281,15 +281,8 @@ def test_the_compiled_step_equals_the_eager_one_to_round_off_alone_and_packed():
     within 3.6e-4 of the eager training (as packing moves them) and the evaluation within 2e-7."""
     model = build_model(CONFIG, seed=100).to(torch.float32)
     optimizer = make_optimizer(model, lr=OPTIMS[0].lr, weight_decay=OPTIMS[0].weight_decay)
-    curves = models.train(
-        model,
-        optimizer,
-        OPTIMS[0],
-        batches=lambda step: batch(0, step, torch.float32),
-        evaluate=lambda m: evaluate(0, m),
-        eval_every=30,
-        compile=True,
-    )
+    batches, scores = (lambda step: batch(0, step, torch.float32)), (lambda m: evaluate(0, m))
+    curves = models.train(model, optimizer, OPTIMS[0], batches=batches, evaluate=scores, eval_every=30, compile=True)
     eager, eager_curves, _ = alone(0, torch.float32)
     absolute, relative = max_difference(eager, model)
     assert absolute < 1e-3 and relative < 3e-2, (absolute, relative)
