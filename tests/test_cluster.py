@@ -41,8 +41,8 @@ def histories(client, experiment_name):
 
 
 def processes(word):
-    """The pids of this machine's processes whose command line contains `word`."""
-    found = []
+    """{pid: command line} of this machine's processes whose command line contains `word`."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
@@ -50,7 +50,7 @@ def processes(word):
             except OSError:
                 continue
             if word in command:
-                found.append(int(entry.name))
+                found[int(entry.name)] = command
     return found
 
 
@@ -81,7 +81,7 @@ def test_a_sweep_on_two_nodes_loses_one_mid_training_and_ends_as_if_it_had_not(t
                 break
             time.sleep(0.2)
         step = int(victim.data.tags["checkpoint"].rsplit("@", 1)[1])
-        [raylet] = [pid for pid in processes("raylet") if f"--node_ip_address={NODE}" in _command(pid)]
+        [raylet] = [pid for pid, command in processes("raylet").items() if f"--node_ip_address={NODE}" in command]
         os.kill(raylet, signal.SIGKILL)
         output = finished(sweep)
         name = stage_name(victim)
@@ -92,17 +92,5 @@ def test_a_sweep_on_two_nodes_loses_one_mid_training_and_ends_as_if_it_had_not(t
         assert set(train_runs(client, experiment, "FINISHED")) == {"train-m4", "train-minf"}
         resumed, whole = histories(client, experiment), histories(MlflowClient(f"sqlite:///{calm}/mlflow.db"), "tests")
         assert resumed == whole, first_difference(resumed, whole, f"{name} lost its node after step {step}")
-        [path] = Path(tmp_path, "cluster", "artifacts").rglob("summary/summary.csv")
-        assert summary(calm) == _summary(path)
-    assert processes("raylet") == [] and processes("gcs_server") == []  # the cluster stopped
-
-
-def _command(pid):
-    with open(f"/proc/{pid}/cmdline", "rb") as file:
-        return file.read().replace(b"\0", b" ").decode(errors="replace")
-
-
-def _summary(path):
-    lines = [line.split(",") for line in path.read_text().splitlines()]
-    keep = [i for i, name in enumerate(lines[0]) if not name.endswith("_run")]
-    return [[row[i] for i in keep] for row in lines]
+        assert summary(calm) == summary(tmp_path / "cluster", "artifacts")
+    assert processes("raylet") == {} and processes("gcs_server") == {}  # the cluster stopped

@@ -69,9 +69,9 @@ def histories(folder):
     }
 
 
-def summary(folder):
+def summary(folder, artifacts="mlartifacts"):
     """The sweep's summary table without its run-id columns (they differ from store to store)."""
-    [path] = Path(folder, "mlartifacts").rglob("summary/summary.csv")
+    [path] = Path(folder, artifacts).rglob("summary/summary.csv")
     lines = [line.split(",") for line in path.read_text().splitlines()]
     keep = [i for i, name in enumerate(lines[0]) if not name.endswith("_run")]
     return [[row[i] for i in keep] for row in lines]

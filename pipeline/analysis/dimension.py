@@ -11,7 +11,7 @@ import math
 
 from matplotlib.figure import Figure
 
-from pipeline.analysis.plots import error_bars, mean_curve
+from pipeline.analysis.plots import mean_curve, with_intervals
 from pipeline.analysis.sweep_runs import Analysis
 from pipeline.figures import m_axis
 from pipeline.stats import t_interval
@@ -97,16 +97,11 @@ def _figure(sweep, table, curves):
     ticks(curve_ax)
     curve_ax.legend(fontsize=6)
     dims = table["n_dims"]
-    points = [
-        p for p in zip(dims, table["threshold_log2_n_tasks"], table["low"], table["high"], strict=True) if p[1] == p[1]
-    ]
-    if points:
-        xs, ys, lows, highs = zip(*points, strict=True)
-        threshold_ax.errorbar(xs, ys, yerr=error_bars(ys, lows, highs), marker="o", color="black", capsize=4)
+    with_intervals(threshold_ax, dims, *(table[k] for k in ("threshold_log2_n_tasks", "low", "high")), color="black")
     threshold_ax.set(xlabel="D", ylabel="log2 M* (95% interval)", title="threshold against D", xscale="log")
     for (key, label), color in zip(DELTAS.items(), ("C0", "C1"), strict=True):
-        ys, lows, highs = (table[f"{key}{part}"] for part in ("", ":low", ":high"))
-        delta_ax.errorbar(dims, ys, yerr=error_bars(ys, lows, highs), marker="o", capsize=3, color=color, label=label)
+        ends = (table[f"{key}{part}"] for part in ("", ":low", ":high"))
+        with_intervals(delta_ax, dims, *ends, color=color, label=label)
     delta_ax.set(yscale="log", xscale="log", xlabel="D", title="at the largest finite M of each D (mean, 95% interval)")
     delta_ax.legend(fontsize=7)
     for ax in (threshold_ax, delta_ax):

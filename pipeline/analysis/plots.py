@@ -23,3 +23,11 @@ def error_bars(values, lows, highs):
     below = [v - lo if math.isfinite(lo) else 0 for v, lo in zip(values, lows, strict=True)]
     above = [hi - v if math.isfinite(hi) else 0 for v, hi in zip(values, highs, strict=True)]
     return [below, above]
+
+
+def with_intervals(ax, xs, values, lows, highs, **style):
+    """Points (xs, values) with their intervals as error bars, those without a finite value left out."""
+    points = [p for p in zip(xs, values, lows, highs, strict=True) if math.isfinite(p[1])]
+    if points:
+        xs, ys, lows, highs = zip(*points, strict=True)
+        ax.errorbar(xs, ys, yerr=error_bars(ys, lows, highs), capsize=4, **({"marker": "o"} | style))

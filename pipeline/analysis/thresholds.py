@@ -7,7 +7,7 @@ import math
 
 from matplotlib.figure import Figure
 
-from pipeline.analysis.plots import error_bars, mean_curve
+from pipeline.analysis.plots import mean_curve, with_intervals
 from pipeline.analysis.sweep_runs import Analysis
 from pipeline.figures import m_axis
 from pipeline.presets import REPLICATE
@@ -91,10 +91,7 @@ def _threshold_panel(ax, table, axis):
     """M* per value of `axis` with the sweep's interval; a numeric axis on a log scale, its 0
     (no weight decay) drawn on a linear stretch left of the smallest positive value."""
     values = table[axis]
-    points = [(v, m, lo, hi) for v, m, lo, hi in zip(values, *(table[k] for k in THRESHOLD), strict=True) if m == m]
-    if points:
-        xs, ys, lows, highs = zip(*points, strict=True)
-        ax.errorbar(xs, ys, yerr=error_bars(ys, lows, highs), marker="o", color="black", capsize=4)
+    with_intervals(ax, values, *(table[k] for k in THRESHOLD), color="black")
     numeric = all(isinstance(v, int | float) and v >= 0 for v in values)
     positive = sorted(v for v in values if isinstance(v, int | float) and v > 0)
     if numeric and positive:
