@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 # The store and the project's experiment too, with artifacts beside the store: `mlflow run
 # --experiment-name icl-task-diversity` then finds it rather than creating one that writes to ./mlruns.
 setup: $(STAMP)
-	$(BIN)/python -m pipeline.store
+	$(BIN)/python -m pipeline.tracking.store
 
 # torch is pinned to the CPU wheel first: an unpinned torch would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -61,7 +61,7 @@ figures: $(STAMP)
 	$(BIN)/python -m pipeline.gallery --seed_offset $(SEED_OFFSET) $(if $(REPLICATES),--replicates $(REPLICATES))
 
 # The MLflow UI on the embedded store (one worker: 2-core machines) on port UI_PORT, which the entry points'
-# "open the MLflow UI" lines name too (pipeline/store.py reads it from the environment).
+# "open the MLflow UI" lines name too (pipeline/tracking/store.py reads it from the environment).
 UI_PORT ?= 5000
 export UI_PORT
 ui: setup

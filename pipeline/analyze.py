@@ -21,7 +21,7 @@ from pipeline.analysis.thresholds import thresholds
 from pipeline.analysis.transition import transition_time
 from pipeline.cli import EntryCommand, entry_point
 from pipeline.sweep.dashboard import metric_key
-from pipeline.tracking import tracked_run
+from pipeline.tracking.runs import tracked_run
 from pipeline.types import Unset
 
 KINDS = {

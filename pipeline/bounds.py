@@ -145,7 +145,7 @@ def training_bytes(data, arch):
     return 4 * (4 * parameters + activations + attention)
 
 
-def check_pool(settings):
+def check_pool_size(settings):
     """PoolSettings `settings` fit in memory."""
     options = {"n_tasks": settings.n_tasks, "n_dims": settings.n_dims}
     require(pool_bytes(settings.n_tasks, settings.n_dims), "the task pool", options)

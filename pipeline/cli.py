@@ -3,7 +3,6 @@ pool loading."""
 
 import errno
 import functools
-import math
 import signal
 from pathlib import Path
 
@@ -12,10 +11,10 @@ import click
 from models import TrainingInterrupted
 from pipeline import shutdown
 from pipeline.devices import rank
-from pipeline.resume import mark_dead_runs
 from pipeline.settings import OPTIONS
-from pipeline.store import setup_tracking
-from pipeline.tracking import local_copy
+from pipeline.tracking.resume import mark_dead_runs
+from pipeline.tracking.runs import local_copy
+from pipeline.tracking.store import setup_tracking
 from pipeline.types import CommaList, InputError, Unset
 from tasks import load_pool
 
@@ -98,29 +97,6 @@ def open_pool(uri, n_dims=None):
     if n_dims is not None and pool.n_dims != n_dims:
         raise InputError(f"pool has D={pool.n_dims} but n_dims={n_dims}")
     return pool
-
-
-# Where M = inf sits on the paper's x-axis (log2 M) in the MLflow UI: two units right of the paper's
-# largest pool, 2^20, as the sweep figure leaves two units after the largest M of its grid.
-INF_LOG2_N_TASKS = 22.0
-
-
-def log2_n_tasks(n_tasks):
-    """log2 M, with M = inf at INF_LOG2_N_TASKS: a numeric task diversity the UI can order and space."""
-    return INF_LOG2_N_TASKS if n_tasks == math.inf else math.log2(n_tasks)
-
-
-def log_pool_size(run, n_tasks):
-    """The metric log2_n_tasks on `run` (charts, scatter and parallel-coordinates plots of the MLflow UI
-    then put runs where the paper's x-axis does) and, at M = inf, a tag saying where inf was drawn."""
-    run.log_metrics({"log2_n_tasks": log2_n_tasks(n_tasks)})
-    if n_tasks == math.inf:
-        run.set_tag("log2_n_tasks", f"inf, drawn at {INF_LOG2_N_TASKS:g} (right of the largest finite M)")
-
-
-def pool_label(n_tasks):
-    """m1024, minf: used in run names and registry aliases."""
-    return "minf" if n_tasks == float("inf") else f"m{n_tasks}"
 
 
 class EntryCommand(click.Command):

@@ -14,25 +14,24 @@ import time
 import click
 
 from pipeline.bounds import check_evaluation
-from pipeline.cli import EntryCommand, entry_point, log_pool_size, open_pool, options, pool_label
-from pipeline.datasets import log_eval_datasets
+from pipeline.cli import EntryCommand, entry_point, open_pool, options
 from pipeline.evaluation import (
     EVAL_SEEDS,
     build_eval_sets,
     check_smoothed_seed,
     choose_smoothing,
     estimator_predictions,
-    log_curves,
-    log_position_table,
-    save_eval_sets,
     score,
     transformer_predictions,
 )
 from pipeline.figures import per_position_figure
-from pipeline.registry import load_registered
 from pipeline.settings import BaselinesSettings, build, flat, option_names
-from pipeline.tracking import tracked_run
-from pipeline.types import InputError
+from pipeline.tracking.curves import log_curves, log_pool_size, log_position_table
+from pipeline.tracking.datasets import log_eval_datasets
+from pipeline.tracking.eval_cache import save_eval_sets
+from pipeline.tracking.registry import load_registered
+from pipeline.tracking.runs import tracked_run
+from pipeline.types import InputError, pool_label
 
 
 def evaluate_baselines(tracking, settings, *, parent=None, label=None):

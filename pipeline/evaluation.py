@@ -4,18 +4,15 @@ Metric keys are the same in every run so the MLflow UI can chart and compare the
   {dist}/{predictor}/loss_noiseless   loss/D against x.w        (dist: pretrain | true)
   {dist}/{predictor}/loss_noisy       loss/D against noisy y    (predictor: pt | dmmse | ridge)
   {dist}/delta_{a}_{b}                Delta_{a,b} (paper Eq. 4)
-Each is a mean over positions, logged with step = the training step. The per-position curves (context
-position k = 1..K) are not metrics (a position is not a step): they go to an MLflow table
-`curves/by_position.json` and the figure `figures/per_position.png`. A train run logs only what involves
+Each is a mean over positions, logged (pipeline/tracking/curves.py) with step = the training step. The
+per-position curves (context position k = 1..K) are not metrics (a position is not a step): they go to an
+MLflow table `curves/by_position.json` and the figure `figures/per_position.png`. A train run logs only what involves
 the transformer; the estimators' numbers, which do not change during training, live on the
 evaluate_baselines run it links to.
 """
 
-import dataclasses
-import json
 import math
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,7 +31,7 @@ from baselines import (
 from models.training import thread_safe
 from pipeline.devices import in_threads
 from pipeline.types import InputError
-from tasks import EvalSet, make_eval_set
+from tasks import make_eval_set
 
 PAIRS = (("pt", "dmmse"), ("pt", "ridge"), ("dmmse", "ridge"), ("pt", "laplace"), ("laplace", "ridge"))
 PAIRS += (("pt", "smoothed_dmmse"), ("smoothed_dmmse", "ridge"))
@@ -177,19 +174,6 @@ def score(dist, eval_set, preds):
     return curves
 
 
-def log_curves(run, curves, *, step=None, logged=None):
-    """Log each curve's mean on `run` (at `step`); `logged` ({key: last step}, from a resumed run) leaves out
-    what the run already holds."""
-    run.log_metrics({key: float(curve.mean()) for key, curve in curves.items()}, step, logged)
-
-
-def log_position_table(run, curves):
-    """The per-position curves as an MLflow table: column k (1-based context position), one per metric."""
-    n_points = len(next(iter(curves.values())))
-    table = {"k": list(range(1, n_points + 1))} | {key: [float(v) for v in curve] for key, curve in curves.items()}
-    run.log_table(table, "curves/by_position.json")
-
-
 def involves_transformer(key):
     """Whether metric `key` scores the transformer (pt): those change during training."""
     return "/pt/" in key or "delta_pt_" in key
@@ -200,8 +184,8 @@ def involves_transformer(key):
 SANITY_MARGIN = 0.1
 
 
-def check_sanity(run, curves, evaluation, lr):
-    """Refuse (InputError naming lr; tag resumable=false) a trained model with a non-finite metric, or one
+def sanity_error(curves, evaluation, lr):
+    """The refusal (an InputError naming lr; None when it passes) of a trained model with a non-finite metric, or one
     worse than predicting 0 by more than SANITY_MARGIN on the distribution it was trained on (T_Pretrain;
     T_True when M = inf), both scored on the same eval set.
 
@@ -213,51 +197,8 @@ def check_sanity(run, curves, evaluation, lr):
     zero = float(loss_vs_noiseless(np.zeros(eval_set.ys.shape), eval_set.xs, eval_set.ws).mean())
     trained = float(curves[f"{dist}/pt/loss_noiseless"].mean())
     if bad or not trained <= (1 + SANITY_MARGIN) * zero:
-        run.set_tag("resumable", "false")
         reason = (
             f"{bad[0]} is not finite" if bad else f"{dist}/pt/loss_noiseless={trained:.4g}, predicting 0: {zero:.4g}"
         )
-        raise InputError(f"the trained model is worse than predicting 0 ({reason}); lower lr (lr={lr})")
-
-
-def save_eval_sets(folder, eval_sets, preds, settings, pool):
-    """Write eval sets with cached predictions (eval/{dist}.npz) and how they were made (settings.json:
-    the EvalSettings `settings` and the pool digest)."""
-    folder = Path(folder)
-    for dist, eval_set in eval_sets.items():
-        arrays = {"xs": eval_set.xs, "ws": eval_set.ws, "ys": eval_set.ys, **preds[dist]}
-        np.savez(folder / f"{dist}.npz", **arrays)
-    record = dataclasses.asdict(settings) | {"pool_sha256": pool.digest, "task_prior": pool.task_prior}
-    (folder / "settings.json").write_text(json.dumps(record, indent=2))
-
-
-def load_eval_sets(folder, pool, settings, uri):
-    """{dist: (eval set, cached predictions)} from an evaluate_baselines run's eval/ `folder` (save_eval_sets),
-    checked to be drawn for `pool` with EvalSettings `settings`; `uri` (the run the user named) in errors."""
-    try:
-        record = json.loads(Path(folder, "settings.json").read_text())
-    except (OSError, ValueError):
-        raise InputError(f"baselines={uri!r} is not an evaluate_baselines run (no eval/settings.json)") from None
-    check_pool(record, pool, uri)
-    for key, value in dataclasses.asdict(settings).items():
-        if record[key] != value:
-            raise InputError(f"baselines={uri!r} used {key}={record[key]} but {key}={value}")
-    evaluation = {}
-    for path in sorted(Path(folder).glob("*.npz")):
-        with np.load(path) as data:
-            preds = {name: data[name] for name in ESTIMATORS if name in data}
-            evaluation[path.stem] = (EvalSet(data["xs"], data["ws"], data["ys"]), preds)
-    return evaluation
-
-
-def check_pool(record, pool, uri):
-    """A baselines run's eval sets (`record`: its eval/settings.json) were drawn for this pool: its tasks
-    (the digest) and its task prior (M = inf pools of both priors are empty: one digest)."""
-    if record["pool_sha256"] != pool.digest:
-        raise InputError(
-            f"baselines={uri!r} was computed on another pool "
-            f"(sha256 {record['pool_sha256'][:12]}... != {pool.digest[:12]}...)"
-        )
-    drawn = record.get("task_prior", "gaussian")  # runs from before the Laplace prior
-    if drawn != pool.task_prior:
-        raise InputError(f"baselines={uri!r} drew task_prior={drawn} tasks but the pool's prior is {pool.task_prior}")
+        return InputError(f"the trained model is worse than predicting 0 ({reason}); lower lr (lr={lr})")
+    return None

@@ -31,11 +31,10 @@ from pipeline.cli import EntryCommand, entry_point
 from pipeline.main import sweep
 from pipeline.presets import CPU_FIGURES, resolve
 from pipeline.settings import build, flat, same_params
-from pipeline.store import PROJECT_DIR
 from pipeline.sweep.chain import GENERATE_POOL, LINKS, train_settings
 from pipeline.sweep.grid import grid, warmup_fraction
-from pipeline.tracking import as_text
-from pipeline.types import InputError
+from pipeline.tracking.store import PROJECT_DIR
+from pipeline.types import InputError, as_text
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,11 +5,13 @@ from pathlib import Path
 
 import click
 
-from pipeline.bounds import check_pool
-from pipeline.cli import EntryCommand, entry_point, log_pool_size, options, pool_label
-from pipeline.datasets import pool_dataset
+from pipeline.bounds import check_pool_size
+from pipeline.cli import EntryCommand, entry_point, options
 from pipeline.settings import build, flat, option_names
-from pipeline.tracking import tracked_run
+from pipeline.tracking.curves import log_pool_size
+from pipeline.tracking.datasets import pool_dataset
+from pipeline.tracking.runs import tracked_run
+from pipeline.types import pool_label
 from tasks import PoolSettings, make_pool, save_pool
 
 POOL_ARTIFACT = "pool/pool.npz"
@@ -17,7 +19,7 @@ POOL_ARTIFACT = "pool/pool.npz"
 
 def generate_pool(tracking, settings, *, parent=None):
     """Draw and log the pool of PoolSettings `settings` (under run id `parent` if given); returns the run id."""
-    check_pool(settings)
+    check_pool_size(settings)
     pool = make_pool(
         settings.n_tasks,
         settings.n_dims,

@@ -18,14 +18,15 @@ from pipeline import shutdown
 from pipeline.bounds import check_pack, check_steps, check_work, estimator_flops, training_flops, work_limit
 from pipeline.cli import EntryCommand, entry_point, options
 from pipeline.presets import PRESETS, REPLICATE, SWEEP_OPTIONS, resolve
-from pipeline.store import ui_command
 from pipeline.sweep import dashboard, summary
 from pipeline.sweep.chain import check, preparation, train_settings
 from pipeline.sweep.executors import make_executor, packs_of, run_chains
 from pipeline.sweep.figure import sweep_figure
 from pipeline.sweep.grid import grid, warmup_fraction
 from pipeline.sweep.progress import SweepProgress
-from pipeline.tracking import Run, as_text, first_line, short_id, tracked_run
+from pipeline.tracking.runs import Run, first_line, short_id, tracked_run
+from pipeline.tracking.store import ui_command
+from pipeline.types import as_text
 
 
 def sweep(tracking, preset, overrides):
@@ -156,7 +157,7 @@ def log_numeric_axes(train_run, present, point):
 
 def sweep_name(preset, points, run_id):
     """What tells this sweep apart in the UI's runs list, first: `fig2_cpu [1f0c2a] M x weight_decay, 3 seeds`
-    (the run id's start, which its children's names carry too: pipeline/tracking.py)."""
+    (the run id's start, which its children's names carry too: pipeline/tracking/runs.py)."""
     axes = [axis for axis in points[0].axes if axis not in ("n_tasks", REPLICATE)]
     seeds = len({point.values.get(REPLICATE, 0) for point in points})
     return f"{preset} [{short_id(run_id)}] " + " x ".join(["M", *axes]) + (f", {seeds} seeds" if seeds > 1 else "")

@@ -81,7 +81,7 @@ def train_packed(tracking, settings, *, parent=None, labels=None, checkpoint_eve
             for k, result in zip(members, results, strict=True):
                 try:
                     if isinstance(result, TrainingDiverged):
-                        raise trainings[k].diverged(result)
+                        raise trainings[k].refused(result)
                     trainings[k].finish(result)
                 except Exception as error:  # this member fails alone: its run ends FAILED
                     failures[k] = error

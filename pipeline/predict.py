@@ -15,11 +15,12 @@ import click
 import numpy as np
 
 from pipeline.bounds import check_evaluation
-from pipeline.cli import EntryCommand, entry_point, log_pool_size, open_pool, options
+from pipeline.cli import EntryCommand, entry_point, open_pool, options
 from pipeline.evaluation import build_eval_sets, estimator_predictions, score, transformer_predictions
-from pipeline.registry import load_registered
 from pipeline.settings import PredictSettings, build, flat, option_names
-from pipeline.tracking import first_line, tracked_run
+from pipeline.tracking.curves import log_pool_size
+from pipeline.tracking.registry import load_registered
+from pipeline.tracking.runs import first_line, tracked_run
 from pipeline.types import InputError
 from tasks import EvalSet, make_pool
 

@@ -17,8 +17,7 @@ import typing
 import click
 
 from models import ModelConfig, OptimSettings
-from pipeline.tracking import as_text
-from pipeline.types import DEVICE, POSITIVE, POSITIVE_FLOAT, SEED, InputError, NTasks, Unset
+from pipeline.types import DEVICE, POSITIVE, POSITIVE_FLOAT, SEED, InputError, NTasks, Unset, as_text
 from tasks import PRIORS, DataSettings, EvalSettings
 
 

@@ -2,7 +2,7 @@
 
 Signals reach a process in its main thread, so the state here is the process's:
 - Outside a deferred section the first SIGTERM or SIGINT raises `Interrupted` (a KeyboardInterrupt) at
-  once: the open runs end KILLED with the reason as a tag (pipeline/tracking.py) and the entry point
+  once: the open runs end KILLED with the reason as a tag (pipeline/tracking/runs.py) and the entry point
   exits 128 + the signal's number. Estimators, evaluation, registration and a sweep between its stages
   all stop so; their worker threads give up within a fraction of a second (baselines/dmmse.py,
   pipeline/devices.py `in_threads`).

@@ -4,7 +4,7 @@ The loop is `models.train` (MLflow-free); this module wires in the data (from `t
 the step) and the estimators, and hooks tracking onto the loop: the training loss, and every `eval_every`
 steps the transformer's loss/D, Delta_{PT,Ridge} and Delta_{PT,dMMSE} on T_Pretrain and T_True, on the
 eval sets and estimator predictions of an evaluate_baselines run (`baselines`) or computed here (then
-logged once, at step 0); checkpoints (pipeline/resume.py); the pool and eval sets as dataset inputs; the
+logged once, at step 0); checkpoints (pipeline/tracking/resume.py); the pool and eval sets as dataset inputs; the
 per-position curves as a table and a figure; the final model, registered under its label's alias once it
 passed the sanity gate. A failed run registers nothing; an interrupted one resumes by the same command.
 """
@@ -30,27 +30,26 @@ from models import (
 from models.progress import Progress
 from pipeline import shutdown
 from pipeline.bounds import check_steps, check_training, check_work, training_flops
-from pipeline.cli import EntryCommand, entry_point, log_pool_size, open_pool, options, pool_label
-from pipeline.datasets import log_eval_datasets, pool_dataset
+from pipeline.cli import EntryCommand, entry_point, open_pool, options
 from pipeline.devices import cores_per_rank, device_of, fixed_threads
 from pipeline.distributed import follow, ranks
 from pipeline.evaluation import (
     build_eval_sets,
-    check_sanity,
     estimator_predictions,
     involves_transformer,
-    load_eval_sets,
-    log_curves,
-    log_position_table,
+    sanity_error,
     score,
     transformer_predictions,
 )
 from pipeline.figures import per_position_figure
-from pipeline.registry import alias, log_and_register
-from pipeline.resume import CheckpointUpload, last_logged_steps, restored_checkpoint, resumable_run
 from pipeline.settings import TrainSettings, build, flat, machine_cores, option_names
-from pipeline.tracking import local_copy, tracked_run
-from pipeline.types import InputError
+from pipeline.tracking.curves import log_curves, log_pool_size, log_position_table
+from pipeline.tracking.datasets import log_eval_datasets, pool_dataset
+from pipeline.tracking.eval_cache import load_eval_sets
+from pipeline.tracking.registry import alias, log_and_register
+from pipeline.tracking.resume import CheckpointUpload, last_logged_steps, restored_checkpoint, resumable_run
+from pipeline.tracking.runs import local_copy, tracked_run
+from pipeline.types import InputError, pool_label
 from tasks import batch_stream
 
 
@@ -76,7 +75,7 @@ def train(tracking, settings, *, parent=None, label=None, checkpoint_every=None,
     `parent` nests the run under that run id; `label` names it (train-<label>), its registry alias and
     prefixes its progress lines (several trainings share a terminal). A checkpoint is uploaded every
     `checkpoint_every` steps (default: eval_every). `resume="auto"` continues an interrupted run with the
-    same settings (pipeline/resume.py); "never" starts afresh. SIGTERM or SIGINT during a step checkpoint
+    same settings (pipeline/tracking/resume.py); "never" starts afresh. SIGTERM or SIGINT during a step checkpoint
     the training and end its run KILLED (models.TrainingInterrupted); at any other moment (estimators,
     evaluation, registration) they end it KILLED at once (pipeline/shutdown.py). `compile` compiles the
     training step (tag `compiled`). Under torchrun, the ranks share each batch (pipeline/distributed.py).
@@ -113,7 +112,7 @@ def train(tracking, settings, *, parent=None, label=None, checkpoint_every=None,
                         distributed=rank.size > 1,
                     )
             except TrainingDiverged as error:  # the learning rate the user chose is too high for this model
-                raise training.diverged(error) from None
+                raise training.refused(error) from None
             training.finish(curves)
     return training.run.id
 
@@ -156,8 +155,9 @@ class Training:
         """Where and how often the loop writes this training's checkpoint (default: every evaluation)."""
         return Checkpointing(Path(folder), self.record, every or self.settings.eval_every)
 
-    def diverged(self, error):
-        """The InputError a TrainingDiverged becomes (the lr is the user's); the run is not resumable."""
+    def refused(self, error):
+        """The InputError that a TrainingDiverged or the sanity gate's refusal becomes (the lr is the user's);
+        the run is not resumable (the same settings would train the same model again)."""
         self.run.set_tag("resumable", "false")
         return InputError(str(error))
 
@@ -165,7 +165,8 @@ class Training:
         """After the last step: the sanity gate (a model it refuses is never logged), the per-position
         table and figure, then the model, logged and registered under the alias of the label."""
         run, settings, evaluation = self.run, self.settings, self.evaluation
-        check_sanity(run, curves, evaluation, settings.optim.lr)
+        if error := sanity_error(curves, evaluation, settings.optim.lr):
+            raise self.refused(error)
         log_position_table(run, curves)
         figure = per_position_figure(curves, list(evaluation), f"M = {self.pool.n_tasks}")
         run.log_figure(figure, "figures/per_position.png")

@@ -1,4 +1,5 @@
-"""The boundary's types: click parameter types for the options, and the error a user's bad value raises."""
+"""The boundary's types: click parameter types for the options, the error a user's bad value raises, and how
+a pool size M is named (m16, minf) and placed on the paper's log2 axis."""
 
 import math
 
@@ -70,3 +71,25 @@ POSITIVE = click.IntRange(min=1)
 SEED = click.IntRange(min=0, max=2**63 - 1)
 POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
 DEVICE = Device()
+
+
+# Where M = inf sits on the paper's x-axis (log2 M) in the MLflow UI: two units right of the paper's
+# largest pool, 2^20, as the sweep figure leaves two units after the largest M of its grid.
+INF_LOG2_N_TASKS = 22.0
+
+
+def log2_n_tasks(n_tasks):
+    """log2 M, with M = inf at INF_LOG2_N_TASKS: a numeric task diversity the UI can order and space."""
+    return INF_LOG2_N_TASKS if n_tasks == math.inf else math.log2(n_tasks)
+
+
+def pool_label(n_tasks):
+    """m1024, minf: used in run names and registry aliases."""
+    return "minf" if n_tasks == float("inf") else f"m{n_tasks}"
+
+
+def as_text(value):
+    """A setting as MLflow stores it (params, tags): inf as "inf", None as ""."""
+    if value is None:
+        return ""
+    return "inf" if value == float("inf") else str(value)

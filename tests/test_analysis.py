@@ -247,7 +247,7 @@ def test_lmc_joins_each_model_to_m_inf_and_measures_the_barrier(store, sweep, gr
     import torch
 
     from pipeline.analysis.sweep_runs import registered_model_uri
-    from pipeline.registry import load_registered
+    from pipeline.tracking.registry import load_registered
     from tasks import DataSettings, sample_batch
 
     uri = f"runs:/{sweep.parent.info.run_id}"

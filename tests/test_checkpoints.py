@@ -1,6 +1,7 @@
-"""Checkpoints you can trust (models/checkpoint.py, pipeline/resume.py): a damaged one is reported in one line and
-the other slot resumes; with none good, only `--resume never` starts afresh; a training killed after its final
-checkpoint resumes into its registration; a dead run is found by its heartbeat's age even when its pid lives."""
+"""Checkpoints you can trust (models/checkpoint.py, pipeline/tracking/resume.py): a damaged one is reported in
+one line and the other slot resumes; with none good, only `--resume never` starts afresh; a training killed after
+its final checkpoint resumes into its registration; a dead run is found by its heartbeat's age even when its pid
+lives."""
 
 import json
 import os
@@ -18,9 +19,10 @@ from conftest import invoke
 from test_resume import TRAIN, runs, start, wait_for_checkpoint, weights
 
 from pipeline import generate_pool, train
-from pipeline.resume import mark_dead_runs
-from pipeline.store import setup_tracking
-from pipeline.tracking import REASON_TAG, STALE_S, process_start
+from pipeline.tracking.heartbeats import STALE_S, process_start
+from pipeline.tracking.resume import mark_dead_runs
+from pipeline.tracking.runs import REASON_TAG
+from pipeline.tracking.store import setup_tracking
 
 pytestmark = pytest.mark.e2e  # trainings through the entry points: make test-all
 

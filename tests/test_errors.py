@@ -1,5 +1,5 @@
 """Errors: a user's bad value is one line naming the option; anything else is a bug and keeps its traceback; a
-store's transient failure is retried (pipeline/store.py), any other is not."""
+store's transient failure is retried (pipeline/tracking/store.py), any other is not."""
 
 import numpy as np
 import pytest
@@ -9,7 +9,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
 
 from pipeline import generate_pool
-from pipeline.store import Retrying
+from pipeline.tracking.store import Retrying
 
 
 def test_a_bad_value_is_one_line_naming_the_option(store):

@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 from pipeline import evaluate_baselines, generate_pool, main, predict, train
 from pipeline.bounds import training_flops
 from pipeline.settings import DEFAULTS, TrainSettings, build
-from pipeline.tracking import REASON_TAG
+from pipeline.tracking.runs import REASON_TAG
 
 SMALL = ("--n_dims", 4, "--n_points", 8, "--n_layer", 1, "--n_embd", 32, "--n_eval", 64, "--threads", 1)
 

@@ -11,7 +11,7 @@ from conftest import MODEL_NAME, invoke, mlflow_run, run_cli
 
 from models import load_checkpoint
 from pipeline import evaluate_baselines, generate_pool, main, predict, train
-from pipeline.registry import load_registered
+from pipeline.tracking.registry import load_registered
 from tasks import load_pool
 
 pytestmark = pytest.mark.e2e  # trainings through the entry points: make test-all

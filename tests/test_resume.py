@@ -16,8 +16,8 @@ from conftest import PROJECT, invoke
 from mlflow.tracking import MlflowClient
 
 from pipeline import generate_pool, main, train
-from pipeline.registry import load_registered
-from pipeline.tracking import REASON_TAG
+from pipeline.tracking.registry import load_registered
+from pipeline.tracking.runs import REASON_TAG
 
 pytestmark = pytest.mark.e2e  # trainings through the entry points: make test-all
 

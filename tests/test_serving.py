@@ -1,7 +1,7 @@
 """Serving: `mlflow models serve` answers a prompt the model cannot read with HTTP 400 and a one-line reason.
 
 The app is MLflow's own scoring server (`scoring_server.init`, what `mlflow models serve` runs under uvicorn)
-around the pyfunc saved from pipeline/pyfunc_model.py with the registry's signature, driven in-process.
+around the pyfunc saved from pipeline/tracking/pyfunc_model.py with the registry's signature, driven in-process.
 """
 
 import asyncio
@@ -17,7 +17,7 @@ from mlflow.pyfunc import scoring_server
 
 import models
 from models import ModelConfig, build_model, save_model_files
-from pipeline.registry import PYFUNC_FILE, signature
+from pipeline.tracking.registry import PYFUNC_FILE, signature
 
 pytestmark = pytest.mark.e2e  # trainings through the entry points: make test-all
 
@@ -127,7 +127,7 @@ def test_a_wrong_dimension_is_a_400_naming_both_dimensions(served):
 
 def test_the_served_package_loads_with_only_the_models_requirements():
     """The model folder carries the `models` package, installed with torch, numpy and mlflow only
-    (pipeline/registry.py): importing it must not need tqdm, click or anything else of ours."""
+    (pipeline/tracking/registry.py): importing it must not need tqdm, click or anything else of ours."""
     code = "import sys; sys.modules.update(tqdm=None, click=None, pipeline=None); import models"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -17,7 +17,7 @@ from test_resume import TRAIN, runs, start, wait_for_checkpoint, weights
 
 from models import DamagedCheckpoint, TrainingInterrupted
 from pipeline import generate_pool, main, shutdown, train
-from pipeline.tracking import REASON_TAG
+from pipeline.tracking.runs import REASON_TAG
 
 pytestmark = pytest.mark.e2e  # trainings through the entry points: make test-all
 

@@ -19,7 +19,7 @@ from pipeline.evaluation import transformer_predictions
 from pipeline.figures import STYLE
 from pipeline.generate_pool import POOL_ARTIFACT
 from pipeline.presets import REPLICATE
-from pipeline.registry import load_registered
+from pipeline.tracking.registry import load_registered
 from pipeline.types import InputError
 from tasks import EvalSet, path_sequences
 

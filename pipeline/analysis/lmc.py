@@ -24,7 +24,7 @@ from pipeline.analysis.sweep_runs import Analysis, registered_model_uri
 from pipeline.cli import open_pool
 from pipeline.figures import m_axis
 from pipeline.generate_pool import POOL_ARTIFACT
-from pipeline.registry import load_registered
+from pipeline.tracking.registry import load_registered
 from pipeline.types import InputError
 from tasks import DataSettings, sample_batch
 

@@ -19,12 +19,12 @@ from collections.abc import Callable
 
 import click
 
-from pipeline.bounds import check_pool
+from pipeline.bounds import check_pool_size
 from pipeline.evaluate_baselines import evaluate_baselines
 from pipeline.generate_pool import POOL_ARTIFACT, generate_pool
 from pipeline.packed import train_packed
 from pipeline.settings import BaselinesSettings, TrainSettings, build, flat, same_params
-from pipeline.tracking import record_use
+from pipeline.tracking.runs import record_use
 from pipeline.train import train
 from tasks import PoolSettings
 
@@ -47,7 +47,7 @@ def check(point):
     """Build the point's pool settings and check the pool's memory bound (pipeline/bounds.py; its
     training's, the eval sets' included, is checked with its pack: check_pack): a bad value raises
     InputError before any run starts."""
-    check_pool(build(GENERATE_POOL.settings, point.values | LINKS))
+    check_pool_size(build(GENERATE_POOL.settings, point.values | LINKS))
 
 
 def train_settings(point):

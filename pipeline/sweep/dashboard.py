@@ -18,8 +18,8 @@
 import math
 import re
 
-from pipeline.cli import INF_LOG2_N_TASKS, log2_n_tasks, pool_label
 from pipeline.sweep.summary import DELTAS, LOSSES, curve_label, group_label
+from pipeline.types import INF_LOG2_N_TASKS, log2_n_tasks, pool_label
 
 PREFIX = "by_M"
 # The description's table: (header, row key) in this order.

@@ -29,7 +29,7 @@ from pipeline.devices import device_of
 from pipeline.packed import pack_key
 from pipeline.settings import machine_cores
 from pipeline.sweep.chain import finish, preparation, prepare
-from pipeline.tracking import first_line
+from pipeline.tracking.runs import first_line
 from pipeline.types import InputError
 
 

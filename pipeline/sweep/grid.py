@@ -16,10 +16,8 @@ import math
 import numpy as np
 
 from pipeline.bounds import check_points
-from pipeline.cli import pool_label
 from pipeline.presets import REPLICATE
-from pipeline.tracking import as_text
-from pipeline.types import InputError
+from pipeline.types import InputError, as_text, pool_label
 
 DATA_SCALE = ("batch_size", "total_steps")
 SHORT = {"batch_size": "B", "total_steps": "T", REPLICATE: "r"}  # labels: m1024-B512-r1

@@ -23,11 +23,10 @@ from ray.exceptions import RayError, RayTaskError
 
 from models import TrainingInterrupted
 from pipeline.bounds import GIB, eval_bytes, pack_size, pool_bytes, training_bytes
-from pipeline.resume import mark_dead_runs
 from pipeline.settings import machine_cores
 from pipeline.sweep.chain import finish, prepare, train_settings
-from pipeline.sweep.executors import report
-from pipeline.tracking import NODE_ENV, TASK_ENV
+from pipeline.tracking.heartbeats import NODE_ENV, TASK_ENV
+from pipeline.tracking.resume import mark_dead_runs
 from pipeline.types import InputError
 
 RETRIES = 3  # attempts after a worker dies, per task
@@ -130,9 +129,10 @@ class RayExecutor:
         ]
         try:
             outcomes = []
-            for ref in refs:
+            for index, ref in enumerate(refs):
                 outcomes.append(_outcome(ref))
-                report(on_done, len(outcomes) - 1, outcomes[-1])
+                if on_done is not None:  # as executors.report does (imported here, it would tie the two)
+                    on_done(index, outcomes[-1])
             return outcomes
         except KeyboardInterrupt:  # the sweep was asked to stop: each running training checkpoints first
             for ref in refs:

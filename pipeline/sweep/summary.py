@@ -27,7 +27,7 @@ import pandas as pd
 from pipeline.presets import REPLICATE
 from pipeline.stats import LEVEL, t_interval, threshold_interval
 from pipeline.sweep.grid import DATA_SCALE, axis_text
-from pipeline.tracking import as_text
+from pipeline.types import as_text
 
 LOSSES = [f"{dist}/{name}/loss_noiseless" for dist in ("pretrain", "true") for name in ("pt", "dmmse", "ridge")]
 DELTAS = [f"{dist}/delta_{pair}" for dist in ("pretrain", "true") for pair in ("pt_dmmse", "pt_ridge", "dmmse_ridge")]

@@ -37,7 +37,7 @@ class PromptError(MlflowException):
 def check_prompts(xs, ys, config):
     """Raise PromptError unless the prompts fit the model of `config`. Shapes: xs (B, K, D), ys (B, K).
 
-    The signature fixes both ranks (pipeline/registry.py) and leaves the sizes to this check."""
+    The signature fixes both ranks (pipeline/tracking/registry.py) and leaves the sizes to this check."""
     if xs.shape[2] != config.n_dims:
         raise PromptError(f"xs has D={xs.shape[2]} but the model was trained at D={config.n_dims}")
     if ys.shape != xs.shape[:2]:

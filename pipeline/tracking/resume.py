@@ -6,7 +6,7 @@ resumed.
   kill during an upload leaves the tagged checkpoint intact. Each carries the digest of its contents
   (models/checkpoint.py); a resume that finds the tagged one damaged says so and takes the other slot's.
 - Every run's tag `heartbeat` ({"host", "pid", "time", "limit"}, and "task", "node" under executor=ray;
-  pipeline/tracking.py) is refreshed while it runs. A RUNNING run whose heartbeat is older than its limit,
+  pipeline/tracking/runs.py) is refreshed while it runs. A RUNNING run whose heartbeat is older than its limit,
   whose process is gone (same host, no such pid) or whose Ray task runs again (its earlier attempt died)
   is dead: the next entry point on the store, or that retry, marks it FAILED with the tag `died`.
 - Rerunning a training with the same params continues the newest train run with those params when it
@@ -21,7 +21,8 @@ from mlflow.entities import RunStatus
 
 from models import DamagedCheckpoint, Hook, load_checkpoint
 from pipeline.settings import same_params
-from pipeline.tracking import REASON_TAG, ago, is_alive, local_copy
+from pipeline.tracking.heartbeats import ago, is_alive
+from pipeline.tracking.runs import REASON_TAG, local_copy
 from pipeline.types import InputError
 
 SLOTS = ("checkpoints/a", "checkpoints/b")

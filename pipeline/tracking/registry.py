@@ -25,8 +25,8 @@ from models import load_model_files, save_model_files
 from models.files import CONFIG_FILE, WEIGHTS_FILE
 from pipeline import shutdown
 from pipeline.settings import flat
-from pipeline.tracking import as_text, local_copy
-from pipeline.types import InputError
+from pipeline.tracking.runs import local_copy
+from pipeline.types import InputError, as_text
 
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
 # Settings that say nothing about the model itself are left out of its version's description.
@@ -36,7 +36,7 @@ UNDESCRIBED = ("pool", "baselines", "device", "model_name")
 def signature():
     """xs (B, K, D) and ys (B, K), float32, every size free: MLflow's own shape check would refuse a wrong D
     before the model sees it, with a message that never says D; the model's check says it plainly
-    (pipeline/pyfunc_model.py), and the version's tags and description give D."""
+    (pipeline/tracking/pyfunc_model.py), and the version's tags and description give D."""
     inputs = Schema(
         [TensorSpec(np.dtype(np.float32), (-1, -1, -1), "xs"), TensorSpec(np.dtype(np.float32), (-1, -1), "ys")]
     )
@@ -57,8 +57,8 @@ MODEL_DESCRIPTION = (
     "trained on that pool size. Input: xs float32 (B, K, D), ys float32 (B, K); output: the prediction of "
     "each y_k from x_1, y_1, ..., x_k. Reload one in Python: "
     "`mlflow.pyfunc.load_model('models:/<name>@m<M>').predict({'xs': xs, 'ys': ys})`, or as the torch module: "
-    "`pipeline.registry.load_registered('models:/<name>@m<M>')`. Each version's tags say M, D, K, the sweep and "
-    "run that made it; its description lists every setting."
+    "`pipeline.tracking.registry.load_registered('models:/<name>@m<M>')`. Each version's tags say M, D, K, "
+    "the sweep and run that made it; its description lists every setting."
 )
 
 

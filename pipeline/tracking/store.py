@@ -5,7 +5,7 @@ artifact folder `mlartifacts/` in the project directory, no server needed. Set M
 an `mlflow server` address and nothing else changes. Under `mlflow run`, the launcher has already
 chosen the store, experiment and run (MLFLOW_RUN_ID); the first run opened in that process continues it.
 
-`python -m pipeline.store` creates the store and the project's experiment (artifacts beside the store)
+`python -m pipeline.tracking.store` creates the store and the project's experiment (artifacts beside the store)
 and prints the command that opens it in the MLflow UI: `make setup` runs it, so that `mlflow run
 --experiment-name icl-task-diversity` finds the experiment instead of creating one with ./mlruns.
 """

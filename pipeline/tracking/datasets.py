@@ -5,7 +5,7 @@ import hashlib
 import mlflow
 import numpy as np
 
-from pipeline.cli import pool_label
+from pipeline.types import pool_label
 
 
 def pool_dataset(pool):
