@@ -32,7 +32,7 @@ from pipeline.main import sweep
 from pipeline.presets import CPU_FIGURES, resolve
 from pipeline.settings import build, flat, same_params
 from pipeline.sweep.chain import GENERATE_POOL, LINKS, train_settings
-from pipeline.sweep.grid import grid, warmup_fraction
+from pipeline.sweep.grid import grid
 from pipeline.tracking.store import PROJECT_DIR
 from pipeline.types import InputError, as_text
 
@@ -167,7 +167,7 @@ def remaining(tracking, entries, overrides):
             break
     seen, count, work = set(), 0, 0.0
     for entry in entries:
-        for point in grid(resolve(entry.preset, overrides), warmup_fraction(resolve(entry.preset, {})), 0):
+        for point in grid(resolve(entry.preset, overrides), 0):
             settings = train_settings(point)
             wanted = {k: v for k, v in flat(settings).items() if k not in ("pool", "baselines", "model")}
             if not wanted["threads"]:  # 0: whatever count the sweep's executor gives it

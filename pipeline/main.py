@@ -22,34 +22,30 @@ from pipeline.sweep import dashboard, summary
 from pipeline.sweep.chain import check, preparation, train_settings
 from pipeline.sweep.executors import make_executor, packs_of, run_chains
 from pipeline.sweep.figure import sweep_figure
-from pipeline.sweep.grid import grid, warmup_fraction
+from pipeline.sweep.grid import grid
 from pipeline.sweep.progress import SweepProgress
 from pipeline.tracking.runs import Run, first_line, short_id, tracked_run
 from pipeline.tracking.store import ui_command
-from pipeline.types import as_text
 
 
 def sweep(tracking, preset, overrides):
     """Run the sweep and its summary; returns the parent run id."""
     settings = resolve(preset, overrides)
-    fraction = warmup_fraction(settings if overrides.get("warmup_steps") is not None else resolve(preset, {}))
-    trainings = len(grid(settings, fraction, 1))  # the grid's points
-    single = {name: settings[name][0] for name in ("executor", "workers", "device", "ray_address")}
-    with make_executor(
-        single["executor"], single["workers"], single["device"], trainings, single["ray_address"]
-    ) as executor:
-        return _sweep(tracking, preset, settings, fraction, executor)
+    trainings = len(grid(settings, 1))  # the grid's points
+    run = settings.execution
+    with make_executor(run.executor, run.workers, settings.value("device"), trainings, run.ray_address) as executor:
+        return _sweep(tracking, settings, executor)
 
 
-def _sweep(tracking, preset, settings, fraction, executor):
-    device = torch.device(executor.device)
-    points = grid(settings, fraction, executor.threads())
+def _sweep(tracking, settings, executor):
+    preset, limits, device = settings.preset, settings.execution, torch.device(executor.device)
+    points = grid(settings, executor.threads())
     for point in points:
         check(point)
     trained = [train_settings(point) for point in points]
     for one in trained:
-        check_steps(one, settings["max_steps"][0], settings["checkpoint_every"][0])
-    pack = settings["pack"][0] or min(executor.pack_size(one) for one in trained)
+        check_steps(one, limits.max_steps, settings.value("checkpoint_every"))
+    pack = limits.pack or min(executor.pack_size(one) for one in trained)
     packs = packs_of(trained, pack)
     if executor.name == "ray":  # against the cluster's nodes, and its store against their reach
         executor.check(points, packs)
@@ -61,36 +57,21 @@ def _sweep(tracking, preset, settings, fraction, executor):
         estimator_flops(p.values["n_tasks"], t.evaluation, t.data.n_dims)
         for p, t in {preparation(p): (p, t) for p, t in zip(points, trained, strict=True)}.values()
     )
-    check_work(work, f"this sweep of {len(points)} trainings", device, settings["max_work"][0])
+    check_work(work, f"this sweep of {len(points)} trainings", device, limits.max_work)
     with shutdown.forwarding(), tracked_run(tracking, f"{preset} sweep", "main") as run:
         run.client.update_run(run.id, name=sweep_name(preset, points, run.id))
         # The resolved value of every option (MLproject declares only preset, so `mlflow run` has logged
         # just the options given, as given); settings.json holds the same.
-        resolved = {k: v[0] if len(v) == 1 else ",".join(map(as_text, v)) for k, v in settings.items()}
-        del resolved[REPLICATE]  # the param `replicates` says it
-        resolved["link"] = ",".join(settings["link"][0])
-        if not resolved["link"]:  # no linked axes: no param (an empty one would read as "unknown")
-            del resolved["link"]
-        resolved["n_tasks"] = ",".join(map(as_text, settings["n_tasks"]))
-        if resolved["checkpoint_every"] is None:  # a checkpoint at every evaluation
-            resolved["checkpoint_every"] = resolved["eval_every"]
-        resolved["max_work"] = work_limit(device, resolved["max_work"])  # the limit that applied
-        resolved |= {"executor": executor.name, "pack": pack}
-        if executor.name == "ray":  # Ray places chains by their needs: no worker count
-            resolved["ray_address"] = resolved["ray_address"] or "local"
-            del resolved["workers"]
-        else:
-            resolved["workers"] = executor.workers
-            del resolved["ray_address"]
-        run.log_params({"preset": preset} | resolved)
-        run.log_dict(resolved, "settings.json")
+        params = settings.params(executor, pack, work_limit(device, limits.max_work))
+        run.log_params(params)
+        run.log_dict(params, "settings.json")
         axes = points[0].axes
         click.echo(
             f"sweep {preset}: {len(points)} trainings over {', '.join(axes)} "
             f"({', '.join(p.label for p in points)}), executor {executor.name}, {executor.workers} at a time"
             + (f", packed up to {pack} per ensemble" if pack > 1 else "")
         )
-        setting, client = summary.setting_text(settings), tracking.client()
+        setting, client = summary.setting_text(settings.described()), tracking.client()
         progress = SweepProgress(len(points), f"[sweep {short_id(run.id)}]")
         fetched = {}  # each run of the sweep read from the store once (a finished run does not change)
 

@@ -4,10 +4,12 @@ A value may be a list: it is then an axis of the sweep's grid (`n_tasks` always 
 stays overridable on the command line (`-P weight_decay=0,1e-3` adds an axis).
 """
 
+import dataclasses
 import math
+import types
 
 from pipeline.settings import DEFAULTS
-from pipeline.types import InputError
+from pipeline.types import InputError, as_text
 
 REPLICATE = "replicate"  # the axis of a sweep's replicates (values 0 ... replicates - 1)
 
@@ -160,32 +162,120 @@ CPU_FIGURES = {
 }
 PRESETS |= PAPER_FIGURES | CPU_FIGURES
 
-# Options of `main`: every setting of a chain, and how the sweep runs; SINGLE ones take one value.
+# Options of `main`: every setting of a chain, and how the sweep runs; SINGLE ones take one value. EXECUTION
+# ones say how the sweep runs, not what a chain computes: they live in SweepSettings.execution.
 SWEEP_OPTIONS = [name for name in DEFAULTS if name not in ("pool", "baselines", "model", "prompts", "kind")]
+EXECUTION = ("executor", "ray_address", "workers", "pack", "max_steps", "max_work", "max_points")
 SINGLE = (
-    *("device", "model_name", "executor", "ray_address", "workers", "pack", "checkpoint_every", "resume", "compile"),
-    *("max_steps", "max_work", "max_points", "replicates", "seed_offset"),
+    *("device", "model_name", "checkpoint_every", "resume", "compile", "replicates", "seed_offset"),
+    *EXECUTION,
 )
 SEEDS = [name for name in DEFAULTS if name.endswith("_seed")]
 
 
+@dataclasses.dataclass(frozen=True)
+class Execution:
+    """How a sweep runs (one value each; none of it changes what a chain computes)."""
+
+    executor: str
+    ray_address: str | None
+    workers: int | None  # None: as many as the executor chooses
+    pack: int | None
+    max_steps: int | None
+    max_work: float | None
+    max_points: int
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepSettings:
+    """A resolved sweep (`resolve`). `options`: every option of a chain with its values, a tuple (several
+    values: an axis of the grid), seeds already shifted by `seed_offset`, and REPLICATE (0 ... replicates - 1)
+    an axis of its own when replicates > 1. `link`: the axes whose i-th values form one point.
+    `warmup_fraction`: the share of each point's total_steps spent warming up (the preset's, or the
+    warmup_steps given over the first total_steps). Two presets that resolve to the same settings are one
+    sweep (`preset` names it, and is left out of equality)."""
+
+    preset: str = dataclasses.field(compare=False)
+    options: types.MappingProxyType
+    link: tuple
+    replicates: int
+    seed_offset: int
+    warmup_fraction: float
+    execution: Execution
+
+    def value(self, name):
+        """The value of an option that has one (the first of an axis's)."""
+        return self.options[name][0]
+
+    @property
+    def axes(self):
+        """The sweep's axes, n_tasks first, the others in option order, REPLICATE last."""
+        multi = [name for name, values in self.options.items() if len(values) > 1 and name != "n_tasks"]
+        return ("n_tasks", *sorted(multi, key=lambda name: name == REPLICATE))
+
+    def described(self):
+        """{option: [values]} with the replicates: what summary.setting_text writes on a figure."""
+        return dict(self.options) | {"replicates": [self.replicates]}
+
+    def params(self, executor, pack, max_work):
+        """What the sweep run logs as params (and settings.json), as it ran: each option's value (an axis's
+        values, and n_tasks's always, joined by commas), the link, the replicates, the executor that ran it
+        (`executor`: its name and workers), the `pack` size chosen and the `max_work` limit that applied; a
+        checkpoint at every evaluation said as its step; Ray's address instead of a worker count."""
+        params = {"preset": self.preset}
+        for name, values in self.options.items():
+            if name != REPLICATE:
+                params[name] = values[0] if len(values) == 1 and name != "n_tasks" else ",".join(map(as_text, values))
+        if self.link:  # no linked axes: no param (an empty one would read as "unknown")
+            params["link"] = ",".join(self.link)
+        if params["checkpoint_every"] is None:
+            params["checkpoint_every"] = params["eval_every"]
+        params |= {
+            "replicates": self.replicates,
+            "seed_offset": self.seed_offset,
+            "max_steps": self.execution.max_steps,
+        }
+        params |= {"max_points": self.execution.max_points, "max_work": max_work}
+        params |= {"executor": executor.name, "pack": pack}
+        if executor.name == "ray":  # Ray places chains by their needs: no worker count
+            params["ray_address"] = self.execution.ray_address or "local"
+        else:
+            params["workers"] = executor.workers
+        return params
+
+
 def resolve(preset, overrides):
-    """{option: [values]}: DEFAULTS, then `preset`, then `overrides` (None values are ignored); every seed
-    shifted by seed_offset, and `replicate` (0 ... replicates - 1) an axis of its own when replicates > 1
-    (grid.py gives each replicate its seeds)."""
+    """The SweepSettings of `preset` with `overrides` ({option: value or [values]}; None values are ignored)
+    on DEFAULTS; a SINGLE option given several values, or a bad link, is refused."""
     if preset not in PRESETS:
         raise InputError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    settings = {name: DEFAULTS[name] for name in SWEEP_OPTIONS} | PRESETS[preset]
-    settings |= {key: value for key, value in overrides.items() if value is not None}
-    settings = {key: list(value) if isinstance(value, list) else [value] for key, value in settings.items()}
+    given = {key: value for key, value in overrides.items() if value is not None}
+    settings = {name: DEFAULTS[name] for name in SWEEP_OPTIONS} | PRESETS[preset] | given
+    settings = {key: _values(value) for key, value in settings.items()}
     for name in SINGLE:
         if len(settings[name]) > 1:
             raise InputError(f"{name} takes one value, got {','.join(map(str, settings[name]))}")
-    settings["link"] = [_link(settings)]
-    offset = settings["seed_offset"][0]
-    settings |= {name: [seed + offset for seed in settings[name]] for name in SEEDS}
-    settings[REPLICATE] = list(range(settings["replicates"][0]))
-    return settings
+    link = _link(settings)
+    single = {name: settings.pop(name)[0] for name in (*EXECUTION, "link", "replicates", "seed_offset")}
+    settings |= {name: tuple(seed + single["seed_offset"] for seed in settings[name]) for name in SEEDS}
+    settings[REPLICATE] = tuple(range(single["replicates"]))
+    # The preset's warm-up share, unless warmup_steps is given: a point warms up for that share of its steps.
+    shares = settings if "warmup_steps" in given else DEFAULTS | PRESETS[preset]
+    fraction = _values(shares["warmup_steps"])[0] / _values(shares["total_steps"])[0]
+    return SweepSettings(
+        preset,
+        types.MappingProxyType(settings),
+        link,
+        single["replicates"],
+        single["seed_offset"],
+        fraction,
+        Execution(**{name: single[name] for name in EXECUTION}),
+    )
+
+
+def _values(value):
+    """An option's values as a tuple (a list or tuple given: several)."""
+    return tuple(value) if isinstance(value, list | tuple) else (value,)
 
 
 def _link(settings):

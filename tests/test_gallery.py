@@ -154,7 +154,7 @@ def test_linked_axes_vary_together_and_a_dimension_sweep_is_analysed(store, dims
     from pipeline.sweep.grid import grid
 
     settings = resolve("smoke", {"n_dims": [2, 4], "n_points": [4, 8], "link": ["n_dims", "n_points"]})
-    points = grid(settings, 0.5, 1)
+    points = grid(settings, 1)
     assert [(p.values["n_dims"], p.values["n_points"]) for p in points] == [(2, 4)] * 3 + [(4, 8)] * 3
     assert points[0].label == "m4-n_dims=2-n_points=4"
     message = r"link: linked axes need the same number of values, at least 2 \(n_dims has 2, n_points has 3\)"

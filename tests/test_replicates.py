@@ -20,23 +20,23 @@ EVAL_SEEDS = [name for name in SEEDS if name not in REPLICATED]
 
 
 def test_each_replicate_draws_its_pool_and_training_anew_on_the_same_eval_sets():
-    points = grid(resolve("smoke", {"n_tasks": [4, 16], "replicates": 3}), 0.5, 1)
+    points = grid(resolve("smoke", {"n_tasks": [4, 16], "replicates": 3}), 1)
     assert [p.label for p in points] == ["m4-r0", "m16-r0", "m4-r1", "m16-r1", "m4-r2", "m16-r2"]
     base = resolve("smoke", {})
     for point in points:
         r = point.values["replicate"]
         for name in REPLICATED:
-            assert point.values[name] == (base[name][0] if r == 0 else replicate_seed(base[name][0], r))
-        assert all(point.values[name] == base[name][0] for name in EVAL_SEEDS)
+            assert point.values[name] == (base.value(name) if r == 0 else replicate_seed(base.value(name), r))
+        assert all(point.values[name] == base.value(name) for name in EVAL_SEEDS)
     seeds = [tuple(p.values[name] for name in REPLICATED) for p in points if p.values["n_tasks"] == 4]
     assert all(len({seed[i] for seed in seeds}) == 3 for i in range(len(REPLICATED)))  # each stream anew
 
 
 def test_seed_offset_shifts_every_seed_and_is_no_replicate():
-    [shifted] = grid(resolve("smoke", {"n_tasks": [4], "seed_offset": 1000}), 0.5, 1)
+    [shifted] = grid(resolve("smoke", {"n_tasks": [4], "seed_offset": 1000}), 1)
     base = resolve("smoke", {})
-    assert all(shifted.values[name] == base[name][0] + 1000 for name in SEEDS)
-    assert all(replicate_seed(base[name][0], 1) != base[name][0] + 1000 for name in REPLICATED)
+    assert all(shifted.values[name] == base.value(name) + 1000 for name in SEEDS)
+    assert all(replicate_seed(base.value(name), 1) != base.value(name) + 1000 for name in REPLICATED)
 
 
 def row(m, pt_ridge, pt_dmmse, **axes):
@@ -73,7 +73,7 @@ def test_the_threshold_over_replicates_has_an_interval_around_the_crossing_of_th
     assert re.fullmatch(
         r"M\* ~ 2\^2\.50 \(95% interval 2\^2\.\d\d to 2\^\d\.\d\d over 3 replicates\)", threshold.finding
     )
-    setting = setting_text(resolve("smoke", {"replicates": 3}))
+    setting = setting_text(resolve("smoke", {"replicates": 3}).described())
     figure = sweep_figure(aggregate(rows, axes), point_axes(axes), [threshold], setting)
     delta_panel = figure.axes[5]
     assert any(isinstance(c, PolyCollection) for c in delta_panel.collections)  # bands and the interval of M*

@@ -15,7 +15,7 @@ from pipeline.presets import resolve
 from pipeline.settings import same_params
 from pipeline.sweep import dashboard, executors
 from pipeline.sweep.figure import sweep_figure
-from pipeline.sweep.grid import grid, warmup_fraction
+from pipeline.sweep.grid import grid
 from pipeline.sweep.summary import columns, summary_row, thresholds
 from pipeline.types import InputError
 
@@ -150,7 +150,7 @@ def test_bad_sweeps_are_refused_before_any_run(store):
 
 def test_grid_varies_n_tasks_fastest_and_scales_warmup():
     settings = resolve("smoke", {"n_tasks": [4, math.inf], "total_steps": [20, 40], "lr": [1e-3, 2e-3]})
-    points = grid(settings, warmup_fraction(resolve("smoke", {})), 3)  # the preset's 30 of 60 steps
+    points = grid(settings, 3)  # warm-up: the preset's share, 30 of 60 steps
     assert points[0].axes == ("n_tasks", "lr", "total_steps")
     assert [p.label for p in points[:4]] == [
         "m4-lr=0.001-T20",
@@ -167,8 +167,7 @@ def test_grid_varies_n_tasks_fastest_and_scales_warmup():
     assert len(points) == 8 and points[-1].values["lr"] == 2e-3
     assert {p.values["threads"] for p in points} == {3}  # threads 0: the executor's count
     with pytest.raises(InputError, match="warmup_steps=30 must be below total_steps=20"):
-        settings = resolve("smoke", {"total_steps": [20], "warmup_steps": [30]})
-        grid(settings, warmup_fraction(settings), 1)
+        grid(resolve("smoke", {"total_steps": [20], "warmup_steps": [30]}), 1)
 
 
 def row(m, pt_ridge, pt_dmmse, **axes):

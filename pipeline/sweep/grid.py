@@ -59,44 +59,33 @@ def axis_text(axis, value):
     return f"{SHORT[axis]}{as_text(value)}" if axis in SHORT else f"{axis}={as_text(value)}"
 
 
-def axes(settings):
-    """The sweep's axes, n_tasks first, the others in option order, `replicate` last."""
-    multi = [name for name, values in settings.items() if len(values) > 1 and name not in ("n_tasks", "link")]
-    return ("n_tasks", *sorted(multi, key=lambda name: name == REPLICATE))
-
-
-def grid(settings, warmup_fraction, threads):
-    """The points of `settings` ({option: [values]}), n_tasks varying fastest; each point's warmup_steps is
-    `warmup_fraction` of its total_steps unless warmup_steps is an axis, and `threads` 0 becomes the
+def grid(settings, threads):
+    """The points of SweepSettings `settings`, n_tasks varying fastest; each point's warmup_steps is the
+    sweep's warm-up share of its total_steps unless warmup_steps is an axis, and `threads` 0 becomes the
     executor's count `threads`. A warm-up longer than the training, or more points than max_points, fails
     here, before any run starts."""
-    names = axes(settings)
-    linked = [name for name in settings.get("link", [()])[0] if name in names]
+    names, options = settings.axes, settings.options
+    linked = [name for name in settings.link if name in names]
     free = [name for name in names if name != "n_tasks" and name not in linked]
-    columns = [settings[name] for name in free]
+    columns = [options[name] for name in free]
     if linked:  # one column whose entries are the linked axes' i-th values together
-        columns.append(list(zip(*(settings[name] for name in linked), strict=True)))
-    check_points(math.prod(map(len, columns)) * len(settings["n_tasks"]), settings["max_points"][0])
+        columns.append(list(zip(*(options[name] for name in linked), strict=True)))
+    check_points(math.prod(map(len, columns)) * len(options["n_tasks"]), settings.execution.max_points)
     points = []
     for combination in itertools.product(*columns):
         chosen = dict(zip(free, combination, strict=False))
         if linked:
             chosen |= dict(zip(linked, combination[-1], strict=True))
-        for n_tasks in settings["n_tasks"]:
-            values = {name: value[0] for name, value in settings.items()}
+        for n_tasks in options["n_tasks"]:
+            values = {name: value[0] for name, value in options.items()}
             values |= chosen | {"n_tasks": n_tasks}
             values["threads"] = values["threads"] or threads
             values |= {name: replicate_seed(values[name], values[REPLICATE]) for name in REPLICATED}
             if "warmup_steps" not in names:
-                values["warmup_steps"] = round(warmup_fraction * values["total_steps"])
+                values["warmup_steps"] = round(settings.warmup_fraction * values["total_steps"])
             if not 0 <= values["warmup_steps"] < values["total_steps"]:
                 raise InputError(
                     f"warmup_steps={values['warmup_steps']} must be below total_steps={values['total_steps']}"
                 )
             points.append(Point(values, names))
     return points
-
-
-def warmup_fraction(settings):
-    """The share of training spent warming up in `settings`: warmup_steps over the first total_steps."""
-    return settings["warmup_steps"][0] / settings["total_steps"][0]
