@@ -14,23 +14,36 @@ from models.checkpoint import (
 from models.files import load_model_files, save_model_files
 from models.optim import SCHEDULES, OptimSettings, cosine, make_optimizer, param_groups, train_step, triangle
 from models.tokens import X_TOKENS, context, to_tokens
-from models.training import LOG_EVERY, Checkpointing, Hook, TrainingDiverged, TrainingInterrupted, train
+from models.training import (
+    ALONE,
+    LOG_EVERY,
+    Alone,
+    Checkpointing,
+    DataParallel,
+    Hook,
+    TrainingDiverged,
+    TrainingInterrupted,
+    train,
+)
 from models.transformer import SIZES, InContextRegressor, ModelConfig, build_model, gelu
 
 __all__ = [
-    "LOG_EVERY",
-    "SCHEDULES",
-    "SIZES",
-    "X_TOKENS",
+    "ALONE",
+    "Alone",
     "Checkpointing",
     "DamagedCheckpoint",
+    "DataParallel",
     "Hook",
     "InContextRegressor",
+    "LOG_EVERY",
     "LoopState",
     "ModelConfig",
     "OptimSettings",
+    "SCHEDULES",
+    "SIZES",
     "TrainingDiverged",
     "TrainingInterrupted",
+    "X_TOKENS",
     "build_model",
     "context",
     "cosine",
@@ -43,8 +56,8 @@ __all__ = [
     "param_groups",
     "save_checkpoint",
     "save_model_files",
+    "to_tokens",
     "train",
     "train_step",
     "triangle",
-    "to_tokens",
 ]

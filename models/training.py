@@ -132,19 +132,61 @@ def data_parallel(model):
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
-def _rank_mean(tensor):
-    """The mean of a 0-d tensor over the ranks of the process group."""
-    total = tensor.detach().clone()
-    torch.distributed.all_reduce(total)
-    return total / torch.distributed.get_world_size()
+class Alone:
+    """How the loop trains when one process trains the model: the strategy every step asks (`train`'s
+    `strategy`); DataParallel is the other."""
+
+    writer = True  # this process writes the checkpoints
+    collective = False  # its `mean` and `stop` need every process to call them at the same step
+
+    def modules(self, model, compile):
+        """The module the steps run through and the one the evaluation runs (both share `model`'s weights)."""
+        stepped = compiled(model) if compile else model
+        return stepped, stepped
+
+    def mean(self, value):
+        """A 0-d tensor's mean over the processes that train the model (alone: itself)."""
+        return value
+
+    def stop(self, asked, done, total, boundary):
+        """Whether to stop after step `done` of `total` (`asked`: this process was asked to; `boundary`: a
+        LOG_EVERY step)."""
+        return asked and done < total
 
 
-def _any_rank(flag):
-    """Whether `flag` is true on any rank (a collective: every rank calls it at the same step)."""
-    device = "cuda" if torch.distributed.get_backend() == "nccl" else "cpu"
-    value = torch.tensor(float(flag), device=device)
-    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
-    return bool(value.item())
+class DataParallel(Alone):
+    """This process is one rank of a torch.distributed group (torchrun) training one model on a shared batch:
+    the steps run through DistributedDataParallel (gradients averaged over the ranks: the global batch's
+    gradient; the evaluation stays eager on the model itself), the logged loss is the mean over the ranks,
+    and only rank 0 writes checkpoints. The ranks agree to stop after the step in which any was asked to
+    (gloo), or at the next LOG_EVERY boundary on GPUs (NCCL), where a per-step agreement would be a host
+    sync per step."""
+
+    collective = True
+
+    def __init__(self):
+        self.writer = torch.distributed.get_rank() == 0
+        self.on_gpu = torch.distributed.get_backend() == "nccl"
+
+    def modules(self, model, compile):
+        stepped = data_parallel(model)
+        return (compiled(stepped) if compile else stepped), model
+
+    def mean(self, value):
+        total = value.detach().clone()
+        torch.distributed.all_reduce(total)
+        return total / torch.distributed.get_world_size()
+
+    def stop(self, asked, done, total, boundary):
+        if done >= total or not (boundary or not self.on_gpu):
+            return False
+        device = "cuda" if self.on_gpu else "cpu"
+        flag = torch.tensor(float(asked), device=device)  # any rank's: a collective at the same step on every rank
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item())
+
+
+ALONE = Alone()
 
 
 def train(
@@ -161,7 +203,7 @@ def train(
     start=None,
     should_stop=None,
     compile=False,
-    distributed=False,
+    strategy=ALONE,
 ):
     """Train `model` from `start` (a LoopState; step 0 by default) to `optim.total_steps`; returns the final
     evaluation's curves.
@@ -173,23 +215,13 @@ def train(
     checkpoint and raises TrainingInterrupted. A KeyboardInterrupt (a signal's handler) during an evaluation
     writes the checkpoint of its step before it goes on.
     It evaluates every `eval_every` steps, at `eval_per_decade` log-spaced steps per decade and at the end
-    (evaluates). Raises TrainingDiverged when the training loss stops being finite. `compile` runs the training step's
-    forward and backward, and the evaluation's forward, through torch.compile (`compiled`; the evaluation
-    stays eager under `distributed`).
-
-    `distributed`: this process is one rank of a torch.distributed group (torchrun) training one model on
-    a shared batch: `batches` gives this rank's equal share of each step's batch, the step runs through
-    DistributedDataParallel (gradients averaged over the ranks: the global batch's gradient), the logged
-    loss is the mean over ranks, and only rank 0 writes checkpoints. The ranks agree to stop after the
-    step in which any was asked to (gloo), or at the next LOG_EVERY boundary on GPUs (NCCL), where a
-    per-step agreement would be a host sync per step.
+    (evaluates). Raises TrainingDiverged when the training loss stops being finite. `compile` runs the
+    training step's forward and backward, and the evaluation's forward, through torch.compile (`compiled`).
+    `strategy` says how the processes that train the model share the work: Alone (one process), or
+    DataParallel (one rank of a torchrun group, `batches` giving this rank's share of each step's batch).
     """
     total = optim.total_steps
-    stepped = data_parallel(model) if distributed else model
-    stepped = compiled(stepped) if compile else stepped
-    evaluated = stepped if compile and not distributed else model
-    writer = not distributed or torch.distributed.get_rank() == 0
-    on_gpu = distributed and torch.distributed.get_backend() == "nccl"
+    stepped, evaluated = strategy.modules(model, compile)
     start = start or LoopState(0, None, 0)
     if not 0 <= start.step <= total:
         raise ValueError(f"start step {start.step} must be in [0, total_steps={total}]")
@@ -197,9 +229,9 @@ def train(
 
     def save(done):
         nonlocal running
-        if distributed and running is not None:  # the ranks' mean: a checkpoint resumes under any rank count
-            running = _rank_mean(running)
-        if writer:
+        if running is not None:  # the processes' mean: a checkpoint resumes under any number of them
+            running = strategy.mean(running)
+        if strategy.writer:
             state = LoopState(done, running, count)
             save_checkpoint(
                 checkpointing.path, model=model, optimizer=optimizer, loop=state, settings=checkpointing.settings
@@ -211,7 +243,7 @@ def train(
         try:
             result = evaluate(evaluated)
         except KeyboardInterrupt:  # stopped while evaluating: the step is kept, its evaluation done on resume
-            if checkpointing is not None and not (distributed and running is not None):  # no collective here
+            if checkpointing is not None and not (strategy.collective and running is not None):  # no collective
                 save(done)
             raise
         for hook in hooks:
@@ -232,7 +264,7 @@ def train(
         # ---- training loss, every LOG_EVERY steps (one device sync each)
         boundary = done % LOG_EVERY == 0 or done == total
         if boundary:
-            mean = (_rank_mean(running) if distributed else running).item() / count
+            mean = strategy.mean(running).item() / count
             running, count = None, 0
             if not math.isfinite(mean):
                 raise TrainingDiverged.at(done, mean, optim.lr)
@@ -242,10 +274,7 @@ def train(
         if evaluates(done, total, eval_every, eval_per_decade):
             curves = evaluation(done)
         # ---- checkpoint: on schedule, at the end, and before stopping on request
-        asked = should_stop is not None and bool(should_stop())
-        if distributed:  # the ranks agree, at the same steps: every step (gloo), log boundaries (NCCL)
-            asked = done < total and (boundary or not on_gpu) and _any_rank(asked)
-        stop = asked and done < total
+        stop = strategy.stop(should_stop is not None and bool(should_stop()), done, total, boundary)
         if checkpointing is not None and (done % checkpointing.every == 0 or done == total or stop):
             save(done)
         if stop:

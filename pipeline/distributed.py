@@ -18,11 +18,9 @@ import tempfile
 import torch
 
 import models
-from models import Checkpointing, LoopState, TrainingDiverged, build_model, make_optimizer
-from pipeline.cli import open_pool
+from models import Checkpointing, LoopState, TrainingDiverged
 from pipeline.devices import rank, world_size
 from pipeline.types import InputError
-from tasks import batch_stream
 
 # The longest the other ranks wait for rank 0 in one collective: while it opens the run (computing the
 # estimators when no `baselines` run is given: hours for dMMSE at the paper's M = 2^20 and n_eval) and
@@ -50,8 +48,13 @@ class Rank:
 
         return shared
 
+    @property
+    def strategy(self):
+        """How models.train shares the work among the ranks: alone, or data parallel."""
+        return models.DataParallel() if self.size > 1 else models.ALONE
+
     def lead(self, training):
-        """Rank 0 of an opened pipeline.train Training: its run tagged `data_parallel` (a run resumed on
+        """Rank 0 of an opened pipeline.training Training: its run tagged `data_parallel` (a run resumed on
         another rank count says from which step), its optimiser state and start sent to the other ranks;
         returns its start (LoopState or None)."""
         start, run = training.start, training.run
@@ -119,19 +122,12 @@ def ranks(settings, device):
         torch.distributed.destroy_process_group()
 
 
-def follow(settings, rank, *, checkpoint_every, stop, compile):
-    """Rank `rank` (> 0) of a data-parallel training of TrainSettings `settings`: the model and optimiser
-    built as rank 0 builds them, given rank 0's optimiser state and start (its weights come with DDP),
-    trained on this rank's share of every batch. It logs, evaluates and writes nothing: rank 0 does."""
-    pool = open_pool(settings.pool, settings.data.n_dims)
-    tasks = None if pool.tasks is None else torch.from_numpy(pool.tasks).to(rank.device)
-    model = build_model(settings.arch, seed=settings.model_seed, device=rank.device)
-    optimizer = make_optimizer(model, lr=settings.optim.lr, weight_decay=settings.optim.weight_decay)
+def follow(settings, rank, model, optimizer, batches, checkpoint_every, stop, compile):
+    """Rank `rank` (> 0) of a data-parallel training of TrainSettings `settings`: `model` and `optimizer`
+    built as rank 0 builds them (pipeline/training.py), given rank 0's optimiser state and start (its
+    weights come with DDP), trained on this rank's share of every batch of `batches`. It logs, evaluates and
+    writes nothing: rank 0 does."""
     start = rank.broadcast_start(optimizer, None)
-
-    batches = batch_stream(
-        settings.data, pool=tasks, task_scale=pool.task_scale, task_prior=pool.task_prior, device=rank.device
-    )
     with tempfile.TemporaryDirectory() as folder:
         try:
             models.train(
@@ -146,7 +142,7 @@ def follow(settings, rank, *, checkpoint_every, stop, compile):
                 start=start,
                 should_stop=stop,
                 compile=compile,
-                distributed=True,
+                strategy=rank.strategy,
             )
         except TrainingDiverged:  # rank 0 says so in one line, and ends the run
             raise SystemExit(1) from None

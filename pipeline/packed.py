@@ -1,7 +1,7 @@
 """Several trainings packed into one ensemble (models/ensemble.py): one batched computation, each member
 still a training of its own in MLflow.
 
-Each member is opened exactly as `pipeline.train.train` opens a training (pipeline/train.py `opened`):
+Each member is opened exactly as `pipeline.training.train` opens a training (pipeline/training.py `opened`):
 its own train run with the same params, step metrics, checkpoints, registered model and alias, found
 again by a sweep's reuse and resumed from its own checkpoint. Members resumed at different steps train
 as separate ensembles, one per step. A member that diverges or fails the sanity gate fails alone (its run
@@ -21,7 +21,7 @@ from models.ensemble_training import train_ensemble
 from pipeline import shutdown
 from pipeline.bounds import check_pack
 from pipeline.devices import device_of, fixed_threads
-from pipeline.train import opened, train
+from pipeline.training import opened, train
 from pipeline.types import InputError
 
 # What members of one ensemble must share: one architecture, batch size, length, evaluation schedule, and
@@ -38,7 +38,7 @@ def pack_key(settings):
 def train_packed(tracking, settings, *, parent=None, labels=None, checkpoint_every=None, resume="auto", compile=False):
     """Train the TrainSettings in `settings` as one ensemble; returns their run ids, in order.
 
-    Each member is what `pipeline.train.train(tracking, settings[k], parent=parent, label=labels[k], ...)`
+    Each member is what `pipeline.training.train(tracking, settings[k], parent=parent, label=labels[k], ...)`
     would make of it alone, to float32 round-off (a single one is trained by it). Raises the first
     member's failure once the others are done (registered); SIGTERM or SIGINT during a step checkpoint
     every member and end their runs KILLED (at any other moment, at once: pipeline/shutdown.py).

@@ -25,7 +25,7 @@ from pipeline.generate_pool import POOL_ARTIFACT, generate_pool
 from pipeline.packed import train_packed
 from pipeline.settings import BaselinesSettings, TrainSettings, build, flat, same_params
 from pipeline.tracking.runs import record_use
-from pipeline.train import train
+from pipeline.training import train
 from tasks import PoolSettings
 
 
