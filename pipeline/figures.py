@@ -26,18 +26,6 @@ def m_axis(log2_values):
     return x, ticks
 
 
-def table_curves(table, x_of):
-    """Per curve of an analysis table (its "curve" and "n_tasks" columns): (line style, label suffix, x
-    positions, row indices), rows in order of M."""
-    for c, curve in enumerate(dict.fromkeys(table["curve"])):
-        rows = sorted(
-            (x_of(math.log2(m)), i)
-            for i, (name, m) in enumerate(zip(table["curve"], table["n_tasks"], strict=True))
-            if name == curve
-        )
-        yield ("-", "--", ":")[c % 3], f" ({curve})" if curve else "", [x for x, _ in rows], [i for _, i in rows]
-
-
 def per_position_figure(curves, dists, title):
     """loss/D (noiseless targets) against context position k, one panel per distribution."""
     fig = Figure(figsize=(5 * len(dists), 3.8))

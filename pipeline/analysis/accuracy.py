@@ -3,11 +3,14 @@ threshold against the one trained on M = inf (and ridge, the Bayes estimator for
 claim: above the threshold they match."""
 
 import math
+import textwrap
 
 from matplotlib.figure import Figure
 
+from pipeline.analysis.plots import mean_curve
 from pipeline.analysis.sweep_runs import Analysis
-from pipeline.sweep.summary import group_axes, group_key
+from pipeline.presets import REPLICATE
+from pipeline.sweep.summary import aggregate, group_axes, group_key, point_axes
 from pipeline.types import InputError
 
 LOSS, RIDGE = "true/pt/loss_noiseless", "true/ridge/loss_noiseless"
@@ -78,24 +81,43 @@ def _threshold_key(sweep, row):
 
 
 def _figure(sweep, table, cuts):
-    fig = Figure(figsize=(6.5, 4.5))
+    """Per curve of the sweep (its replicates pooled), the mean final T_True loss/D of the models above the
+    threshold with its 95% interval, and the M = inf model's mean as a dashed line in a band of its interval."""
+    fig = Figure(figsize=(6.5, 4.8))
     ax = fig.subplots()
-    for c, curve in enumerate(cuts):
-        points = [
-            (table["log2_n_tasks"][i], table["pt"][i]) for i in range(len(table["curve"])) if table["curve"][i] == curve
-        ]
-        label = f" ({curve})" if curve else ""
-        if points:
-            ax.plot(*zip(*points, strict=True), marker="o", color=f"C{c}", label=f"transformer, M > M*{label}")
-        reference = next(r[LOSS] for r in sweep.rows if sweep.curve(r) == curve and r["n_tasks"] == math.inf)
-        ax.axhline(reference, color=f"C{c}", ls="--", label=f"transformer, M = inf{label}")
+    picked = set(table["train_run"])
+    shown = point_axes(sweep.axes)[1:]
+    for c, (group, rows) in enumerate(_curves(sweep.rows, shown)):
+        label = f" ({', '.join(f'{axis}={value}' for axis, value in group)})" if group else ""
+        above = [row for row in rows if row["train_run"] in picked]
+        mean_curve(ax, above, sweep.axes, LOSS, float, color=f"C{c}", label=f"transformer, M > M*{label}")
+        [inf] = [m for m in aggregate([r for r in rows if r["n_tasks"] == math.inf], sweep.axes)]
+        ax.axhline(inf[LOSS], color=f"C{c}", ls="--", label=f"transformer, M = inf{label}")
+        if math.isfinite(inf[f"{LOSS}:low"]):
+            ax.axhspan(inf[f"{LOSS}:low"], inf[f"{LOSS}:high"], color=f"C{c}", alpha=0.12, lw=0)
     ridge = next((r[RIDGE] for r in sweep.rows if r["n_tasks"] == math.inf), None)
     if ridge is not None:
         ax.axhline(ridge, color="grey", ls=":", label="ridge (Bayes for T_True)")
+    replicates = len({row.get(REPLICATE, 0) for row in sweep.rows})
     ax.set(
-        xlabel="log2 M", ylabel="final loss / D on T_True (vs x.w)", title="Above the threshold: the M = inf accuracy"
+        xlabel="log2 M",
+        ylabel="final loss / D on T_True (vs x.w)",
+        title="Above the threshold: the M = inf accuracy"
+        + (f" (means of {replicates} replicates, 95% intervals)" if replicates > 1 else ""),
     )
+    ax.title.set_fontsize(9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+    ax.set_xticks(sorted({row["log2_n_tasks"] for row in sweep.rows if row["train_run"] in picked}))
+    if sweep.setting:
+        fig.suptitle(textwrap.fill(sweep.setting, 110), fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def _curves(rows, shown):
+    """[(((axis, value), ...), rows)] per value of the `shown` axes (the replicates pooled), in order."""
+    found = {}
+    for row in rows:
+        found.setdefault(tuple((axis, row[axis]) for axis in shown), []).append(row)
+    return list(found.items())

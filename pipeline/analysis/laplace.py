@@ -10,8 +10,9 @@ import math
 
 from matplotlib.figure import Figure
 
+from pipeline.analysis.plots import pooled_curves, replicates_note, with_intervals
 from pipeline.analysis.sweep_runs import Analysis
-from pipeline.figures import CURVE_STYLE, m_axis, table_curves
+from pipeline.figures import CURVE_STYLE, m_axis
 from pipeline.types import InputError
 
 LOSSES = ("pt", "dmmse", "ridge", "laplace")
@@ -65,18 +66,19 @@ def _figure(sweep, table):
     x_of, ticks = m_axis(r["log2_n_tasks"] for r in sweep.rows)
     fig = Figure(figsize=(11, 4.2))
     loss_ax, delta_ax = fig.subplots(1, 2)
-    for ls, suffix, xs, rows in table_curves(table, x_of):
+    for ls, suffix, xs, values in pooled_curves(table, x_of):
         for name in LOSSES:
             label, color = CURVE_STYLE[name]
-            loss_ax.plot(xs, [table[name][i] for i in rows], marker="o", color=color, ls=ls, label=label + suffix)
+            with_intervals(loss_ax, xs, *values(name), color=color, ls=ls, label=label + suffix)
         for (key, label), color in zip(DELTAS.items(), ("C4", "C2"), strict=True):
-            delta_ax.plot(xs, [table[key][i] for i in rows], marker="o", color=color, ls=ls, label=label + suffix)
+            with_intervals(delta_ax, xs, *values(key), color=color, ls=ls, label=label + suffix)
     loss_ax.set(yscale="log", xlabel="log2 M", ylabel="T_True loss / D (vs x.w)", title="fresh Laplace tasks")
     delta_ax.set(yscale="log", xlabel="log2 M", title="the transformer against the two Bayes predictors")
     for ax in (loss_ax, delta_ax):
         ticks(ax)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle("A Laplace task prior: which Bayes predictor does the transformer approach?\n" + sweep.setting)
+    title = "A Laplace task prior: which Bayes predictor does the transformer approach?"
+    fig.suptitle(title + replicates_note(table) + "\n" + sweep.setting)
     fig.tight_layout()
     return fig

@@ -20,10 +20,12 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from pipeline.analysis.plots import pooled_curves, with_intervals
 from pipeline.analysis.sweep_runs import Analysis, registered_model_uri
 from pipeline.cli import open_pool
 from pipeline.figures import m_axis
 from pipeline.generate_pool import POOL_ARTIFACT
+from pipeline.stats import t_interval
 from pipeline.tracking.registry import load_registered
 from pipeline.types import InputError
 from tasks import DataSettings, sample_batch
@@ -131,34 +133,46 @@ def barrier(ts, losses):
 
 
 def _figure(sweep, table, curves, ts):
+    """Per M, pooled over every pair of that M (its replicates, and the values of the other axes, such as the
+    data seeds that give the reference its second M = inf model): the barrier per distribution (mean with
+    its 95% interval) beside the reference barrier of two M = inf models, and the loss along the line (mean,
+    band) beside the two M = inf models' line."""
     x_of, ticks = m_axis(r["log2_n_tasks"] for r in sweep.rows)
-    fig = Figure(figsize=(15, 4.2))
+    fig = Figure(figsize=(15, 4.4))
     bar_ax, true_ax, pool_ax = fig.subplots(1, 3)
     first = {name: table["pair"].index(name) for name in curves if name != "inf_vs_inf"}  # a row of each pair
-    lines = {}  # one line per curve (value of the other axes): its pairs in order of M
-    for name, i in sorted(first.items(), key=lambda item: item[1]):
-        lines.setdefault(table["curve"][i], []).append((x_of(math.log2(table["n_tasks"][i])), name))
+    barriers = {"curve": ["" for _ in first]}
+    barriers["n_tasks"] = [table["n_tasks"][i] for i in first.values()]
+    barriers |= {dist: [barrier(ts, curves[name][dist]) for name in first] for dist in DISTS}
     for d, dist in enumerate(DISTS):
-        for c, (curve, pairs) in enumerate(lines.items()):
-            xs = [x for x, _ in sorted(pairs)]
-            values = [barrier(ts, curves[name][dist]) for _, name in sorted(pairs)]
-            label = DISTS[dist] + (f" ({curve})" if curve else "")
-            bar_ax.plot(xs, values, marker="o", color=f"C{d}", ls=("-", "--", ":")[c % 3], label=label)
+        for ls, suffix, xs, values in pooled_curves(barriers, x_of):
+            with_intervals(bar_ax, xs, *values(dist), color=f"C{d}", ls=ls, label=DISTS[dist] + suffix)
         if "inf_vs_inf" in curves:
             reference = barrier(ts, curves["inf_vs_inf"][dist])
-            bar_ax.axhline(reference, color=f"C{d}", ls="-.", lw=1, label=f"two M = inf models ({DISTS[dist]})")
+            other = DISTS["true"] if dist == "true" else "a second fresh draw"
+            bar_ax.axhline(reference, color=f"C{d}", ls="-.", lw=1, label=f"two M = inf models ({other})")
     bar_ax.set(xlabel="log2 M", ylabel="barrier (training loss)", title="barrier between PT(M) and PT(inf)")
-    bar_ax.set_yscale("symlog", linthresh=1e-3)
     ticks(bar_ax)
     bar_ax.legend(fontsize=7)
+    by_m = {}
+    for name, i in first.items():
+        by_m.setdefault(table["n_tasks"][i], []).append(name)
     for ax, dist in ((true_ax, "true"), (pool_ax, "pool")):
-        for c, (name, losses) in enumerate(curves.items()):
-            ax.plot(ts, losses[dist], marker="o", ms=3, color=f"C{c % 10}", label=name)
+        for c, (m, names) in enumerate(sorted(by_m.items())):
+            stacked = np.array([curves[name][dist] for name in names])  # (pairs, points on the line)
+            mean, low, high = np.array([t_interval(stacked[:, j]) for j in range(len(ts))]).T
+            ax.plot(ts, mean, marker="o", ms=3, color=f"C{c}", label=f"M = {m:g} and M = inf ({len(names)} pairs)")
+            if np.isfinite(low).all():
+                ax.fill_between(ts, low, high, color=f"C{c}", alpha=0.15, lw=0)
+        if "inf_vs_inf" in curves:
+            other = "fresh tasks" if dist == "true" else "a second fresh draw"
+            ax.plot(ts, curves["inf_vs_inf"][dist], color="grey", ls="-.", label=f"two M = inf models ({other})")
         ax.set(xlabel="t (0: PT(M), 1: PT(inf))", ylabel="training loss", title=f"along the line, {DISTS[dist]}")
         ax.set_yscale("log")
-    true_ax.legend(fontsize=7)
+        ax.legend(fontsize=7)
     for ax in (bar_ax, true_ax, pool_ax):
         ax.grid(alpha=0.3)
-    fig.suptitle("Linear mode connectivity: training loss on the straight line between the weights\n" + sweep.setting)
+    title = "Linear mode connectivity: training loss on the straight line between the weights"
+    fig.suptitle(title + " (means over the pairs of each M, 95% intervals)\n" + sweep.setting)
     fig.tight_layout()
     return fig

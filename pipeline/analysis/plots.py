@@ -3,6 +3,8 @@
 
 import math
 
+from pipeline.presets import REPLICATE
+from pipeline.stats import t_interval
 from pipeline.sweep.summary import aggregate
 
 
@@ -31,3 +33,27 @@ def with_intervals(ax, xs, values, lows, highs, **style):
     if points:
         xs, ys, lows, highs = zip(*points, strict=True)
         ax.errorbar(xs, ys, yerr=error_bars(ys, lows, highs), capsize=4, **({"marker": "o"} | style))
+
+
+def pooled_curves(table, x_of):
+    """Per curve of an analysis table (its "curve" and "n_tasks" columns, a row per training), its replicates
+    pooled (the curve's text without `replicate=k`): (line style, label suffix, x positions in order of M,
+    values), where values(key) gives the per-M (means, lows, highs) of column `key` over the replicates (95%
+    t intervals; nan with one replicate)."""
+    grouped = {}
+    for i, (curve, m) in enumerate(zip(table["curve"], table["n_tasks"], strict=True)):
+        pooled = ", ".join(part for part in curve.split(", ") if part and not part.startswith(f"{REPLICATE}="))
+        grouped.setdefault(pooled, {}).setdefault(float(m), []).append(i)
+    for c, (curve, by_m) in enumerate(grouped.items()):
+        ms = sorted(by_m)
+
+        def values(key, by_m=by_m, ms=ms):
+            return tuple(zip(*(t_interval([table[key][i] for i in by_m[m]]) for m in ms), strict=True))
+
+        yield ("-", "--", ":")[c % 3], f" ({curve})" if curve else "", [x_of(math.log2(m)) for m in ms], values
+
+
+def replicates_note(table):
+    """' (means of N replicates, 95% intervals)' for an analysis table of N > 1 replicates, else ''."""
+    found = {part for curve in table["curve"] for part in curve.split(", ") if part.startswith(f"{REPLICATE}=")}
+    return f" (means of {len(found)} replicates, 95% intervals)" if len(found) > 1 else ""

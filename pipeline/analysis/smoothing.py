@@ -15,10 +15,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from baselines import loss_vs_noiseless, smoothed_dmmse_predictions
+from pipeline.analysis.plots import pooled_curves, replicates_note, with_intervals
 from pipeline.analysis.sweep_runs import Analysis
 from pipeline.cli import open_pool
 from pipeline.evaluation import EVAL_SEEDS, choose_smoothing
-from pipeline.figures import STYLE, m_axis, table_curves
+from pipeline.figures import STYLE, m_axis
 from pipeline.generate_pool import POOL_ARTIFACT
 from pipeline.types import InputError
 from tasks import EvalSettings
@@ -98,16 +99,19 @@ def _figure(sweep, table):
     fig = Figure(figsize=(11, 4.2))
     loss_ax, s_ax = fig.subplots(1, 2)
     style = {**STYLE, "smoothed_dmmse": SMOOTHED}
-    for ls, suffix, xs, rows in table_curves(table, x_of):
+    for ls, suffix, xs, values in pooled_curves(table, x_of):
         for name, (label, color) in style.items():
-            loss_ax.plot(xs, [table[name][i] for i in rows], marker="o", color=color, ls=ls, label=label + suffix)
-        s_ax.plot(xs, [table["smoothing"][i] for i in rows], marker="o", color="black", ls=ls)
+            with_intervals(loss_ax, xs, *values(name), color=color, ls=ls, label=label + suffix)
+        with_intervals(s_ax, xs, *values("smoothing"), color="black", ls=ls)
     loss_ax.set(yscale="log", xlabel="log2 M", ylabel="T_True loss / D (vs x.w)", title="fresh tasks")
     s_ax.set(yscale="symlog", xlabel="log2 M", ylabel="s", title="best smoothing s (held-out T_True)")
     for ax in (loss_ax, s_ax):
         ticks(ax)
         ax.grid(alpha=0.3)
     loss_ax.legend(fontsize=7)
-    fig.suptitle("Smoothed dMMSE: the pool blurred into a Gaussian mixture, with the best s\n" + sweep.setting)
+    fig.suptitle(
+        f"Smoothed dMMSE: the pool blurred into a Gaussian mixture, with the best s{replicates_note(table)}\n"
+        + sweep.setting
+    )
     fig.tight_layout()
     return fig
