@@ -44,3 +44,11 @@ def test_the_shared_computations_import_no_mlflow_and_no_tracking(module):
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert not {name for name in imported if name.split(".")[0] == "mlflow" or name.startswith("pipeline.tracking")}
+
+
+def test_the_embedded_store_and_the_gallery_live_in_the_project_root():
+    """PROJECT_DIR (where the default SQLite store, its artifacts and docs/figures go) is the project's root,
+    wherever the module that defines it sits."""
+    from pipeline.tracking.store import PROJECT_DIR
+
+    assert PROJECT_DIR == PROJECT and (PROJECT_DIR / "MLproject").is_file()

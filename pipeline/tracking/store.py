@@ -23,7 +23,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline import shutdown
 
-PROJECT_DIR = Path(__file__).resolve().parents[1]
+PROJECT_DIR = Path(__file__).resolve().parents[2]  # pipeline/tracking/store.py -> the project root
 DEFAULT_EXPERIMENT = "icl-task-diversity"
 
 
