@@ -29,7 +29,7 @@ def final_accuracy(client, sweep, above=None):
         "gap": [],
         "train_run": [],
     }
-    metrics, findings, cuts = {}, [], {}
+    metrics, findings = {}, []
     for curve in dict.fromkeys(sweep.curve(row) for row in sweep.rows):
         rows = [row for row in sweep.rows if sweep.curve(row) == curve]
         infinite = [row for row in rows if row["n_tasks"] == math.inf]
@@ -40,7 +40,6 @@ def final_accuracy(client, sweep, above=None):
         if not math.isfinite(cut):
             findings.append(f"- {name}: no threshold estimate (pass `above`): no model compared")
             continue
-        cuts[curve] = cut
         reference = infinite[0][LOSS]
         picked = sorted((r for r in rows if cut < r["log2_n_tasks"] < math.inf), key=lambda r: r["log2_n_tasks"])
         for row in picked:
@@ -66,7 +65,7 @@ def final_accuracy(client, sweep, above=None):
             findings.append(f"- {name}: no grid point with log2 M above {cut:.2f}")
     runs = sorted(set(table["train_run"]) | {r["train_run"] for r in sweep.rows if r["n_tasks"] == math.inf})
     return Analysis(
-        figures={"final_accuracy/final_accuracy.png": _figure(sweep, table, cuts)},
+        figures={"final_accuracy/final_accuracy.png": _figure(sweep, table)},
         tables={"final_accuracy/final_accuracy.json": table},
         metrics=metrics,
         findings=findings,
@@ -80,14 +79,15 @@ def _threshold_key(sweep, row):
     return "threshold_log2_n_tasks" + group_key(group)
 
 
-def _figure(sweep, table, cuts):
+def _figure(sweep, table):
     """Per curve of the sweep (its replicates pooled), the mean final T_True loss/D of the models above the
     threshold with its 95% interval, and the M = inf model's mean as a dashed line in a band of its interval."""
     fig = Figure(figsize=(6.5, 4.8))
     ax = fig.subplots()
     picked = set(table["train_run"])
     shown = point_axes(sweep.axes)[1:]
-    for c, (group, rows) in enumerate(_curves(sweep.rows, shown)):
+    drawn = [(group, rows) for group, rows in _curves(sweep.rows, shown) if any(r["train_run"] in picked for r in rows)]
+    for c, (group, rows) in enumerate(drawn):  # those with a threshold and a model above it
         label = f" ({', '.join(f'{axis}={value}' for axis, value in group)})" if group else ""
         above = [row for row in rows if row["train_run"] in picked]
         mean_curve(ax, above, sweep.axes, LOSS, float, color=f"C{c}", label=f"transformer, M > M*{label}")

@@ -20,11 +20,12 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from pipeline.analysis.plots import pooled_curves, with_intervals
+from pipeline.analysis.plots import pooled, pooled_curves, with_intervals
 from pipeline.analysis.sweep_runs import Analysis, registered_model_uri
 from pipeline.cli import open_pool
 from pipeline.figures import m_axis
 from pipeline.generate_pool import POOL_ARTIFACT
+from pipeline.presets import REPLICATE
 from pipeline.stats import t_interval
 from pipeline.tracking.registry import load_registered
 from pipeline.types import InputError
@@ -44,8 +45,9 @@ def lmc(client, sweep, *, alphas, fresh, seed):
     infs = [r for r in sweep.rows if r["n_tasks"] == math.inf]
     by_curve = {sweep.curve(r): r for r in infs}
     pairs = [(r, by_curve.get(sweep.curve(r))) for r in sweep.rows if math.isfinite(r["n_tasks"])]
-    if len(infs) >= 2:
-        pairs.append((infs[1], infs[0]))  # the reference: two M = inf models
+    reference = _reference(infs)
+    if reference:
+        pairs.append(reference)  # two M = inf models from the same initial weights
     models = {}
 
     def model(row):
@@ -97,6 +99,16 @@ def lmc(client, sweep, *, alphas, fresh, seed):
     )
 
 
+def _reference(infs):
+    """The reference pair: two M = inf trainings from the same initial weights (the same replicate, which
+    draws the model seed; they differ by another axis, such as the data seed), or None."""
+    for i, first in enumerate(infs):
+        for second in infs[i + 1 :]:
+            if first.get(REPLICATE, 0) == second.get(REPLICATE, 0):
+                return second, first
+    return None
+
+
 def _data(row, sweep, fresh, seed):
     value = {key: row.get(key, sweep.params[key]) for key in ("n_points", "n_dims", "noise_scale", "data_scale")}
     spec = DataSettings(
@@ -133,15 +145,14 @@ def barrier(ts, losses):
 
 
 def _figure(sweep, table, curves, ts):
-    """Per M, pooled over every pair of that M (its replicates, and the values of the other axes, such as the
-    data seeds that give the reference its second M = inf model): the barrier per distribution (mean with
-    its 95% interval) beside the reference barrier of two M = inf models, and the loss along the line (mean,
-    band) beside the two M = inf models' line."""
+    """Per curve of the other axes (the replicates and any seed axis pooled: plots.pooled_curves), the barrier
+    against M per distribution (mean with its 95% interval) beside the reference barrier of two M = inf
+    models; and the loss along the line per M and curve (mean, band) beside the two M = inf models' line."""
     x_of, ticks = m_axis(r["log2_n_tasks"] for r in sweep.rows)
     fig = Figure(figsize=(15, 4.4))
     bar_ax, true_ax, pool_ax = fig.subplots(1, 3)
     first = {name: table["pair"].index(name) for name in curves if name != "inf_vs_inf"}  # a row of each pair
-    barriers = {"curve": ["" for _ in first]}
+    barriers = {"curve": [table["curve"][i] for i in first.values()]}
     barriers["n_tasks"] = [table["n_tasks"][i] for i in first.values()]
     barriers |= {dist: [barrier(ts, curves[name][dist]) for name in first] for dist in DISTS}
     for d, dist in enumerate(DISTS):
@@ -154,16 +165,17 @@ def _figure(sweep, table, curves, ts):
     bar_ax.set(xlabel="log2 M", ylabel="barrier (training loss)", title="barrier between PT(M) and PT(inf)")
     ticks(bar_ax)
     bar_ax.legend(fontsize=7)
-    by_m = {}
+    by_m = {}  # (curve, M) -> its pairs
     for name, i in first.items():
-        by_m.setdefault(table["n_tasks"][i], []).append(name)
+        by_m.setdefault((pooled(table["curve"][i]), table["n_tasks"][i]), []).append(name)
     for ax, dist in ((true_ax, "true"), (pool_ax, "pool")):
-        for c, (m, names) in enumerate(sorted(by_m.items())):
+        for c, ((curve, m), names) in enumerate(sorted(by_m.items(), key=lambda item: (item[0][0], item[0][1]))):
             stacked = np.array([curves[name][dist] for name in names])  # (pairs, points on the line)
             mean, low, high = np.array([t_interval(stacked[:, j]) for j in range(len(ts))]).T
-            ax.plot(ts, mean, marker="o", ms=3, color=f"C{c}", label=f"M = {m:g} and M = inf ({len(names)} pairs)")
+            label = f"M = {m:g} and M = inf{f' ({curve})' if curve else ''}, {len(names)} pair(s)"
+            ax.plot(ts, mean, marker="o", ms=3, color=f"C{c % 10}", label=label)
             if np.isfinite(low).all():
-                ax.fill_between(ts, low, high, color=f"C{c}", alpha=0.15, lw=0)
+                ax.fill_between(ts, low, high, color=f"C{c % 10}", alpha=0.15, lw=0)
         if "inf_vs_inf" in curves:
             other = "fresh tasks" if dist == "true" else "a second fresh draw"
             ax.plot(ts, curves["inf_vs_inf"][dist], color="grey", ls="-.", label=f"two M = inf models ({other})")
@@ -173,6 +185,6 @@ def _figure(sweep, table, curves, ts):
     for ax in (bar_ax, true_ax, pool_ax):
         ax.grid(alpha=0.3)
     title = "Linear mode connectivity: training loss on the straight line between the weights"
-    fig.suptitle(title + " (means over the pairs of each M, 95% intervals)\n" + sweep.setting)
+    fig.suptitle(title + " (means over replicates and seeds, 95% intervals)\n" + sweep.setting)
     fig.tight_layout()
     return fig

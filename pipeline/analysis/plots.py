@@ -2,6 +2,7 @@
 95% interval (pipeline/sweep/summary.py aggregate), and a value with an interval that may be one-sided."""
 
 import math
+import re
 
 from pipeline.presets import REPLICATE
 from pipeline.stats import t_interval
@@ -35,15 +36,20 @@ def with_intervals(ax, xs, values, lows, highs, **style):
         ax.errorbar(xs, ys, yerr=error_bars(ys, lows, highs), capsize=4, **({"marker": "o"} | style))
 
 
+def pooled(curve):
+    """A curve's text (analysis tables: "weight_decay=0.1, replicate=2") without its replicate and seed axes,
+    whose values differ per replicate (each replicate draws its own seeds: grid.replicate_seed)."""
+    return ", ".join(part for part in curve.split(", ") if part and not re.match(rf"({REPLICATE}|\w+_seed)=", part))
+
+
 def pooled_curves(table, x_of):
     """Per curve of an analysis table (its "curve" and "n_tasks" columns, a row per training), its replicates
-    pooled (the curve's text without `replicate=k`): (line style, label suffix, x positions in order of M,
-    values), where values(key) gives the per-M (means, lows, highs) of column `key` over the replicates (95%
-    t intervals; nan with one replicate)."""
+    and seed axes pooled (`pooled`): (line style, label suffix, x positions in order of M, values), where
+    values(key) gives the per-M (means, lows, highs) of column `key` over the pooled rows (95% t intervals;
+    nan for one)."""
     grouped = {}
     for i, (curve, m) in enumerate(zip(table["curve"], table["n_tasks"], strict=True)):
-        pooled = ", ".join(part for part in curve.split(", ") if part and not part.startswith(f"{REPLICATE}="))
-        grouped.setdefault(pooled, {}).setdefault(float(m), []).append(i)
+        grouped.setdefault(pooled(curve), {}).setdefault(float(m), []).append(i)
     for c, (curve, by_m) in enumerate(grouped.items()):
         ms = sorted(by_m)
 
