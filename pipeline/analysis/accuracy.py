@@ -91,7 +91,7 @@ def _figure(sweep, table):
         label = f" ({', '.join(f'{axis}={value}' for axis, value in group)})" if group else ""
         above = [row for row in rows if row["train_run"] in picked]
         mean_curve(ax, above, sweep.axes, LOSS, float, color=f"C{c}", label=f"transformer, M > M*{label}")
-        [inf] = [m for m in aggregate([r for r in rows if r["n_tasks"] == math.inf], sweep.axes)]
+        [inf] = aggregate([r for r in rows if r["n_tasks"] == math.inf], sweep.axes)
         ax.axhline(inf[LOSS], color=f"C{c}", ls="--", label=f"transformer, M = inf{label}")
         if math.isfinite(inf[f"{LOSS}:low"]):
             ax.axhspan(inf[f"{LOSS}:low"], inf[f"{LOSS}:high"], color=f"C{c}", alpha=0.12, lw=0)
