@@ -13,9 +13,8 @@ import click
 import torch
 
 from benchmarks.ensemble import N_DIMS, N_POINTS, stacked_batches
-from models import ModelConfig, build_model, make_optimizer, train_step
-from models.ensemble import EnsembleAdamW, EnsembleRegressor, ensemble_step
-from models.training import compiled
+from models import PACKED, ModelConfig, build_model, make_optimizer, train_step
+from models.strategies import compiled
 
 SETTINGS = {"small": 64, "base": 256}
 
@@ -29,15 +28,15 @@ class Way:
             self.model = build_model(config, seed=0)
             self.optimizer = make_optimizer(self.model, lr=1e-4)
         else:
-            self.model = EnsembleRegressor.of([build_model(config, seed=s) for s in range(members)])
-            self.optimizer = EnsembleAdamW(self.model, [0.0] * members)
-            self.lr = torch.full((members,), 1e-4)
+            self.models = [build_model(config, seed=s) for s in range(members)]
+            self.optimizers = [make_optimizer(m, lr=1e-4) for m in self.models]
+            self.model = PACKED.modules(self.models, False)[0]
         self.stepped = compiled(self.model) if compile else self.model
 
     def step(self, xs, ys):
         if self.members == 1:
             return train_step(self.stepped, self.optimizer, xs[0], ys[0], 1e-4)
-        return ensemble_step(self.stepped, self.optimizer, xs, ys, self.lr)
+        return PACKED.step(self.stepped, self.optimizers, xs, ys, [1e-4] * self.members)
 
     def rate(self, data):
         """Members x steps / s over `data`."""

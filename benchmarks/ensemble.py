@@ -13,8 +13,7 @@ import time
 import click
 import torch
 
-from models import ModelConfig, build_model, make_optimizer, train_step
-from models.ensemble import EnsembleAdamW, EnsembleRegressor, ensemble_step
+from models import PACKED, ModelConfig, build_model, make_optimizer, train_step
 from tasks import DataSettings, sample_batch
 
 N_DIMS, N_POINTS = 8, 16
@@ -52,13 +51,13 @@ def sequential_rate(config, data):
 def ensemble_rate(config, data):
     """Members x steps / s of training the members as one ensemble."""
     start = time.perf_counter()
-    ensemble = EnsembleRegressor.of([build_model(config, seed=s) for s in range(len(data))])
-    optimizer = EnsembleAdamW(ensemble, [0.0] * len(data))
-    lr = torch.full((len(data),), 1e-4)
+    models = [build_model(config, seed=s) for s in range(len(data))]
+    optimizers, lr = [make_optimizer(m, lr=1e-4) for m in models], [1e-4] * len(data)
+    ensemble = PACKED.modules(models, False)[0]
     for step in range(len(data[0])):
         xs = torch.stack([member[step][0] for member in data])
         ys = torch.stack([member[step][1] for member in data])
-        ensemble_step(ensemble, optimizer, xs, ys, lr)
+        PACKED.step(ensemble, optimizers, xs, ys, lr)
     return len(data) * len(data[0]) / (time.perf_counter() - start)
 
 

@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from models import X_TOKENS, ModelConfig, build_model, to_tokens
-from models.training import compiled
+from models.strategies import compiled
 from pipeline.evaluation import chunk_rows, transformer_predictions
 from tasks import EvalSet
 

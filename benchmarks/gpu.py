@@ -20,9 +20,7 @@ import click
 import torch
 
 from benchmarks.ensemble import stacked_batches
-from models import ModelConfig, build_model
-from models.ensemble import EnsembleAdamW, EnsembleRegressor, ensemble_step
-from models.training import compiled
+from models import PACKED, ModelConfig, build_model, make_optimizer
 
 FIG2_TRAININGS, FIG2_STEPS = 42, 500_000
 
@@ -30,23 +28,22 @@ FIG2_TRAININGS, FIG2_STEPS = 42, 500_000
 def rate(config, members, batch_size, steps, device, compile=False):
     """(members x steps / s, peak device bytes or None, seconds of the warm-up) of `steps` ensemble steps
     after 3 warm-up steps (the first compiles, with `compile`)."""
-    ensemble = EnsembleRegressor.of([build_model(config, seed=s, device=device) for s in range(members)])
-    optimizer = EnsembleAdamW(ensemble, [0.0] * members)
-    stepped = compiled(ensemble) if compile else ensemble
-    lr = torch.full((members,), 1e-4, device=device)
+    models = [build_model(config, seed=s, device=device) for s in range(members)]
+    optimizers, lr = [make_optimizer(m, lr=1e-4) for m in models], [1e-4] * members
+    stepped = PACKED.modules(models, compile)[0]
     shape = {"n_points": config.n_points, "n_dims": config.n_dims, "device": device}
     data = stacked_batches(members, batch_size, 3 + steps, **shape)  # drawn before the timing starts
     cuda = torch.device(device).type == "cuda"
     warm = time.perf_counter()
     for xs, ys in data[:3]:  # warm-up
-        ensemble_step(stepped, optimizer, xs, ys, lr)
+        PACKED.step(stepped, optimizers, xs, ys, lr)
     if cuda:
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
     warm = time.perf_counter() - warm
     start = time.perf_counter()
     for xs, ys in data[3:]:
-        ensemble_step(stepped, optimizer, xs, ys, lr)
+        PACKED.step(stepped, optimizers, xs, ys, lr)
     if cuda:
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start

@@ -13,17 +13,17 @@ from models.checkpoint import (
 )
 from models.files import load_model_files, save_model_files
 from models.optim import SCHEDULES, OptimSettings, cosine, make_optimizer, param_groups, train_step, triangle
+from models.strategies import ALONE, PACKED, Alone, DataParallel, Packed
 from models.tokens import X_TOKENS, context, to_tokens
 from models.training import (
-    ALONE,
     LOG_EVERY,
-    Alone,
     Checkpointing,
-    DataParallel,
     Hook,
+    Member,
     TrainingDiverged,
     TrainingInterrupted,
     train,
+    train_members,
 )
 from models.transformer import SIZES, InContextRegressor, ModelConfig, build_model, gelu
 
@@ -37,8 +37,11 @@ __all__ = [
     "InContextRegressor",
     "LOG_EVERY",
     "LoopState",
+    "Member",
     "ModelConfig",
     "OptimSettings",
+    "PACKED",
+    "Packed",
     "SCHEDULES",
     "SIZES",
     "TrainingDiverged",
@@ -58,6 +61,7 @@ __all__ = [
     "save_model_files",
     "to_tokens",
     "train",
+    "train_members",
     "train_step",
     "triangle",
 ]

@@ -15,15 +15,13 @@ from models.transformer import Block
 
 
 def param_groups(model, weight_decay):
-    """[decayed, not decayed] parameter groups, decided by module type and tensor rank."""
+    """[decayed, not decayed] parameter groups: the weights of the blocks' linear maps, and the rest."""
     decay = [
-        p
+        m.weight
         for block in model.modules()
         if isinstance(block, Block)
         for m in block.modules()
         if isinstance(m, nn.Linear)
-        for p in m.parameters(recurse=False)
-        if p.ndim == 2
     ]
     decay_ids = {id(p) for p in decay}
     rest = [p for p in model.parameters() if id(p) not in decay_ids]

@@ -5,21 +5,22 @@ a pure function of the step (so a resumed training sees the same data); the eval
 `evaluate(model) -> {metric: per-position curve}`; everything that leaves the loop goes through hooks
 (progress display, tracking, a sweep's thread balancing), and checkpoints are files that say what they
 are (models/checkpoint.py). Several trainings can therefore run side by side in one process.
+
+One loop trains one model or several (`train_members`): each is a Member with its own optimiser, schedule,
+hooks and checkpoints, and a strategy (models/strategies.py) says how the steps run: one model alone,
+several packed into one batched computation, or one model over the ranks of a process group.
 """
 
 import dataclasses
 import functools
-import getpass
 import math
-import os
-import sys
-import tempfile
 from pathlib import Path
 
 import torch
 
 from models.checkpoint import LoopState, save_checkpoint
-from models.optim import train_step
+from models.optim import OptimSettings
+from models.strategies import ALONE
 
 LOG_EVERY = 50  # steps between training-loss points (each costs a device sync)
 
@@ -94,191 +95,130 @@ class Checkpointing:
         return Path(self.folder, "last.pt")
 
 
-def compiled(model):
-    """`model` (an nn.Module) behind torch.compile (inductor, static shapes): its forward and backward become
-    generated kernels, compiled at the first call. It shares `model`'s parameters, so the optimiser, the
-    checkpoints and the evaluation use `model` itself.
+@dataclasses.dataclass
+class Member:
+    """One training the loop drives: `model`, the `optimizer` made for it (models.make_optimizer, fresh or
+    restored from the checkpoint `start` came from), its OptimSettings, hooks, Checkpointing (None: no
+    checkpoints) and `start`, a LoopState (None: step 0)."""
 
-    Under ATEN_CPU_CAPABILITY (torch's kernels of another CPU chosen), inductor's on-disk cache goes to a
-    folder of that capability's own, unless TORCHINDUCTOR_CACHE_DIR says where: the cache's key leaves the
-    capability out, and a cached kernel of another one fails to build (measured with torch 2.13 after a run
-    at avx512, under `default`: "'at::vec' has not been declared")."""
-    capability = os.environ.get("ATEN_CPU_CAPABILITY")
-    if capability:
-        try:
-            user = getpass.getuser()
-        except (KeyError, OSError):  # no user name here
-            user = "unknown"
-        shared = os.path.join(tempfile.gettempdir(), f"torchinductor_{user}")  # inductor's default folder
-        # Importing inductor (building a model may) sets the variable to its default: that counts as unset.
-        if os.environ.get("TORCHINDUCTOR_CACHE_DIR", shared) == shared:
-            os.environ["TORCHINDUCTOR_CACHE_DIR"] = f"{shared}_{capability}"
-    return torch.compile(model, dynamic=False)
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    optim: OptimSettings
+    hooks: tuple = ()
+    checkpointing: Checkpointing | None = None
+    start: LoopState | None = None
 
 
-def thread_safe(model):
-    """Whether `model` may run its forward in several threads at once: an eager one may; one behind
-    torch.compile may not (neither dynamo nor inductor is thread-safe: pytorch/pytorch#118260)."""
-    # Where dynamo was never imported, no model is compiled (and importing it would cost seconds).
-    dynamo = sys.modules.get("torch._dynamo.eval_frame")
-    return dynamo is None or not isinstance(model, dynamo.OptimizedModule)
-
-
-def data_parallel(model):
-    """`model` behind DistributedDataParallel (the process group is initialised): its backward averages the
-    gradients over the ranks. It shares `model`'s parameters, like `compiled`."""
-    device = next(model.parameters()).device
-    ids = [device.index] if device.type == "cuda" else None
-    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-
-
-class Alone:
-    """How the loop trains when one process trains the model: the strategy every step asks (`train`'s
-    `strategy`); DataParallel is the other."""
-
-    writer = True  # this process writes the checkpoints
-    collective = False  # its `mean` and `stop` need every process to call them at the same step
-
-    def modules(self, model, compile):
-        """The module the steps run through and the one the evaluation runs (both share `model`'s weights)."""
-        stepped = compiled(model) if compile else model
-        return stepped, stepped
-
-    def mean(self, value):
-        """A 0-d tensor's mean over the processes that train the model (alone: itself)."""
-        return value
-
-    def stop(self, asked, done, total, boundary):
-        """Whether to stop after step `done` of `total` (`asked`: this process was asked to; `boundary`: a
-        LOG_EVERY step)."""
-        return asked and done < total
-
-
-class DataParallel(Alone):
-    """This process is one rank of a torch.distributed group (torchrun) training one model on a shared batch:
-    the steps run through DistributedDataParallel (gradients averaged over the ranks: the global batch's
-    gradient; the evaluation stays eager on the model itself), the logged loss is the mean over the ranks,
-    and only rank 0 writes checkpoints. The ranks agree to stop after the step in which any was asked to
-    (gloo), or at the next LOG_EVERY boundary on GPUs (NCCL), where a per-step agreement would be a host
-    sync per step."""
-
-    collective = True
-
-    def __init__(self):
-        self.writer = torch.distributed.get_rank() == 0
-        self.on_gpu = torch.distributed.get_backend() == "nccl"
-
-    def modules(self, model, compile):
-        stepped = data_parallel(model)
-        return (compiled(stepped) if compile else stepped), model
-
-    def mean(self, value):
-        total = value.detach().clone()
-        torch.distributed.all_reduce(total)
-        return total / torch.distributed.get_world_size()
-
-    def stop(self, asked, done, total, boundary):
-        if done >= total or not (boundary or not self.on_gpu):
-            return False
-        device = "cuda" if self.on_gpu else "cpu"
-        flag = torch.tensor(float(asked), device=device)  # any rank's: a collective at the same step on every rank
-        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-        return bool(flag.item())
-
-
-ALONE = Alone()
-
-
-def train(
-    model,
-    optimizer,
-    optim,
-    *,
-    batches,
-    evaluate,
-    eval_every,
-    eval_per_decade=0,
-    hooks=(),
-    checkpointing=None,
-    start=None,
-    should_stop=None,
-    compile=False,
-    strategy=ALONE,
-):
+def train(model, optimizer, optim, *, batches, evaluate, hooks=(), checkpointing=None, start=None, **loop):
     """Train `model` from `start` (a LoopState; step 0 by default) to `optim.total_steps`; returns the final
-    evaluation's curves.
+    evaluation's curves. `batches(step) -> (xs, ys)`, `evaluate(model) -> curves`; the rest as in
+    train_members, which this is for one Member. Raises TrainingDiverged when the loss stops being finite."""
+    (result,) = train_members(
+        [Member(model, optimizer, optim, tuple(hooks), checkpointing, start)],
+        batches=lambda step, members: batches(step),
+        evaluate=lambda index, module: evaluate(module),
+        **loop,
+    )
+    if isinstance(result, TrainingDiverged):
+        raise result
+    return result
 
-    `optim` is an OptimSettings (its schedule sets every step's lr); `optimizer` was made for `model`
-    (models.make_optimizer), fresh or restored from the checkpoint `start` came from. A `start` at an
-    evaluation's step evaluates again first (a stop may have cut that evaluation short); one at total_steps
-    only evaluates. `should_stop()` is asked after every step: when it says yes, the loop writes a
-    checkpoint and raises TrainingInterrupted. A KeyboardInterrupt (a signal's handler) during an evaluation
-    writes the checkpoint of its step before it goes on.
-    It evaluates every `eval_every` steps, at `eval_per_decade` log-spaced steps per decade and at the end
-    (evaluates). Raises TrainingDiverged when the training loss stops being finite. `compile` runs the
-    training step's forward and backward, and the evaluation's forward, through torch.compile (`compiled`).
-    `strategy` says how the processes that train the model share the work: Alone (one process), or
+
+def train_members(
+    members, *, batches, evaluate, eval_every, eval_per_decade=0, should_stop=None, compile=False, strategy=ALONE
+):
+    """Train every Member from its `start` (one step for all) to their common `optim.total_steps`; returns,
+    per member, its final evaluation's curves or the TrainingDiverged that dropped it.
+
+    `batches(step, indices)` gives the batch of the members at `indices` (those still training, in order) at
+    `step`, a pure function of both: xs (B, K, D), ys (B, K) for one member, stacked (S, B, K, D), (S, B, K)
+    for several; `evaluate(index, module) -> {metric: per-position curve}` scores member `index`. Each
+    member's schedule sets its lr at every step. It evaluates every `eval_every` steps, at `eval_per_decade`
+    log-spaced steps per decade and at the end (evaluates); a start at an evaluation's step evaluates again
+    first (a stop may have cut that evaluation short), one at total_steps only evaluates. A member whose
+    training loss stops being finite is dropped and fails alone; the others go on. `should_stop()` is asked
+    after every step: when it says yes, the loop writes the checkpoints and raises TrainingInterrupted; a
+    KeyboardInterrupt (a signal's handler) during an evaluation writes the checkpoints of its step first.
+    `compile` runs the steps (and a single model's evaluation) through torch.compile. `strategy`
+    (models/strategies.py) says how the steps run: Alone by default (Packed for several members), or
     DataParallel (one rank of a torchrun group, `batches` giving this rank's share of each step's batch).
     """
-    total = optim.total_steps
-    stepped, evaluated = strategy.modules(model, compile)
-    start = start or LoopState(0, None, 0)
-    if not 0 <= start.step <= total:
-        raise ValueError(f"start step {start.step} must be in [0, total_steps={total}]")
-    running, count, curves = start.loss_sum, start.loss_count, {}
+    total = members[0].optim.total_steps
+    if any(m.optim.total_steps != total for m in members):
+        raise ValueError(f"members train for one length, got {[m.optim.total_steps for m in members]}")
+    strategy = strategy.of(len(members))
+    starts = {(m.start.step, m.start.loss_count) if m.start else (0, 0) for m in members}
+    if len(starts) > 1:
+        raise ValueError(f"members continue from one step, got (step, count) {sorted(starts)}")
+    ((first, count),) = starts
+    if not 0 <= first <= total:
+        raise ValueError(f"start step {first} must be in [0, total_steps={total}]")
+    sums = [m.start.loss_sum for m in members if m.start and m.start.loss_sum is not None]
+    running = torch.stack([s.reshape(()) for s in sums]) if sums else None
+    alive, results = list(range(len(members))), {}
+    stepped, evaluated = strategy.modules([m.model for m in members], compile)
 
-    def save(done):
+    def save(done, forced):
+        """The checkpoints of the members still training that are due at `done` (all of them if `forced`)."""
         nonlocal running
+        saving = [k for k, i in enumerate(alive) if members[i].checkpointing]
+        saving = [k for k in saving if forced or done % members[alive[k]].checkpointing.every == 0]
+        if not saving:
+            return
         if running is not None:  # the processes' mean: a checkpoint resumes under any number of them
             running = strategy.mean(running)
-        if strategy.writer:
-            state = LoopState(done, running, count)
-            save_checkpoint(
-                checkpointing.path, model=model, optimizer=optimizer, loop=state, settings=checkpointing.settings
-            )
-            for hook in hooks:
-                hook.on_checkpoint(done, checkpointing.path)
+        for k in saving if strategy.writer else ():
+            member, state = members[alive[k]], LoopState(done, None if running is None else running[k], count)
+            path, settings = member.checkpointing.path, member.checkpointing.settings
+            save_checkpoint(path, model=member.model, optimizer=member.optimizer, loop=state, settings=settings)
+            for hook in member.hooks:
+                hook.on_checkpoint(done, path)
 
     def evaluation(done):
         try:
-            result = evaluate(evaluated)
+            for k, i in enumerate(alive):
+                results[i] = evaluate(i, evaluated[k])
+                for hook in members[i].hooks:
+                    hook.on_eval(done, results[i])
         except KeyboardInterrupt:  # stopped while evaluating: the step is kept, its evaluation done on resume
-            if checkpointing is not None and not (strategy.collective and running is not None):  # no collective
-                save(done)
+            if not (strategy.collective and running is not None):  # no collective outside the steps
+                save(done, forced=True)
             raise
-        for hook in hooks:
-            hook.on_eval(done, result)
-        return result
 
-    if start.step and evaluates(start.step, total, eval_every, eval_per_decade):
-        # Resumed from a checkpoint of an evaluation's step, whose evaluation a stop may have cut short: it is
-        # done again (the same numbers: hooks that logged them skip them). At total_steps it is all there is.
-        curves = evaluation(start.step)
-    for step in range(start.step, total):
-        lr = optim.lr_at(step)
-        xs, ys = batches(step)
-        loss = train_step(stepped, optimizer, xs, ys, lr)
-        running = loss if running is None else running + loss
+    if first and evaluates(first, total, eval_every, eval_per_decade):
+        evaluation(first)
+    for step in range(first, total):
+        lrs = [members[i].optim.lr_at(step) for i in alive]
+        xs, ys = batches(step, alive)
+        losses = strategy.step(stepped, [members[i].optimizer for i in alive], xs, ys, lrs)
+        running = losses if running is None else running + losses
         count += 1
         done = step + 1
         # ---- training loss, every LOG_EVERY steps (one device sync each)
         boundary = done % LOG_EVERY == 0 or done == total
         if boundary:
-            mean = strategy.mean(running).item() / count
+            means = [value / count for value in strategy.mean(running).tolist()]
             running, count = None, 0
-            if not math.isfinite(mean):
-                raise TrainingDiverged.at(done, mean, optim.lr)
-            for hook in hooks:
-                hook.on_log(done, {"training/loss": mean, "training/lr": lr})
+            for i, mean, lr in zip(list(alive), means, lrs, strict=True):
+                if math.isfinite(mean):
+                    for hook in members[i].hooks:
+                        hook.on_log(done, {"training/loss": mean, "training/lr": lr})
+                else:
+                    results[i] = TrainingDiverged.at(done, mean, members[i].optim.lr)
+                    alive.remove(i)
+            if not alive:
+                break
+            if len(alive) < len(evaluated):
+                stepped, evaluated = strategy.modules([members[i].model for i in alive], compile)
         # ---- evaluation
         if evaluates(done, total, eval_every, eval_per_decade):
-            curves = evaluation(done)
-        # ---- checkpoint: on schedule, at the end, and before stopping on request
+            evaluation(done)
+        # ---- checkpoints: on schedule, at the end, and before stopping on request
         stop = strategy.stop(should_stop is not None and bool(should_stop()), done, total, boundary)
-        if checkpointing is not None and (done % checkpointing.every == 0 or done == total or stop):
-            save(done)
+        save(done, forced=done == total or stop)
         if stop:
             raise TrainingInterrupted(done)
-    for hook in hooks:
-        hook.on_end(total, curves)
-    return curves
+    for i in alive:
+        for hook in members[i].hooks:
+            hook.on_end(total, results.get(i, {}))
+    return [results.get(i, {}) for i in range(len(members))]

@@ -79,76 +79,141 @@ def gelu(x):
     return TanhGelu.apply(x)
 
 
+class Linear(nn.Linear):
+    """nn.Linear, or with `members` S linear maps with a leading member axis: (S, ..., in) -> (S, ..., out).
+    `outputs`, a slice of fan_out (None: all), computes those outputs only."""
+
+    def __init__(self, fan_in, fan_out, bias=True, members=None):
+        nn.Module.__init__(self)
+        self.in_features, self.out_features = fan_in, fan_out
+        lead = () if members is None else (members,)
+        self.weight = nn.Parameter(torch.empty(*lead, fan_out, fan_in))
+        self.bias = nn.Parameter(torch.empty(*lead, fan_out)) if bias else None
+
+    def forward(self, h, outputs=None):
+        weight, bias = self.weight, self.bias
+        if outputs is not None:
+            weight, bias = weight[..., outputs, :], None if bias is None else bias[..., outputs]
+        if weight.ndim == 2:
+            return F.linear(h, weight, bias)
+        flat = h.reshape(h.shape[0], -1, h.shape[-1])  # (S, N, in)
+        out = (
+            torch.bmm(flat, weight.transpose(1, 2))
+            if bias is None
+            else torch.baddbmm(bias[:, None], flat, weight.transpose(1, 2))
+        )
+        return out.reshape(*h.shape[:-1], out.shape[-1])
+
+
+class LayerNorm(nn.LayerNorm):
+    """nn.LayerNorm over the last axis (eps 1e-5), or with `members` S of them: (S, ..., C) -> (S, ..., C)."""
+
+    def __init__(self, width, members=None):
+        nn.Module.__init__(self)
+        self.normalized_shape, self.eps, self.elementwise_affine = (width,), 1e-5, True
+        lead = () if members is None else (members,)
+        self.weight = nn.Parameter(torch.empty(*lead, width))
+        self.bias = nn.Parameter(torch.empty(*lead, width))
+
+    def forward(self, h):
+        if self.weight.ndim == 1:
+            return F.layer_norm(h, self.normalized_shape, self.weight, self.bias, self.eps)
+        shape = (h.shape[0],) + (1,) * (h.ndim - 2) + (h.shape[-1],)
+        return F.layer_norm(h, self.normalized_shape, eps=self.eps) * self.weight.view(shape) + self.bias.view(shape)
+
+
+class Positions(nn.Module):
+    """Learned positions: `weight` (length, C), or (S, length, C) with `members`."""
+
+    def __init__(self, length, width, members=None):
+        super().__init__()
+        lead = () if members is None else (members,)
+        self.weight = nn.Parameter(torch.empty(*lead, length, width))
+
+    def forward(self, length):
+        """The first `length` positions, shaped to add to (B, T, C), or (S, B, T, C) with members."""
+        return self.weight[..., None, :length, :]
+
+
 class CausalSelfAttention(nn.Module):
-    def __init__(self, config):
+    def __init__(self, config, members=None):
         super().__init__()
         self.n_head = config.n_head
-        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)
-        self.c_proj = nn.Linear(config.n_embd, config.n_embd)
+        self.c_attn = Linear(config.n_embd, 3 * config.n_embd, members=members)
+        self.c_proj = Linear(config.n_embd, config.n_embd, members=members)
 
     def forward(self, h, queries=None):
         """Causal attention at every token, or at the tokens of the slice `queries` only (each still
-        attending to every token up to its own). Shapes: (B, T, C) -> (B, T or len(queries), C)."""
-        batch, length, width = h.shape
+        attending to every token up to its own). Shapes: (..., T, C) -> (..., T or len(queries), C), the
+        leading axes (batch; members and batch) folded into attention's batch."""
+        *lead, length, width = h.shape
         if queries is None:
-            q, k, v = self.c_attn(h).split(width, dim=2)
+            q, k, v = self.c_attn(h).split(width, dim=-1)
             mask = None
         else:
-            weight, bias = self.c_attn.weight, self.c_attn.bias
-            q = F.linear(h[:, queries], weight[:width], bias[:width])
-            k, v = F.linear(h, weight[width:], bias[width:]).split(width, dim=2)
+            q = self.c_attn(h[..., queries, :], slice(None, width))
+            k, v = self.c_attn(h, slice(width, None)).split(width, dim=-1)
             mask = causal_mask(length, queries, h.device)
-        # (B, T, C) -> (B, heads, T, C / heads)
-        q, k, v = (t.view(batch, t.shape[1], self.n_head, -1).transpose(1, 2) for t in (q, k, v))
+        # (..., T, C) -> (N, heads, T, C / heads)
+        q, k, v = (t.reshape(-1, t.shape[-2], self.n_head, width // self.n_head).transpose(1, 2) for t in (q, k, v))
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None)
-        return self.c_proj(out.transpose(1, 2).reshape(batch, q.shape[2], width))
+        return self.c_proj(out.transpose(1, 2).reshape(*lead, q.shape[2], width))
 
 
 class MLP(nn.Module):
-    def __init__(self, config):
+    def __init__(self, config, members=None):
         super().__init__()
-        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd)
-        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd)
+        self.c_fc = Linear(config.n_embd, 4 * config.n_embd, members=members)
+        self.c_proj = Linear(4 * config.n_embd, config.n_embd, members=members)
 
     def forward(self, h):
         return self.c_proj(gelu(self.c_fc(h)))
 
 
 class Block(nn.Module):
-    def __init__(self, config):
+    def __init__(self, config, members=None):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, eps=1e-5)
-        self.attn = CausalSelfAttention(config)
-        self.ln_2 = nn.LayerNorm(config.n_embd, eps=1e-5)
-        self.mlp = MLP(config)
+        self.ln_1 = LayerNorm(config.n_embd, members)
+        self.attn = CausalSelfAttention(config, members)
+        self.ln_2 = LayerNorm(config.n_embd, members)
+        self.mlp = MLP(config, members)
 
     def forward(self, h, queries=None):
         """The block at every token, or at the tokens of the slice `queries` only."""
         a = self.attn(self.ln_1(h), queries)
-        h = (h if queries is None else h[:, queries]) + a
+        h = (h if queries is None else h[..., queries, :]) + a
         return h + self.mlp(self.ln_2(h))
 
 
 class InContextRegressor(nn.Module):
-    """Predicts every y_k from x_1, y_1, ..., x_k. Shapes: xs (B, K, D), ys (B, K) -> (B, K)."""
+    """Predicts every y_k from x_1, y_1, ..., x_k. Shapes: xs (B, K, D), ys (B, K) -> (B, K).
 
-    def __init__(self, config):
+    With `members`, S regressors of one config whose every weight has a leading member axis (a stacked
+    state_dict, `torch.stack` of the members'): xs (S, B, K, D), ys (S, B, K) -> (S, B, K), member s's
+    predictions computed from its own weights and inputs only (models/ensemble.py)."""
+
+    def __init__(self, config, members=None):
         super().__init__()
-        self.config = config
-        self.read_in = nn.Linear(config.n_dims + 1, config.n_embd, bias=False)
-        self.wpe = nn.Embedding(2 * config.n_points, config.n_embd)
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
-        self.ln_f = nn.LayerNorm(config.n_embd, eps=1e-5)
-        self.read_out = nn.Linear(config.n_embd, 1, bias=False)
+        self.config, self.members = config, members
+        self.read_in = Linear(config.n_dims + 1, config.n_embd, bias=False, members=members)
+        self.wpe = Positions(2 * config.n_points, config.n_embd, members)
+        self.blocks = nn.ModuleList(Block(config, members) for _ in range(config.n_layer))
+        self.ln_f = LayerNorm(config.n_embd, members)
+        self.read_out = Linear(config.n_embd, 1, bias=False, members=members)
 
     def forward(self, xs, ys):
         n_dims, n_points = self.config.n_dims, self.config.n_points
-        if xs.ndim != 3 or xs.shape[2] != n_dims or ys.shape != xs.shape[:2]:
-            raise ValueError(f"expected xs (B, K, {n_dims}) and ys (B, K), got {tuple(xs.shape)} and {tuple(ys.shape)}")
-        if xs.shape[1] > n_points:
-            raise ValueError(f"n_points={xs.shape[1]} exceeds the model's context of {n_points} points")
-        tokens = context(xs, ys)
-        h = self.read_in(tokens) + self.wpe.weight[: tokens.shape[1]]
+        lead = () if self.members is None else (self.members,)
+        if xs.ndim != 3 + len(lead) or xs.shape[:-3] != lead or xs.shape[-1] != n_dims or ys.shape != xs.shape[:-1]:
+            expected = ", ".join(map(str, (*lead, "B", "K")))
+            raise ValueError(
+                f"expected xs ({expected}, {n_dims}) and ys ({expected}), got {tuple(xs.shape)} and {tuple(ys.shape)}"
+            )
+        if xs.shape[-2] > n_points:
+            raise ValueError(f"n_points={xs.shape[-2]} exceeds the model's context of {n_points} points")
+        tokens = context(xs.reshape(-1, *xs.shape[-2:]), ys.reshape(-1, ys.shape[-1]))
+        tokens = tokens.reshape(*xs.shape[:-2], *tokens.shape[1:])
+        h = self.read_in(tokens) + self.wpe(tokens.shape[-2])
         for block in self.blocks[:-1]:
             h = block(h)
         h = self.blocks[-1](h, X_TOKENS)
@@ -175,7 +240,7 @@ def _initialise(model, generator):
         if isinstance(module, nn.LayerNorm):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
-        elif isinstance(module, (nn.Linear, nn.Embedding)):
+        elif isinstance(module, (nn.Linear, Positions)):
             # Projections that write into the residual stream are scaled down with depth (GPT-2).
             std = residual_std if isinstance(module, nn.Linear) and _writes_residual(model, module) else 0.02
             nn.init.normal_(module.weight, 0.0, std, generator=generator)

@@ -28,7 +28,7 @@ from baselines import (
     ridge_predictions,
     smoothed_dmmse_predictions,
 )
-from models.training import thread_safe
+from models.strategies import thread_safe
 from pipeline.devices import in_threads
 from pipeline.types import InputError
 from tasks import make_eval_set
@@ -123,7 +123,7 @@ def transformer_predictions(model, eval_set, *, device, chunk=None, workers=None
     whole chunks at one torch thread (pipeline/devices.py in_threads); by default a set too small for a
     chunk per thread is cut into one chunk per thread. On a GPU, and for a compiled model, which is not
     thread-safe, the chunks are computed in turn. A short last chunk is padded with zeros to `chunk` rows,
-    so a compiled model (models.training.compiled, static shapes) sees one shape; each row's prediction is
+    so a compiled model (models.strategies.compiled, static shapes) sees one shape; each row's prediction is
     its own, whatever the chunking and threads. The model's train/eval mode is left as it was.
     Shapes: -> (N, K) float64."""
     shared = torch.device(device).type == "cpu" and thread_safe(model)

@@ -1,5 +1,5 @@
-"""Several trainings packed into one ensemble (models/ensemble.py): one batched computation, each member
-still a training of its own in MLflow.
+"""Several trainings packed into one ensemble (models/ensemble.py): one batched computation in the one
+training loop (models.train_members), each member still a training of its own in MLflow.
 
 Each member is opened exactly as `pipeline.training.train` opens a training (pipeline/training.py `opened`):
 its own train run with the same params, step metrics, checkpoints, registered model and alias, found
@@ -15,9 +15,7 @@ from pathlib import Path
 
 import torch
 
-from models import LoopState, TrainingDiverged
-from models.ensemble import EnsembleAdamW, EnsembleRegressor
-from models.ensemble_training import train_ensemble
+from models import PACKED, Member, TrainingDiverged, train_members
 from pipeline import shutdown
 from pipeline.bounds import check_pack
 from pipeline.devices import device_of, fixed_threads
@@ -42,7 +40,7 @@ def train_packed(tracking, settings, *, parent=None, labels=None, checkpoint_eve
     would make of it alone, to float32 round-off (a single one is trained by it). Raises the first
     member's failure once the others are done (registered); SIGTERM or SIGINT during a step checkpoint
     every member and end their runs KILLED (at any other moment, at once: pipeline/shutdown.py).
-    `compile` compiles the ensemble's step (models.training.compiled).
+    `compile` compiles the ensemble's step (models.strategies.compiled).
     """
     keys = {pack_key(s) for s in settings}
     if len(keys) > 1:
@@ -96,34 +94,22 @@ def train_packed(tracking, settings, *, parent=None, labels=None, checkpoint_eve
 def _train_ensemble(trainings, checkpointing, compile):
     """Train the opened `trainings` (all at one start step) as one ensemble; per member, its final curves or
     its TrainingDiverged."""
-    models = [t.model for t in trainings]
-    ensemble = EnsembleRegressor.of(models)
-    optimizer = EnsembleAdamW.of(ensemble, models, [t.optimizer for t in trainings])
-    start = trainings[0].start
-    if start is not None:
-        sums = None if start.loss_sum is None else torch.stack([t.start.loss_sum for t in trainings])
-        start = LoopState(start.step, sums, start.loss_count)
+    members = [
+        Member(t.model, t.optimizer, t.settings.optim, tuple(t.hooks), c, t.start)
+        for t, c in zip(trainings, checkpointing, strict=True)
+    ]
 
-    def batches(step, members):
-        xs, ys = zip(*(trainings[i].batches(step) for i in members), strict=True)
+    def batches(step, indices):
+        xs, ys = zip(*(trainings[i].batches(step) for i in indices), strict=True)
         return torch.stack(xs), torch.stack(ys)
 
-    @shutdown.interruptible
-    def evaluate(index, model):
-        trainings[index].model = model  # the member's latest weights: its final ones are registered
-        return trainings[index].evaluate(model)
-
-    return train_ensemble(
-        ensemble,
-        optimizer,
-        [t.settings.optim for t in trainings],
+    return train_members(
+        members,
         batches=batches,
-        evaluate=evaluate,
+        evaluate=shutdown.interruptible(lambda index, model: trainings[index].evaluate(model)),
         eval_every=trainings[0].settings.eval_every,
         eval_per_decade=trainings[0].settings.eval_per_decade,
-        hooks=[t.hooks for t in trainings],
-        start=start,
-        checkpointing=checkpointing,
         should_stop=shutdown.requested,
         compile=compile,
+        strategy=PACKED,
     )

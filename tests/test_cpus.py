@@ -10,7 +10,7 @@ import tempfile
 import pytest
 import torch
 
-from models.training import compiled
+from models.strategies import compiled
 
 SHARED = os.path.join(tempfile.gettempdir(), f"torchinductor_{getpass.getuser()}")
 

@@ -10,7 +10,7 @@ import torch
 
 import pipeline.evaluation
 from models import ModelConfig, build_model
-from models.training import compiled, thread_safe
+from models.strategies import compiled, thread_safe
 from pipeline.devices import fixed_threads, in_threads
 from pipeline.evaluation import chunk_rows, transformer_predictions
 from tasks import EvalSet

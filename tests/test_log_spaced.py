@@ -5,8 +5,9 @@ import math
 
 import pytest
 import torch
-from test_ensemble import CONFIG, OPTIMS, Record, batch, stacked
+from test_ensemble import CONFIG, OPTIMS, Record, batch, members_of, stacked
 from test_ensemble import evaluate as ensemble_evaluate
+from test_ensemble import fresh as fresh_members
 from test_training import OPTIM, batches, evaluate, fresh
 
 from models import (
@@ -19,9 +20,8 @@ from models import (
     make_optimizer,
     model_from_checkpoint,
     train,
+    train_members,
 )
-from models.ensemble import EnsembleAdamW, EnsembleRegressor
-from models.ensemble_training import train_ensemble
 from models.training import log_spaced
 
 
@@ -57,11 +57,9 @@ def test_log_spaced_evaluations_add_early_steps_and_a_resume_from_one_evaluates_
 def test_log_spaced_evaluations_come_at_the_same_steps_packed_and_alone():
     """eval_per_decade=2: steps 1, 3, 10 and 32 besides every 30th and the last (60), in either loop."""
     hooks = [[Record()] for _ in OPTIMS]
-    ensemble = EnsembleRegressor.of([build_model(CONFIG, seed=100 + i) for i in range(len(OPTIMS))])
-    optimizer = EnsembleAdamW(ensemble, [o.weight_decay for o in OPTIMS])
     packed = lambda step, members: stacked(step, members, torch.float32)  # noqa: E731
     common = dict(evaluate=ensemble_evaluate, eval_every=30, eval_per_decade=2)
-    train_ensemble(ensemble, optimizer, OPTIMS, batches=packed, hooks=hooks, **common)
+    train_members(members_of(fresh_members(torch.float32), hooks), batches=packed, **common)
     model = build_model(CONFIG, seed=100)
     alone = Record()
     optimizer = make_optimizer(model, lr=OPTIMS[0].lr, weight_decay=OPTIMS[0].weight_decay)
