@@ -8,8 +8,8 @@ checkpoint) on the same batches, drawn before the timing, at one thread, D = 8, 
 - S small models packed at batch 64 (this tree: `models.train_members`, the Packed strategy; before issue
   25's item 3: `EnsembleRegressor`, `EnsembleAdamW` and `train_ensemble`).
 The two trees alternate chunk by chunk (old first in even rounds, new first in odd ones), so a change in the
-machine's load hits both alike; it prints each tree's median steps/s and the median, lowest and highest of
-the rounds' new/old ratios.
+machine's load hits both alike; it prints each tree's median steps/s, the median of the rounds' new/old
+ratios with its 95% bootstrap interval (over rounds; seeded), and the lowest and highest ratio.
 """
 
 import importlib
@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import click
+import numpy as np
 import torch
 
 import models
@@ -110,8 +111,8 @@ def main(against, cases, steps, rounds):
     with tempfile.TemporaryDirectory() as folder:
         old = old_models(against, folder)
         print(f"torch {torch.__version__}, 1 thread; this tree against {against}, {rounds} alternating rounds\n")
-        print("| case | steps/chunk | old steps/s | new steps/s | new/old median (lowest-highest) |")
-        print("|---|---|---|---|---|")
+        print("| case | steps/chunk | old steps/s | new steps/s | new/old median [95%] | lowest-highest |")
+        print("|---|---|---|---|---|---|")
         for case, n_steps in zip(cases.split(","), (int(s) for s in steps.split(",")), strict=False):
             run, size, members, batch_size = CASES[case]
             data = drawn(members, batch_size, n_steps)
@@ -123,7 +124,10 @@ def main(against, cases, steps, rounds):
             ratios = [n / o for n, o in zip(rates["new"], rates["old"], strict=True)]
             label = f"{size} x{members}, batch {batch_size}"
             old_rate, new_rate = statistics.median(rates["old"]), statistics.median(rates["new"])
-            spread = f"**{statistics.median(ratios):.3f}** ({min(ratios):.3f}-{max(ratios):.3f})"
+            draws = np.random.default_rng(0).choice(ratios, size=(10_000, len(ratios)))
+            low, high = np.percentile(np.median(draws, axis=1), [2.5, 97.5])
+            median = statistics.median(ratios)
+            spread = f"**{median:.3f}** [{low:.3f}, {high:.3f}] | {min(ratios):.3f}-{max(ratios):.3f}"
             print(f"| {label} | {n_steps} | {old_rate:.2f} | {new_rate:.2f} | {spread} |", flush=True)
 
 
