@@ -19,15 +19,18 @@ from models.transformer import InContextRegressor
 
 class Ensemble(nn.Module):
     """The members' (InContextRegressors of one config, on one device) predictions as one computation.
-    Shapes: xs (S, B, K, D), ys (S, B, K) -> (S, B, K). Its parameters are the members'."""
+    Shapes: xs (S, B, K, D), ys (S, B, K) -> (S, B, K). Its parameters are the members'. One thread at a
+    time: the forward lends the stacked weights to one module."""
 
     def __init__(self, models):
         super().__init__()
         config = models[0].config
         if any(m.config != config or m.members is not None for m in models):
-            raise ValueError(
-                f"an ensemble needs single models of one architecture, got {[str(m.config) for m in models]}"
-            )
+            found = sorted({f"{m.config} x {m.members or 1}" for m in models})
+            raise ValueError(f"an ensemble needs single models of one architecture, got {found}")
+        places = {(p.device, p.dtype) for m in models for p in m.parameters()}
+        if len(places) > 1:
+            raise ValueError(f"an ensemble's members live on one device in one dtype, got {sorted(map(str, places))}")
         self.members = nn.ModuleList(models)
         self.names = [name for name, _ in models[0].named_parameters()]
         with torch.device("meta"):  # the layers' code with a member axis; its weights are the stacked members'

@@ -131,8 +131,9 @@ def train_members(
     per member, its final evaluation's curves or the TrainingDiverged that dropped it.
 
     `batches(step, indices)` gives the batch of the members at `indices` (those still training, in order) at
-    `step`, a pure function of both: xs (B, K, D), ys (B, K) for one member, stacked (S, B, K, D), (S, B, K)
-    for several; `evaluate(index, module) -> {metric: per-position curve}` scores member `index`. Each
+    `step`, a pure function of both: xs (B, K, D), ys (B, K) where one member trains Alone or DataParallel,
+    stacked xs (S, B, K, D), ys (S, B, K) where the members train Packed (always, once there are several,
+    even when one is left); `evaluate(index, module) -> {metric: per-position curve}` scores member `index`. Each
     member's schedule sets its lr at every step. It evaluates every `eval_every` steps, at `eval_per_decade`
     log-spaced steps per decade and at the end (evaluates); a start at an evaluation's step evaluates again
     first (a stop may have cut that evaluation short), one at total_steps only evaluates. A member whose
@@ -168,22 +169,22 @@ def train_members(
         if running is not None:  # the processes' mean: a checkpoint resumes under any number of them
             running = strategy.mean(running)
         for k in saving if strategy.writer else ():
-            member, state = members[alive[k]], LoopState(done, None if running is None else running[k], count)
+            member, state = members[alive[k]], LoopState(done, None if running is None else running[k].clone(), count)
             path, settings = member.checkpointing.path, member.checkpointing.settings
             save_checkpoint(path, model=member.model, optimizer=member.optimizer, loop=state, settings=settings)
             for hook in member.hooks:
                 hook.on_checkpoint(done, path)
 
     def evaluation(done):
-        try:
-            for k, i in enumerate(alive):
+        for k, i in enumerate(alive):
+            try:
                 results[i] = evaluate(i, evaluated[k])
-                for hook in members[i].hooks:
-                    hook.on_eval(done, results[i])
-        except KeyboardInterrupt:  # stopped while evaluating: the step is kept, its evaluation done on resume
-            if not (strategy.collective and running is not None):  # no collective outside the steps
-                save(done, forced=True)
-            raise
+            except KeyboardInterrupt:  # stopped while evaluating: the step is kept, its evaluation done on resume
+                if not (strategy.collective and running is not None):  # no collective outside the steps
+                    save(done, forced=True)
+                raise
+            for hook in members[i].hooks:
+                hook.on_eval(done, results[i])
 
     if first and evaluates(first, total, eval_every, eval_per_decade):
         evaluation(first)

@@ -84,11 +84,10 @@ class Linear(nn.Linear):
     `outputs`, a slice of fan_out (None: all), computes those outputs only."""
 
     def __init__(self, fan_in, fan_out, bias=True, members=None):
-        nn.Module.__init__(self)
-        self.in_features, self.out_features = fan_in, fan_out
-        lead = () if members is None else (members,)
-        self.weight = nn.Parameter(torch.empty(*lead, fan_out, fan_in))
-        self.bias = nn.Parameter(torch.empty(*lead, fan_out)) if bias else None
+        super().__init__(fan_in, fan_out, bias=bias, device="meta" if members else None)
+        if members:  # the same attributes, the weights stacked
+            self.weight = nn.Parameter(torch.empty(members, fan_out, fan_in))
+            self.bias = nn.Parameter(torch.empty(members, fan_out)) if bias else None
 
     def forward(self, h, outputs=None):
         weight, bias = self.weight, self.bias
@@ -109,11 +108,10 @@ class LayerNorm(nn.LayerNorm):
     """nn.LayerNorm over the last axis (eps 1e-5), or with `members` S of them: (S, ..., C) -> (S, ..., C)."""
 
     def __init__(self, width, members=None):
-        nn.Module.__init__(self)
-        self.normalized_shape, self.eps, self.elementwise_affine = (width,), 1e-5, True
-        lead = () if members is None else (members,)
-        self.weight = nn.Parameter(torch.empty(*lead, width))
-        self.bias = nn.Parameter(torch.empty(*lead, width))
+        super().__init__(width, eps=1e-5, device="meta" if members else None)
+        if members:  # the same attributes, the weights stacked
+            self.weight = nn.Parameter(torch.empty(members, width))
+            self.bias = nn.Parameter(torch.empty(members, width))
 
     def forward(self, h):
         if self.weight.ndim == 1:
@@ -122,13 +120,13 @@ class LayerNorm(nn.LayerNorm):
         return F.layer_norm(h, self.normalized_shape, eps=self.eps) * self.weight.view(shape) + self.bias.view(shape)
 
 
-class Positions(nn.Module):
-    """Learned positions: `weight` (length, C), or (S, length, C) with `members`."""
+class Positions(nn.Embedding):
+    """Learned positions: `weight` (length, C), or (S, length, C) with `members`; read whole, not looked up."""
 
     def __init__(self, length, width, members=None):
-        super().__init__()
-        lead = () if members is None else (members,)
-        self.weight = nn.Parameter(torch.empty(*lead, length, width))
+        super().__init__(length, width, device="meta" if members else None)
+        if members:  # the same attributes, the weights stacked
+            self.weight = nn.Parameter(torch.empty(members, length, width))
 
     def forward(self, length):
         """The first `length` positions, shaped to add to (B, T, C), or (S, B, T, C) with members."""
@@ -240,7 +238,7 @@ def _initialise(model, generator):
         if isinstance(module, nn.LayerNorm):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
-        elif isinstance(module, (nn.Linear, Positions)):
+        elif isinstance(module, (nn.Linear, nn.Embedding)):
             # Projections that write into the residual stream are scaled down with depth (GPT-2).
             std = residual_std if isinstance(module, nn.Linear) and _writes_residual(model, module) else 0.02
             nn.init.normal_(module.weight, 0.0, std, generator=generator)
